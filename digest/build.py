@@ -1,0 +1,201 @@
+"""Items + window -> out/<slug>/: digest.html, index.html (web version), digest.txt, digest.eml,
+manifest.json (and digest.mjml with keep_mjml). Written atomically: a failed build leaves the old folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from digest import __version__
+from digest.config import Config, parse_address
+from digest.errors import EmptyWindow, OutputError
+from digest.items import Scan, scan
+from digest.message import build_message
+from digest.render import Rendered, Renderer, personalise
+from digest.select import Digest, select
+from digest.window import Window
+
+GMAIL_CLIP_BYTES = 102 * 1024
+# Files a build writes; anything else in out/<slug>/ (a send journal, say) is carried over on rebuild.
+BUILD_FILES = ("digest.html", "index.html", "digest.txt", "digest.eml", "manifest.json", "digest.mjml")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced."""
+
+    folder: Path
+    digest: Digest
+    rendered: Rendered
+    sizes: dict[str, int]
+    content_hash: str
+    warnings: tuple[str, ...]
+    scan: Scan
+
+
+def collect(config: Config, window: Window) -> tuple[Digest, Scan]:
+    """Load the items inside the window and group them."""
+    found = scan(
+        config.items_dir,
+        tz=config.tz,
+        start=window.start,
+        end=window.end,
+        cache_dir=config.cache_dir,
+        relative_to=config.root,
+    )
+    digest = select(found.items, window, order=config.category_order, limit=config.category_limit)
+    return digest, found
+
+
+def preview_values(config: Config) -> dict[str, str]:
+    """What the built (not yet personalised) digest shows where a recipient's values go."""
+    return {
+        "greeting": "Hello,",
+        "unsubscribe_url": f"mailto:{config.sender.addr_spec}?subject=unsubscribe",
+    }
+
+
+def build(
+    config: Config,
+    window: Window,
+    *,
+    now: datetime,
+    out_dir: Path | None = None,
+    keep_mjml: bool = False,
+) -> BuildResult:
+    """Build the digest of one window into <out_dir>/<slug>/, atomically."""
+    digest, found = collect(config, window)
+    if not digest.sections:
+        raise EmptyWindow(f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built")
+    renderer = Renderer(config, now=now)
+    rendered = renderer.render(digest)
+    web = renderer.render(digest, web=True)
+    html, text = personalise(rendered, **preview_values(config))
+    content_hash = hashlib.sha256(
+        "\0".join([rendered.subject, rendered.html, rendered.text]).encode()
+    ).hexdigest()
+    sender = config.sender
+    msg = build_message(
+        subject=rendered.subject,
+        sender=sender,
+        reply_to=parse_address(config.reply_to, what="email.reply_to") if config.reply_to else None,
+        html=html,
+        text=text,
+        date=now,
+        message_id=f"<digest.{window.slug}.{content_hash[:16]}@{sender.domain}>",
+    )
+    files: dict[str, bytes] = {
+        "digest.html": html.encode(),
+        "index.html": web.html.encode(),
+        "digest.txt": text.encode(),
+        "digest.eml": msg.as_bytes(),
+    }
+    if keep_mjml:
+        files["digest.mjml"] = rendered.mjml.encode()
+    sizes = {name: len(data) for name, data in files.items()}
+    warnings = list(digest.warnings)
+    if sizes["digest.html"] > GMAIL_CLIP_BYTES:
+        warnings.append(
+            f"the HTML is {sizes['digest.html'] / 1024:.0f} KB: Gmail clips messages over 102 KB "
+            "(set [categories] limit, or shorten the summaries)"
+        )
+    root = config.root
+    manifest: dict[str, Any] = {
+        "generator": f"digest {__version__}",
+        "built_at": now.isoformat(),
+        "window": {
+            "slug": window.slug,
+            "label": window.label,
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+        },
+        "subject": rendered.subject,
+        "preheader": rendered.preheader,
+        "content_hash": content_hash,
+        "item_count": len(digest.items),
+        "sections": [
+            {"name": s.name, "anchor": s.anchor, "shown": len(s.items), "more": s.more} for s in digest.sections
+        ],
+        "items": [
+            {
+                "slug": i.slug,
+                "title": i.title,
+                "date": i.when.date().isoformat() if i.all_day else i.when.isoformat(),
+                "category": i.category,
+                "url": i.url,
+                "source": _rel(config.items_dir / i.source, root),
+            }
+            for i in digest.items
+        ],
+        "files": {
+            name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in files.items()
+        },
+        "warnings": warnings,
+    }
+    files["manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+    sizes["manifest.json"] = len(files["manifest.json"])
+    folder = (out_dir or config.out_dir) / window.slug
+    write_folder(folder, files)
+    return BuildResult(folder, digest, rendered, sizes, content_hash, tuple(warnings), found)
+
+
+def _day(dt: datetime, *, end: bool = False) -> str:
+    return (dt - timedelta(microseconds=1) if end else dt).date().isoformat()
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def write_folder(folder: Path, files: dict[str, bytes]) -> None:
+    """Write files into a fresh sibling folder, then swap it in; files not written by a build are kept."""
+    parent = folder.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        stage.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the build folder is meant to be published
+    except OSError as err:
+        raise OutputError(f"{parent}: cannot create the output folder: {err.strerror}") from err
+    old: Path | None = None
+    try:
+        for name, data in files.items():
+            with open(stage / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if folder.exists():
+            for entry in folder.iterdir():
+                if entry.name not in BUILD_FILES and not entry.name.startswith("."):
+                    target = stage / entry.name
+                    if entry.is_dir():
+                        shutil.copytree(entry, target)
+                    else:
+                        shutil.copy2(entry, target)
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
+            os.replace(folder, old / folder.name)
+        os.replace(stage, folder)
+    except OSError as err:
+        shutil.rmtree(stage, ignore_errors=True)
+        if old is not None and not folder.exists() and (old / folder.name).exists():
+            os.replace(old / folder.name, folder)
+        raise OutputError(f"{folder}: cannot write the build: {err.strerror or err}") from err
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

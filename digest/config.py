@@ -1,0 +1,253 @@
+"""digest.toml + environment + flags -> Config (frozen), validated on load.
+
+Layers, lowest first: built-in defaults < digest.toml < DIGEST_* environment variables < command-line flags.
+A flag the user did not give (None) never overrides the file. Relative paths resolve against the folder of
+the config file. Secrets (the SMTP password, the unsubscribe secret) are never read from the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from email.headerregistry import Address
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+
+from digest.errors import ConfigError
+
+CONFIG_NAME = "digest.toml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything a build or a send needs to know, validated."""
+
+    root: Path
+    config_path: Path | None = None
+    title: str = "News digest"
+    intro: str = ""
+    language: str = "en"
+    timezone: str = "UTC"
+    base_url: str = "https://example.org/digest/"
+    subject: str = "{{ title }}: {{ window.label }}"
+    preheader: str = ""
+    from_addr: str = "News digest <digest@example.org>"
+    reply_to: str = ""
+    category_order: tuple[str, ...] = ()
+    category_limit: int = 0
+    items_dir: Path = field(default=Path("items"))
+    templates_dir: Path = field(default=Path("templates"))
+    out_dir: Path = field(default=Path("out"))
+    cache_dir: Path = field(default=Path(".digest-cache"))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sender(self) -> Address:
+        """The From address, parsed."""
+        return parse_address(self.from_addr, what="email.from")
+
+
+# ---- validators: each takes the raw value and returns the clean one, or raises ValueError(why) ----
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {type(v).__name__}")
+    return v
+
+
+def _line(v: Any) -> str:
+    s = _str(v)
+    if "\r" in s or "\n" in s:
+        raise ValueError("must be a single line (no line breaks)")
+    return s
+
+
+def _nonempty_line(v: Any) -> str:
+    s = _line(v).strip()
+    if not s:
+        raise ValueError("must not be empty")
+    return s
+
+
+def _language(v: Any) -> str:
+    s = _nonempty_line(v)
+    try:
+        Locale.parse(s.replace("-", "_"))
+    except (UnknownLocaleError, ValueError) as err:
+        raise ValueError(f"unknown language {s!r} (use a code like 'en', 'fr' or 'pt_BR')") from err
+    return s
+
+
+def _timezone(v: Any) -> str:
+    s = _nonempty_line(v)
+    try:
+        ZoneInfo(s)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"unknown time zone {s!r} (use an IANA name like 'Europe/Geneva' or 'UTC')") from err
+    return s
+
+
+def _base_url(v: Any) -> str:
+    s = _nonempty_line(v)
+    if not s.startswith(("https://", "http://")):
+        raise ValueError(f"must be an absolute http(s) URL, got {s!r}")
+    return s if s.endswith("/") else s + "/"
+
+
+def parse_address(value: str, *, what: str) -> Address:
+    """Parse one RFC 5322 address ("Name <a@b.org>"), refusing line breaks and lists."""
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"{what}: line breaks are not allowed in an address")
+    found = getaddresses([value])
+    if len(found) != 1 or "@" not in found[0][1]:
+        raise ConfigError(f"{what}: not a single email address: {value!r}")
+    name, addr = found[0]
+    local, _, domain = addr.rpartition("@")
+    try:
+        return Address(display_name=name, username=local, domain=domain)
+    except (ValueError, IndexError) as err:
+        raise ConfigError(f"{what}: not a valid email address: {value!r}") from err
+
+
+def _address(v: Any) -> str:
+    s = _nonempty_line(v)
+    try:
+        parse_address(s, what="address")
+    except ConfigError as err:
+        raise ValueError(str(err).removeprefix("address: ")) from err
+    return s
+
+
+def _optional_address(v: Any) -> str:
+    return "" if _line(v).strip() == "" else _address(v)
+
+
+def _categories(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise ValueError("expected a list of category names")
+    names = [x.strip() for x in v]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"category listed twice: {', '.join(dupes)}")
+    return tuple(names)
+
+
+def _limit(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError("expected a whole number >= 0 (0 means no limit)")
+    return v
+
+
+def _path(v: Any) -> Path:
+    return Path(_nonempty_line(v))
+
+
+# TOML key -> (Config field, validator, environment variable)
+_SCHEMA: dict[str, tuple[str, Callable[[Any], Any], str]] = {
+    "title": ("title", _nonempty_line, "DIGEST_TITLE"),
+    "intro": ("intro", _str, "DIGEST_INTRO"),
+    "language": ("language", _language, "DIGEST_LANGUAGE"),
+    "timezone": ("timezone", _timezone, "DIGEST_TIMEZONE"),
+    "base_url": ("base_url", _base_url, "DIGEST_BASE_URL"),
+    "subject": ("subject", _nonempty_line, "DIGEST_SUBJECT"),
+    "preheader": ("preheader", _line, "DIGEST_PREHEADER"),
+    "email.from": ("from_addr", _address, "DIGEST_FROM"),
+    "email.reply_to": ("reply_to", _optional_address, "DIGEST_REPLY_TO"),
+    "categories.order": ("category_order", _categories, ""),
+    "categories.limit": ("category_limit", _limit, "DIGEST_CATEGORY_LIMIT"),
+    "paths.items": ("items_dir", _path, "DIGEST_ITEMS"),
+    "paths.templates": ("templates_dir", _path, "DIGEST_TEMPLATES"),
+    "paths.out": ("out_dir", _path, "DIGEST_OUT"),
+    "paths.cache": ("cache_dir", _path, "DIGEST_CACHE"),
+}
+_PATH_FIELDS = {"items_dir", "templates_dir", "out_dir", "cache_dir"}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and any(k.startswith(name + ".") for k in _SCHEMA):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest digest.toml in start or its parents, as git finds .git."""
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load and validate the layered configuration; `overrides` are flags (None values are ignored)."""
+    cwd = cwd or Path.cwd()
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = find_config(cwd)
+    elif not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    values: dict[str, Any] = {}
+    root = (path.parent if path else cwd).resolve()
+
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: {err}") from err
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+        for key, value in _flatten(raw).items():
+            if key not in _SCHEMA:
+                hint = difflib.get_close_matches(key, _SCHEMA, n=1)
+                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+                raise ConfigError(f"{path}: unknown setting {key!r}{extra}")
+            name, check, _env = _SCHEMA[key]
+            try:
+                values[name] = check(value)
+            except ValueError as err:
+                raise ConfigError(f"{path}: {key}: {err}") from err
+
+    for key, (name, check, env) in _SCHEMA.items():
+        if env and env in environ:
+            try:
+                values[name] = check(environ[env])
+            except ValueError as err:
+                raise ConfigError(f"environment variable {env} (setting {key}): {err}") from err
+
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+
+    for name in _PATH_FIELDS & values.keys():
+        values[name] = root / values[name]
+    config = Config(root=root, config_path=path, **values)
+    # Default paths are relative to the root too.
+    return replace(
+        config,
+        **{f.name: root / getattr(config, f.name) for f in fields(config) if f.name in _PATH_FIELDS},
+    )

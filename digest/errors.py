@@ -1,0 +1,39 @@
+"""The one error hierarchy. The CLI turns a DigestError into "Error: ..." on stderr and exit code 1."""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base class: something the user can fix (bad input, bad config, unreachable server)."""
+
+
+class ConfigError(DigestError):
+    """digest.toml or an environment variable is missing, malformed or has a bad value."""
+
+
+class ItemError(DigestError):
+    """One or more item files are bad; the message lists every one as `path:line: what is wrong`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        n = len(problems)
+        head = f"{n} bad item file{'s' if n != 1 else ''}:" if n > 1 else ""
+        super().__init__("\n".join([head, *problems]) if head else problems[0])
+
+
+class WindowError(DigestError):
+    """A date-window option (--month, --week, --since/--until, --last) cannot be understood."""
+
+
+class TemplateError(DigestError):
+    """A Jinja2 template or the MJML it produced is broken; the message names the template and line."""
+
+
+class OutputError(DigestError):
+    """The build folder cannot be written."""
+
+
+class EmptyWindow(DigestError):
+    """No item falls inside the window. Not a failure: the CLI exits 3 so cron and CI can tell."""
+
+    exit_code = 3

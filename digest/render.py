@@ -1,0 +1,256 @@
+"""Digest -> HTML (Jinja2 -> MJML -> mjml-python -> premailer) and plain text (Jinja2 -> wrapped text).
+
+Templates: the workspace's templates/ folder first, the packaged defaults behind it, so one file can be
+overridden and still `{% extends "default/digest.mjml.j2" %}`. StrictUndefined: a typo is an error.
+
+MJML and premailer run once per digest. What differs per recipient (greeting, unsubscribe link) is left
+in the rendered parts as placeholder tokens that `personalise` fills in with escaped values.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import logging
+import re
+import textwrap
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+import mjml
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from digest.config import Config
+from digest.errors import TemplateError
+from digest.select import Digest
+
+HTML_TEMPLATE = "digest.mjml.j2"
+TEXT_TEMPLATE = "digest.txt.j2"
+WIDTH = 78
+
+# Placeholder tokens: plain ASCII that survives HTML escaping, MJML, premailer and line wrapping.
+GREETING = "__DIGEST_GREETING__"
+UNSUBSCRIBE_URL = "__DIGEST_UNSUBSCRIBE_URL__"
+
+
+def default_templates_dir() -> Path:
+    """The packaged default templates (inside the wheel; in a source checkout, the repo's templates/)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "templates"
+    return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+def _wrap(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:
+    """Wrap prose for the text part, paragraph by paragraph; URLs are never broken, other long words are."""
+    out: list[str] = []
+    for n, para in enumerate(re.split(r"\n\s*\n", str(text).strip())):
+        if n:
+            out.append("")
+        lines = textwrap.wrap(
+            " ".join(para.split()),
+            width=width,
+            initial_indent=indent if (first is None or n) else first,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for line in lines:
+            if len(line) <= width or "://" in line:
+                out.append(line)
+                continue
+            # A single word longer than the line is cut, so that no line exceeds the width.
+            step = width - len(indent)
+            body = line[len(indent) :]
+            out.extend(indent + body[i : i + step] for i in range(0, len(body), step))
+    return "\n".join(out)
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.removeprefix("www.") if url else ""
+
+
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+
+def markdown_html(text: str) -> Markup:
+    """Markdown body -> HTML. Raw HTML is escaped and javascript: links are dropped by markdown-it."""
+    return Markup(_MD.render(text))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The rendered parts of one digest, with placeholders for per-recipient values."""
+
+    mjml: str
+    html: str
+    text: str
+    subject: str
+    preheader: str
+
+
+class Renderer:
+    """Holds the Jinja2 environment for one workspace; render() many digests with it."""
+
+    def __init__(self, config: Config, *, now: datetime) -> None:
+        self.config = config
+        self.now = now
+        self.locale = Locale.parse(config.language.replace("-", "_"))
+
+    @cached_property
+    def env(self) -> jinja2.Environment:
+        """The Jinja2 environment: user templates first, packaged defaults behind."""
+        defaults = jinja2.FileSystemLoader(default_templates_dir())
+        loaders: list[jinja2.BaseLoader] = []
+        if self.config.templates_dir.is_dir():
+            loaders.append(jinja2.FileSystemLoader(self.config.templates_dir))
+        loaders += [jinja2.PrefixLoader({"default": defaults}), defaults]
+        env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters["date"] = lambda d, fmt="long": format_date(d, fmt, locale=self.locale)
+        env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt, locale=self.locale)
+        env.filters["wrap"] = _wrap
+        env.filters["host"] = _host
+        env.filters["markdown"] = markdown_html
+        return env
+
+    def _context(self, digest: Digest, *, web: bool) -> dict[str, Any]:
+        c = self.config
+        web_url = f"{c.base_url}{digest.window.slug}/"
+        ctx: dict[str, Any] = {
+            "digest": digest,
+            "window": digest.window,
+            "sections": digest.sections,
+            "title": c.title,
+            "intro": c.intro,
+            "language": c.language,
+            "dir": "rtl" if self.locale.character_order == "right-to-left" else "ltr",
+            "web_url": web_url,
+            "web": web,
+            "greeting": "" if web else GREETING,
+            "unsubscribe_url": "" if web else UNSUBSCRIBE_URL,
+            "from_name": c.sender.display_name or c.sender.addr_spec,
+            "now": self.now,
+        }
+        ctx["subject"] = self._render_string("subject", c.subject, ctx)
+        ctx["preheader"] = self._preheader(digest, ctx)
+        return ctx
+
+    def _render_string(self, what: str, source: str, ctx: dict[str, Any]) -> str:
+        try:
+            tpl = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(source)
+            out = " ".join(tpl.render(ctx).split())
+        except jinja2.TemplateError as err:
+            raise TemplateError(f"digest.toml: {what} template: {err}") from err
+        return out
+
+    def _preheader(self, digest: Digest, ctx: dict[str, Any]) -> str:
+        if self.config.preheader:
+            return self._render_string("preheader", self.config.preheader, ctx)
+        titles = "; ".join(i.title for i in digest.items[:3])
+        return titles if len(titles) <= 100 else titles[:99].rsplit(" ", 1)[0] + "…"
+
+    def render(self, digest: Digest, *, web: bool = False) -> Rendered:
+        """Render the email (or, with web=True, the web version: no limits cut, no personal parts)."""
+        ctx = self._context(digest, web=web)
+        source = self._template(HTML_TEMPLATE, ctx)
+        html = inline_css(compile_mjml(source, template=HTML_TEMPLATE))
+        text = "" if web else self._template(TEXT_TEMPLATE, ctx)
+        text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n" if text else ""
+        return Rendered(mjml=source, html=html, text=text, subject=ctx["subject"], preheader=ctx["preheader"])
+
+    def _template(self, name: str, ctx: dict[str, Any]) -> str:
+        try:
+            return self.env.get_template(name).render(ctx)
+        except jinja2.TemplateSyntaxError as err:
+            where = _template_path(err.filename, err.name or name)
+            raise TemplateError(f"{where}:{err.lineno}: {err.message}") from err
+        except jinja2.TemplateNotFound as err:
+            raise TemplateError(f"template {err.name!r} not found in {self.config.templates_dir}") from err
+        except jinja2.UndefinedError as err:
+            raise TemplateError(f"{_runtime_location(err, name)}: {err.message}") from err
+        except jinja2.TemplateError as err:
+            raise TemplateError(f"{_runtime_location(err, name)}: {err}") from err
+
+
+def _template_path(filename: str | None, name: str) -> str:
+    if filename:
+        try:
+            return str(Path(filename).relative_to(Path.cwd()))
+        except ValueError:
+            return filename
+    return name
+
+
+def _runtime_location(err: Exception, name: str) -> str:
+    """Find the template file and line in the traceback of an error raised while rendering."""
+    tb = err.__traceback__
+    where = name
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{_template_path(filename, name)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def compile_mjml(source: str, *, template: str) -> str:
+    """MJML -> HTML with mjml-python (MRML); errors name the template and the line of the MJML."""
+    try:
+        out = mjml.mjml2html(source, disable_comments=True)
+    except ValueError as err:
+        message = str(err)
+        where = ""
+        m = re.search(r"position (\d+)", message)
+        if m:
+            offset = int(m[1])
+            line = source.count("\n", 0, offset) + 1
+            column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+            snippet = source.splitlines()[line - 1].strip()[:80] if source else ""
+            where = f" at line {line}, column {column} of the generated MJML: {snippet!r}"
+        raise TemplateError(
+            f"{template}: the MJML it produced does not compile: {message}{where} "
+            "(build with --keep-mjml to see the MJML, or check it with MJML's own tools)"
+        ) from err
+    return str(out)
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS with premailer; media queries (dark mode, mobile) stay in a <style> block."""
+    import premailer  # imported here: cssutils is slow to import and only the HTML stage needs it
+
+    doctype = "<!doctype html>"
+    result = premailer.Premailer(
+        html,
+        remove_classes=False,
+        strip_important=False,
+        keep_style_tags=False,
+        allow_network=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        cssutils_logging_handler=logging.NullHandler(),
+    ).transform()
+    if not result.lower().startswith("<!doctype"):
+        result = f"{doctype}\n{result}"
+    return str(result)
+
+
+def personalise(rendered: Rendered, *, greeting: str, unsubscribe_url: str) -> tuple[str, str]:
+    """Fill one recipient's values into the rendered HTML and text (escaped for HTML)."""
+    html = rendered.html.replace(GREETING, htmllib.escape(greeting, quote=False)).replace(
+        UNSUBSCRIBE_URL, htmllib.escape(unsubscribe_url, quote=True)
+    )
+    text = rendered.text.replace(GREETING, greeting).replace(UNSUBSCRIBE_URL, unsubscribe_url)
+    return html, text

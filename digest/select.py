@@ -1,0 +1,85 @@
+"""Items + Window + category order -> Digest: sections in the configured order, newest first inside each.
+
+Pure: no files, no clock. Categories that are not configured follow alphabetically and are reported in
+`Digest.warnings`; empty categories are left out; a per-category limit keeps the newest N and counts the rest.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from digest.items import Item
+from digest.window import Window
+
+
+@dataclass(frozen=True)
+class Section:
+    """One category of the digest."""
+
+    name: str
+    anchor: str  # an id for in-page links: "spotlight-interviews-with-co-operators"
+    items: tuple[Item, ...]  # shown, newest first
+    more: int  # how many more items the limit left out (shown in the web version)
+
+    @property
+    def total(self) -> int:
+        """Items in this category in the window, shown or not."""
+        return len(self.items) + self.more
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A selection of items, grouped, ready to render."""
+
+    window: Window
+    sections: tuple[Section, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        """Every item shown, in reading order."""
+        return tuple(i for s in self.sections for i in s.items)
+
+    @property
+    def total(self) -> int:
+        """Items in the window, shown or not."""
+        return sum(s.total for s in self.sections)
+
+
+def anchor_of(name: str) -> str:
+    """A stable ASCII id for a heading."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def select(
+    items: Iterable[Item],
+    window: Window,
+    *,
+    order: tuple[str, ...] = (),
+    limit: int = 0,
+) -> Digest:
+    """Group the items inside the window by category; drafts never appear."""
+    groups: dict[str, list[Item]] = {}
+    for item in items:
+        if not item.draft and item.when in window:
+            groups.setdefault(item.category, []).append(item)
+    extra = sorted((c for c in groups if c not in order), key=str.casefold)
+    warnings = tuple(
+        f"category {c!r} is not in [categories] order of digest.toml: placed after the configured ones"
+        for c in extra
+    )
+    sections = []
+    used: set[str] = set()
+    for name in [*(c for c in order if c in groups), *extra]:
+        newest = sorted(groups[name], key=lambda i: (-i.when.timestamp(), i.title.casefold(), i.slug))
+        shown = newest[:limit] if limit else newest
+        anchor = anchor_of(name)
+        while anchor in used:
+            anchor += "-x"
+        used.add(anchor)
+        sections.append(Section(name, anchor, tuple(shown), len(newest) - len(shown)))
+    return Digest(window=window, sections=tuple(sections), warnings=warnings)

@@ -1,0 +1,152 @@
+"""--month / --week / --since+--until / --last / default -> Window(start, end, label, slug), tz-explicit.
+
+A window is the half-open interval [start, end): 23:59 on the last day of March is in the March window,
+00:00 on the first of April is not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_interval
+
+from digest.errors import WindowError
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time interval [start, end) with a human label ("March 2021") and a folder name ("2021-03")."""
+
+    start: datetime
+    end: datetime
+    label: str
+    slug: str
+
+    def __contains__(self, when: datetime) -> bool:
+        return self.start <= when < self.end
+
+
+def _midnight(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(), tzinfo=tz)
+
+
+def _bound(text: str, tz: ZoneInfo, *, what: str) -> tuple[datetime, bool]:
+    """A --since/--until value -> (aware datetime, is_plain_date)."""
+    text = text.strip()
+    try:
+        return _midnight(date.fromisoformat(text), tz), True
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise WindowError(
+            f"{what} {text!r}: use a date (2021-03-31) or a date and time with an offset "
+            "(2021-03-31T18:00+01:00)"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=tz)  # a time without offset is read in the configured zone
+    return dt.astimezone(tz), False
+
+
+def month(value: str, tz: ZoneInfo, locale: str) -> Window:
+    """--month 2021-03."""
+    m = re.fullmatch(r"(\d{4})-(\d{2})", value.strip())
+    if not m or not 1 <= int(m[2]) <= 12:
+        raise WindowError(f"--month {value!r}: use YYYY-MM, e.g. 2021-03")
+    first = date(int(m[1]), int(m[2]), 1)
+    nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    label = format_date(first, "LLLL y", locale=locale)
+    return Window(_midnight(first, tz), _midnight(nxt, tz), label[:1].upper() + label[1:], value.strip())
+
+
+def week(value: str, tz: ZoneInfo, locale: str) -> Window:
+    """--week 2021-W12 (ISO 8601 week, Monday to Sunday)."""
+    m = re.fullmatch(r"(\d{4})-?W(\d{2})", value.strip(), flags=re.IGNORECASE)
+    try:
+        if not m:
+            raise ValueError
+        monday = date.fromisocalendar(int(m[1]), int(m[2]), 1)
+    except ValueError:
+        raise WindowError(f"--week {value!r}: use YYYY-Www, e.g. 2021-W12") from None
+    sunday = monday + timedelta(days=6)
+    label = format_interval(monday, sunday, "yMMMd", locale=locale)
+    slug = f"{m[1]}-W{int(m[2]):02d}"
+    return Window(_midnight(monday, tz), _midnight(sunday + timedelta(days=1), tz), label, slug)
+
+
+def since(since: str, until: str | None, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
+    """--since DATE [--until DATE], both inclusive: a plain --until date includes that whole day."""
+    start, _ = _bound(since, tz, what="--since")
+    if until is None:
+        end = now.astimezone(tz)
+        last_day = end.date()
+    else:
+        end, plain = _bound(until, tz, what="--until")
+        last_day = end.date()
+        if plain:
+            end = _midnight(end.date() + timedelta(days=1), tz)
+        else:
+            end = end + timedelta(microseconds=1)  # inclusive
+    if end <= start:
+        raise WindowError(f"--until is before --since ({until or 'now'} < {since})")
+    return _range(start, end, last_day, tz, locale)
+
+
+def last(value: str, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
+    """--last 30d / 2w / 12h: that much time up to now."""
+    m = re.fullmatch(r"(\d+)\s*([hdw])", value.strip().lower())
+    if not m or int(m[1]) == 0:
+        raise WindowError(f"--last {value!r}: use a number and a unit: 30d (days), 2w (weeks) or 12h (hours)")
+    n, unit = int(m[1]), m[2]
+    span = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+    end = now.astimezone(tz)
+    return _range(end - span, end, end.date(), tz, locale)
+
+
+def _range(start: datetime, end: datetime, last_day: date, tz: ZoneInfo, locale: str) -> Window:
+    first_day = start.date()
+    if first_day == last_day:
+        label = format_date(first_day, "long", locale=locale)
+    else:
+        label = format_interval(first_day, last_day, "yMMMd", locale=locale)
+    return Window(start, end, label, f"{first_day.isoformat()}_{last_day.isoformat()}")
+
+
+def previous_month(tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
+    """The calendar month before the one `now` falls in, in the configured zone."""
+    today = now.astimezone(tz).date()
+    first_this = today.replace(day=1)
+    prev = first_this - timedelta(days=1)
+    return month(f"{prev.year:04d}-{prev.month:02d}", tz, locale)
+
+
+def resolve(
+    *,
+    tz: ZoneInfo,
+    locale: str,
+    now: datetime,
+    month_: str | None = None,
+    week_: str | None = None,
+    since_: str | None = None,
+    until_: str | None = None,
+    last_: str | None = None,
+) -> Window:
+    """Turn the CLI's window options (at most one kind) into a Window; none means the previous month."""
+    given = [n for n, v in (("--month", month_), ("--week", week_), ("--since", since_), ("--last", last_)) if v]
+    if len(given) > 1:
+        raise WindowError(f"give one window only, not {' and '.join(given)}")
+    if until_ and not since_:
+        raise WindowError("--until needs --since")
+    if month_:
+        return month(month_, tz, locale)
+    if week_:
+        return week(week_, tz, locale)
+    if since_:
+        return since(since_, until_, tz, locale, now=now)
+    if last_:
+        return last(last_, tz, locale, now=now)
+    return previous_month(tz, locale, now=now)
