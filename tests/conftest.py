@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated environment, a CliRunner, and a copy of the sample workspace."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from digest.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = "2021-04-15T12:00:00+00:00"  # "today" for tests: the default window is then March 2021
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No DIGEST_* variable of the developer's shell leaks into a test; HOME is a fresh folder."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DIGEST_") and name != "DIGEST_REQUIRE_BROWSER":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sample workspace (digest.toml, items/, templates/) as the current folder."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    shutil.copy(REPO / "digest.toml", ws / "digest.toml")
+    shutil.copytree(REPO / "items", ws / "items")
+    shutil.copytree(REPO / "templates", ws / "templates")
+    monkeypatch.chdir(ws)
+    return ws
+
+
+@pytest.fixture
+def run() -> Iterator[Callable[..., Result]]:
+    """Run the CLI in-process: run("build", "--month", "2021-03") -> click Result (stdout, stderr apart)."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(main, ["--now", NOW, *args], input=input, catch_exceptions=False)
+
+    yield invoke
+
+
+def write_item(folder: Path, name: str, text: str) -> Path:
+    """Write an item file (text is dedented front matter + body)."""
+    import textwrap
+
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
