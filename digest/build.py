@@ -74,7 +74,9 @@ def build(
     """Build the digest of one window into <out_dir>/<slug>/, atomically."""
     digest, found = collect(config, window)
     if not digest.sections:
-        raise EmptyWindow(f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built")
+        raise EmptyWindow(
+            f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built"
+        )
     renderer = Renderer(config, now=now)
     rendered = renderer.render(digest)
     web = renderer.render(digest, web=True)
@@ -122,7 +124,8 @@ def build(
         "content_hash": content_hash,
         "item_count": len(digest.items),
         "sections": [
-            {"name": s.name, "anchor": s.anchor, "shown": len(s.items), "more": s.more} for s in digest.sections
+            {"name": s.name, "anchor": s.anchor, "shown": len(s.items), "more": s.more}
+            for s in digest.sections
         ],
         "items": [
             {
@@ -136,7 +139,8 @@ def build(
             for i in digest.items
         ],
         "files": {
-            name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in files.items()
+            name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for name, data in files.items()
         },
         "warnings": warnings,
     }

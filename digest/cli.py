@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,12 +95,12 @@ def get_window(state: State, config: Config, **opts: str | None) -> Window:
 
 def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
     if value is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         now = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter("use an ISO date-time with an offset") from None
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,7 +131,7 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
 @click.option("--keep-mjml", is_flag=True, help="Also write digest.mjml, the MJML that was compiled.")
 @click.pass_obj
 @fail_cleanly
-def build(state: State, out_dir: Path | None, keep_mjml: bool, **window: str | None) -> None:
+def build(state: State, /, out_dir: Path | None, keep_mjml: bool, **window: str | None) -> None:
     """Build the digest of a window into out/<slug>/ (default: last month)."""
     from digest.build import build as run_build
 
@@ -140,21 +140,18 @@ def build(state: State, out_dir: Path | None, keep_mjml: bool, **window: str | N
     result = run_build(config, win, now=state.now, out_dir=out_dir, keep_mjml=keep_mjml)
     for warning in result.warnings:
         state.warn(warning)
-    state.say(
-        f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1
-    )
+    state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
     n, c = len(result.digest.items), len(result.digest.sections)
-    state.say(
-        f"{n} item{'s' if n != 1 else ''} in {c} categor{'ies' if c != 1 else 'y'} -> {_shown(result.folder)}/ "
-        f"(html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])})"
-    )
+    counted = f"{n} item{'s' if n != 1 else ''} in {c} categor{'ies' if c != 1 else 'y'}"
+    sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
+    state.say(f"{counted} -> {_shown(result.folder)}/ ({sizes})")
 
 
 @main.command(name="list")
 @window_options
 @click.pass_obj
 @fail_cleanly
-def list_(state: State, **window: str | None) -> None:
+def list_(state: State, /, **window: str | None) -> None:
     """List the items a build of this window would include."""
     from digest.build import collect
 
@@ -213,7 +210,7 @@ def slugify(title: str, *, max_len: int = 60) -> str:
 @click.option("--url", default=None, help="The item's web page.")
 @click.pass_obj
 @fail_cleanly
-def new(state: State, title: str, category: str, summary: str, url: str | None) -> None:
+def new(state: State, /, title: str, category: str, summary: str, url: str | None) -> None:
     """Create an item file dated today, ready to edit."""
     from digest.items import check_url
 
@@ -246,7 +243,7 @@ def new(state: State, title: str, category: str, summary: str, url: str | None) 
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
 @click.pass_obj
 @fail_cleanly
-def init(state: State, folder: Path) -> None:
+def init(state: State, /, folder: Path) -> None:
     """Create a new workspace in FOLDER: digest.toml, templates/, items/ with one example item."""
     from digest.workspace import create_workspace
 

@@ -43,7 +43,7 @@ OPTIONAL = ("url", "image", "image_alt", "author", "tags", "draft")
 INDEX_VERSION = 1
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_FRONT = frontmatter.YAMLHandler()
+_FRONT = frontmatter.default_handlers.YAMLHandler()
 _SPACES = re.compile(r"\s+")
 
 
@@ -162,9 +162,7 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
         loader.dispose()
     if not isinstance(data, dict):
         raise _Bad(2, "front matter must be 'field: value' lines")
-    lines = {
-        str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)
-    }
+    lines = {str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)}
     for key in data:
         if key not in REQUIRED and key not in OPTIONAL:
             import difflib
@@ -189,7 +187,9 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
     image = optional("image", lambda v: check_url(_text(v, multiline=False), what="image"))
     image_alt = optional("image_alt", lambda v: _text(v, multiline=False))
     if image and not image_alt:
-        raise _Bad(lines["image"], "image: needs an image_alt text describing it (screen readers, images off)")
+        raise _Bad(
+            lines["image"], "image: needs an image_alt text describing it (screen readers, images off)"
+        )
     author = optional("author", lambda v: _text(v, multiline=False))
     tags = optional("tags", _tags) or ()
     draft = optional("draft", _bool) or False
@@ -310,14 +310,12 @@ def scan(
                 continue
             raw_date = item.when.isoformat() if not item.all_day else item.when.date().isoformat()
             draft, slug = item.draft, item.slug
-            wanted = (
-                not draft
-                and (start is None or item.when >= start)
-                and (end is None or item.when < end)
-            )
+            wanted = not draft and (start is None or item.when >= start) and (end is None or item.when < end)
         new_index[key] = [sig, raw_date, draft, slug]
         if slug in slugs:
-            problems.append(f"{display(path)}:1: duplicate slug {slug!r}: {slugs[slug]} has the same file name")
+            problems.append(
+                f"{display(path)}:1: duplicate slug {slug!r}: {slugs[slug]} has the same file name"
+            )
         else:
             slugs[slug] = display(path)
         if wanted and item is not None:

@@ -20,7 +20,9 @@ def check_header(name: str, value: str) -> str:
     """Refuse CR, LF and other control characters in a header value, naming the header."""
     bad = next((c for c in value if c in "\r\n\x00" or (ord(c) < 32 and c != "\t")), None)
     if bad is not None:
-        raise HeaderError(f"{name}: line breaks and control characters are not allowed in a header ({value!r})")
+        raise HeaderError(
+            f"{name}: line breaks and control characters are not allowed in a header ({value!r})"
+        )
     return value
 
 

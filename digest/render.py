@@ -81,7 +81,7 @@ _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": 
 
 def markdown_html(text: str) -> Markup:
     """Markdown body -> HTML. Raw HTML is escaped and javascript: links are dropped by markdown-it."""
-    return Markup(_MD.render(text))
+    return Markup(_MD.render(text))  # noqa: S704 - markdown-it escapes raw HTML (html=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,10 @@ class Renderer:
         loaders += [jinja2.PrefixLoader({"default": defaults}), defaults]
         env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
-            autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
+            # Everything is HTML-escaped except *.txt.j2, the text part, which is not HTML.
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=(), disabled_extensions=("txt.j2",), default_for_string=True, default=True
+            ),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -150,7 +153,9 @@ class Renderer:
 
     def _render_string(self, what: str, source: str, ctx: dict[str, Any]) -> str:
         try:
-            tpl = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(source)
+            # A header, not HTML: escaping would show "&amp;" in the subject line. CR/LF are refused later.
+            plain = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+            tpl = plain.from_string(source)
             out = " ".join(tpl.render(ctx).split())
         except jinja2.TemplateError as err:
             raise TemplateError(f"digest.toml: {what} template: {err}") from err

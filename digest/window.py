@@ -87,10 +87,8 @@ def since(since: str, until: str | None, tz: ZoneInfo, locale: str, *, now: date
     else:
         end, plain = _bound(until, tz, what="--until")
         last_day = end.date()
-        if plain:
-            end = _midnight(end.date() + timedelta(days=1), tz)
-        else:
-            end = end + timedelta(microseconds=1)  # inclusive
+        # Inclusive: a plain date takes in its whole day, a time takes in that very instant.
+        end = _midnight(end.date() + timedelta(days=1), tz) if plain else end + timedelta(microseconds=1)
     if end <= start:
         raise WindowError(f"--until is before --since ({until or 'now'} < {since})")
     return _range(start, end, last_day, tz, locale)
@@ -136,7 +134,9 @@ def resolve(
     last_: str | None = None,
 ) -> Window:
     """Turn the CLI's window options (at most one kind) into a Window; none means the previous month."""
-    given = [n for n, v in (("--month", month_), ("--week", week_), ("--since", since_), ("--last", last_)) if v]
+    given = [
+        n for n, v in (("--month", month_), ("--week", week_), ("--since", since_), ("--last", last_)) if v
+    ]
     if len(given) > 1:
         raise WindowError(f"give one window only, not {' and '.join(given)}")
     if until_ and not since_:
