@@ -79,7 +79,8 @@ def build(
         )
     renderer = Renderer(config, now=now)
     rendered = renderer.render(digest)
-    web = renderer.render(digest, web=True)
+    full = select(found.items, window, order=config.category_order) if config.category_limit else digest
+    web = renderer.render(full, web=True)
     html, text = personalise(rendered, **preview_values(config))
     content_hash = hashlib.sha256(
         "\0".join([rendered.subject, rendered.html, rendered.text]).encode()

@@ -20,6 +20,8 @@ whatever the file is called.
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
 import os
 import re
@@ -165,8 +167,6 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
     lines = {str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)}
     for key in data:
         if key not in REQUIRED and key not in OPTIONAL:
-            import difflib
-
             hint = difflib.get_close_matches(str(key), REQUIRED + OPTIONAL, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             allowed = ", ".join(REQUIRED + OPTIONAL)
@@ -338,8 +338,6 @@ def _load(path: Path, rel: Path, tz: ZoneInfo, problems: list[str], display: Any
 
 
 def _index_path(cache_dir: Path, items_dir: Path) -> Path:
-    import hashlib
-
     tag = hashlib.sha256(str(items_dir.resolve()).encode()).hexdigest()[:12]
     return cache_dir / f"items-index-{tag}.json"
 

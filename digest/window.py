@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_interval
@@ -101,8 +101,10 @@ def last(value: str, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
         raise WindowError(f"--last {value!r}: use a number and a unit: 30d (days), 2w (weeks) or 12h (hours)")
     n, unit = int(m[1]), m[2]
     span = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+    # Exact elapsed time (computed in UTC), so a DST change inside the window does not shift it by an hour.
     end = now.astimezone(tz)
-    return _range(end - span, end, end.date(), tz, locale)
+    start = (now.astimezone(UTC) - span).astimezone(tz)
+    return _range(start, end, end.date(), tz, locale)
 
 
 def _range(start: datetime, end: datetime, last_day: date, tz: ZoneInfo, locale: str) -> Window:

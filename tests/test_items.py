@@ -1,0 +1,243 @@
+"""items.py: parsing, every kind of bad file reported as path:line, and the index that keeps big archives fast."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import REPO, write_item
+
+from digest.errors import ItemError
+from digest.items import scan
+
+TZ = ZoneInfo("Europe/Zurich")
+
+GOOD = """
+---
+title: A good item
+date: 2021-03-10
+category: News
+summary: Something happened.
+---
+"""
+
+
+def problems(folder: Path) -> list[str]:
+    with pytest.raises(ItemError) as info:
+        scan(folder, tz=TZ, relative_to=folder.parent)
+    return info.value.problems
+
+
+def test_sample_items_load() -> None:
+    found = scan(REPO / "items", tz=TZ)
+    assert len(found.items) == 10
+    by_title = {i.title: i for i in found.items}
+    marta = by_title["Marta Lozano Molano, Founding Member of Wazo Cooperative"]
+    assert marta.category == "Spotlight Interviews with Co-operators"
+    assert marta.when == datetime(2021, 3, 24, tzinfo=TZ)
+    assert marta.all_day
+    assert marta.url == "https://www.ilo.org/global/topics/cooperatives/news/WCMS_776503/lang--en/index.htm"
+    assert sum(1 for i in found.items if i.url) == 5
+
+
+def test_optional_fields_and_body(tmp_path: Path) -> None:
+    write_item(
+        tmp_path / "items",
+        "full.md",
+        """
+        ---
+        title: Full
+        date: 2021-03-10T23:30:00-05:00
+        category: News
+        summary: |
+          Two lines
+          of summary.
+        url: https://example.org/a?b=1
+        image: https://example.org/a.png
+        image_alt: A picture
+        author: Ana
+        tags: [one, two]
+        ---
+        Body *text*.
+        """,
+    )
+    (item,) = scan(tmp_path / "items", tz=TZ).items
+    assert item.when == datetime(2021, 3, 11, 5, 30, tzinfo=TZ)  # converted into the configured zone
+    assert not item.all_day
+    assert item.summary == "Two lines of summary."
+    assert item.tags == ("one", "two")
+    assert item.body == "Body *text*."
+    assert (item.image, item.image_alt, item.author) == ("https://example.org/a.png", "A picture", "Ana")
+
+
+@pytest.mark.parametrize(
+    ("front", "expected"),
+    [
+        (
+            "title: T\ndate: 2021-03-01\ncategory: News\n",
+            "items/bad.md:1: summary: required field is missing or empty",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncategory: ''\nsummary: S\n",
+            "items/bad.md:4: category: required field is missing or empty",
+        ),
+        (
+            "title: T\ndate: 31/03/2021\ncategory: News\nsummary: S\n",
+            "items/bad.md:3: date: cannot read '31/03/2021' as a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+HH:MM",
+        ),
+        (
+            "title: T\ndate: 2021-03-01 10:00\ncategory: News\nsummary: S\n",
+            "items/bad.md:3: date: the time 2021-03-01 10:00 has no UTC offset: "
+            "add one (e.g. +01:00 or Z) or give a plain date",
+        ),
+        (
+            "title: 1984\ndate: 2021-03-01\ncategory: News\nsummary: S\n",
+            "items/bad.md:2: title: expected text, got a number (put it in quotes)",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncatgory: News\nsummary: S\n",
+            "items/bad.md:4: unknown field 'catgory' (did you mean 'category'?); fields are: "
+            "title, date, category, summary, url, image, image_alt, author, tags, draft",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript:alert(1)\n",
+            "items/bad.md:6: url: url must be an absolute http:// or https:// address, got 'javascript:alert(1)'",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nimage: https://e.org/x.png\n",
+            "items/bad.md:6: image: needs an image_alt text describing it (screen readers, images off)",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\ndraft: yes please\n",
+            "items/bad.md:6: draft: expected true or false, got str",
+        ),
+        ("- just\n- a list\n", "items/bad.md:2: front matter must be 'field: value' lines"),
+    ],
+)
+def test_bad_front_matter_is_reported_with_its_line(tmp_path: Path, front: str, expected: str) -> None:
+    (tmp_path / "items").mkdir()
+    (tmp_path / "items" / "bad.md").write_text(f"---\n{front}---\n", encoding="utf-8")
+    assert problems(tmp_path / "items") == [expected]
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "items").mkdir()
+    (tmp_path / "items" / "bad.md").write_text("---\ntitle: T\ndate: [unclosed\ncategory: News\n---\n")
+    (problem,) = problems(tmp_path / "items")
+    # The parser notices at the line after the bracket; the wording is PyYAML's (C or pure Python).
+    assert problem.startswith("items/bad.md:4: malformed front matter: while parsing a flow sequence")
+
+
+def test_not_utf8_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "items").mkdir()
+    (tmp_path / "items" / "latin1.md").write_bytes(
+        b"---\ntitle: Caf\xe9\ndate: 2021-03-01\ncategory: News\nsummary: S\n---\n"
+    )
+    assert problems(tmp_path / "items") == ["items/latin1.md:2: not UTF-8 text (byte 0xe9 at offset 14)"]
+
+
+def test_missing_and_unclosed_front_matter(tmp_path: Path) -> None:
+    write_item(tmp_path / "items", "plain.md", "Just text.\n")
+    write_item(tmp_path / "items", "open.md", "---\ntitle: T\n")
+    assert problems(tmp_path / "items") == [
+        "items/open.md:1: front matter is not closed: add a line '---' after the fields",
+        "items/plain.md:1: no front matter: an item file starts with a line '---'",
+    ]
+
+
+def test_every_bad_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    write_item(items, "a-good.md", GOOD)
+    write_item(items, "b-bad.md", GOOD.replace("category: News", "category:"))
+    write_item(items, "sub/c-bad.md", GOOD.replace("title: A good item", "title:"))
+    write_item(items, "sub/a-good.md", GOOD)  # same slug as items/a-good.md
+    assert problems(items) == [
+        "items/b-bad.md:4: category: required field is missing or empty",
+        "items/sub/a-good.md:1: duplicate slug 'a-good': items/a-good.md has the same file name",
+        "items/sub/c-bad.md:2: title: required field is missing or empty",
+    ]
+
+
+def test_drafts_hidden_and_skipped_files(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    write_item(items, "draft.md", GOOD.replace("summary:", "draft: true\nsummary:"))
+    write_item(items, "_template.md", "not an item")
+    write_item(items, ".hidden.md", "not an item")
+    write_item(items, "notes.txt", "not an item")
+    write_item(items, "ok.md", GOOD)
+    assert [i.slug for i in scan(items, tz=TZ).items] == ["ok"]
+
+
+def test_missing_items_folder(tmp_path: Path) -> None:
+    assert problems(tmp_path / "nope") == [f"{tmp_path / 'nope'}: items folder not found"]
+
+
+# ---- the index -------------------------------------------------------------------------------------------
+
+
+def make_archive(folder: Path, n: int) -> None:
+    for k in range(n):
+        month = k % 12 + 1
+        write_item(folder, f"{k:04d}.md", GOOD.replace("2021-03-10", f"2020-{month:02d}-10"))
+
+
+MARCH = (datetime(2020, 3, 1, tzinfo=TZ), datetime(2020, 4, 1, tzinfo=TZ))
+
+
+def test_index_parses_only_the_window_on_the_second_run(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 48)
+    first = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert (first.total_files, first.parsed_files, len(first.items)) == (48, 48, 4)
+    second = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert (second.parsed_files, len(second.items)) == (4, 4)
+    assert [i.slug for i in second.items] == [i.slug for i in first.items]
+
+
+def test_index_never_misses_an_edited_or_new_file(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 24)
+    scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    # Move a July item into March, keeping its size and restoring its mtime: the ctime still changes.
+    july = items / "0006.md"
+    st = july.stat()
+    july.write_text(july.read_text().replace("2020-07-10", "2020-03-11"))
+    os.utime(july, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # A new file whose name says nothing about its date.
+    write_item(items, "zzz-unrelated-name.md", GOOD.replace("2021-03-10", "2020-03-31T23:59:00+02:00"))
+    found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert {"0006", "zzz-unrelated-name"} <= {i.slug for i in found.items}
+    assert len(found.items) == 4
+
+
+def test_index_reports_bad_files_outside_the_window_every_time(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    write_item(
+        items, "broken.md", GOOD.replace("2021-03-10", "2019-01-01").replace("title: A good item", "title:")
+    )
+    for _ in range(2):
+        with pytest.raises(ItemError, match=r"broken\.md:2: title: required field"):
+            scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+
+
+def test_damaged_index_is_rebuilt(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    scan(items, tz=TZ, cache_dir=cache)
+    (index,) = cache.glob("items-index-*.json")
+    index.write_text("{not json")
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    assert json.loads(index.read_text())["version"] == 1
+
+
+def test_deleted_file_leaves_the_index(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    scan(items, tz=TZ, cache_dir=cache)
+    (items / "0002.md").unlink()
+    assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items == []

@@ -1,0 +1,109 @@
+"""window.py: exact bounds in the configured time zone, every option, clear errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest.errors import WindowError
+from digest.window import resolve
+
+TZ = ZoneInfo("Europe/Zurich")
+NOW = datetime(2021, 4, 15, 12, 0, tzinfo=UTC)
+
+
+def win(**opts: str | None):  # type: ignore[no-untyped-def]
+    return resolve(tz=TZ, locale="en", now=NOW, **opts)
+
+
+def test_month_bounds_are_exact() -> None:
+    w = win(month_="2021-03")
+    assert (w.start, w.end, w.label, w.slug) == (
+        datetime(2021, 3, 1, tzinfo=TZ),
+        datetime(2021, 4, 1, tzinfo=TZ),
+        "March 2021",
+        "2021-03",
+    )
+    assert datetime(2021, 3, 31, 23, 59, 59, 999999, tzinfo=TZ) in w
+    assert datetime(2021, 4, 1, tzinfo=TZ) not in w
+    assert datetime(2021, 2, 28, 23, 59, tzinfo=TZ) not in w
+    # 23:30 UTC on 31 March is already 1 April in Zurich (UTC+2 in summer time): out.
+    assert datetime(2021, 3, 31, 23, 30, tzinfo=UTC) not in w
+    assert datetime(2021, 2, 28, 23, 30, tzinfo=UTC) in w
+
+
+def test_december_rolls_over_and_month_names_follow_the_language() -> None:
+    w = resolve(tz=TZ, locale="fr", now=NOW, month_="2020-12")
+    assert (w.start, w.end, w.label) == (
+        datetime(2020, 12, 1, tzinfo=TZ),
+        datetime(2021, 1, 1, tzinfo=TZ),
+        "Décembre 2020",
+    )
+
+
+def test_default_is_the_previous_calendar_month_in_the_configured_zone() -> None:
+    assert win().slug == "2021-03"
+    # 23:30 UTC on 31 Dec is already January in Zurich: the previous month is December.
+    new_year = datetime(2020, 12, 31, 23, 30, tzinfo=UTC)
+    assert resolve(tz=TZ, locale="en", now=new_year).slug == "2020-12"
+    assert resolve(tz=ZoneInfo("UTC"), locale="en", now=new_year).slug == "2020-11"
+
+
+def test_iso_week() -> None:
+    w = win(week_="2021-W12")
+    assert (w.start, w.end, w.slug) == (
+        datetime(2021, 3, 22, tzinfo=TZ),
+        datetime(2021, 3, 29, tzinfo=TZ),
+        "2021-W12",
+    )
+    assert w.label == "Mar 22\u2009–\u200928, 2021"  # Babel uses thin spaces around the dash
+
+
+def test_since_until_are_inclusive() -> None:
+    w = win(since_="2021-03-15", until_="2021-03-23")
+    assert (w.start, w.end, w.slug) == (
+        datetime(2021, 3, 15, tzinfo=TZ),
+        datetime(2021, 3, 24, tzinfo=TZ),
+        "2021-03-15_2021-03-23",
+    )
+    assert datetime(2021, 3, 23, 23, 59, tzinfo=TZ) in w
+
+
+def test_since_with_offset_and_open_end() -> None:
+    w = win(since_="2021-04-01T08:00+00:00")
+    assert w.start == datetime(2021, 4, 1, 10, 0, tzinfo=TZ)
+    assert w.end == NOW
+
+
+def test_last() -> None:
+    w = win(last_="30d")
+    assert (w.start, w.end) == (NOW - timedelta(days=30), NOW)
+    assert win(last_="2w").start == NOW - timedelta(weeks=2)
+    assert win(last_="12h").start == NOW - timedelta(hours=12)
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        ({"month_": "2021-13"}, "--month '2021-13': use YYYY-MM, e.g. 2021-03"),
+        ({"month_": "March"}, "--month 'March': use YYYY-MM, e.g. 2021-03"),
+        ({"week_": "2021-W54"}, "--week '2021-W54': use YYYY-Www, e.g. 2021-W12"),
+        ({"last_": "30"}, "--last '30': use a number and a unit: 30d (days), 2w (weeks) or 12h (hours)"),
+        (
+            {"since_": "yesterday"},
+            "--since 'yesterday': use a date (2021-03-31) or a date and time with an offset",
+        ),
+        ({"until_": "2021-03-01"}, "--until needs --since"),
+        (
+            {"since_": "2021-03-10", "until_": "2021-03-01"},
+            "--until is before --since (2021-03-01 < 2021-03-10)",
+        ),
+        ({"month_": "2021-03", "week_": "2021-W12"}, "give one window only, not --month and --week"),
+    ],
+)
+def test_errors(opts: dict[str, str], message: str) -> None:
+    with pytest.raises(WindowError) as info:
+        win(**opts)
+    assert str(info.value).startswith(message)
