@@ -78,6 +78,9 @@ def check_url(value: str, *, what: str) -> str:
     """Return value when it is an absolute http(s) URL with a host; raise ValueError otherwise."""
     if any(c.isspace() or ord(c) < 32 for c in value):
         raise ValueError(f"{what} must not contain spaces or control characters")
+    bad = sorted(set(value) & set('"<>\\^`{|}'))
+    if bad:
+        raise ValueError(f"{what} has characters that must be percent-encoded: {' '.join(bad)}")
     parts = urlsplit(value)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{what} must be an absolute http:// or https:// address, got {value!r}")

@@ -108,6 +108,10 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
             "items/bad.md:6: url: url must be an absolute http:// or https:// address, got 'javascript:alert(1)'",
         ),
         (
+            "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: 'https://e.org/\"><script>'\n",
+            'items/bad.md:6: url: url has characters that must be percent-encoded: " < >',
+        ),
+        (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nimage: https://e.org/x.png\n",
             "items/bad.md:6: image: needs an image_alt text describing it (screen readers, images off)",
         ),
