@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-
 from conftest import write_item
 
 Run = Callable[..., Result]
@@ -119,7 +118,7 @@ def test_body_markdown_is_rendered(workspace: Path, run: Run) -> None:
 def test_language_and_direction(workspace: Path, run: Run) -> None:
     config = workspace / "digest.toml"
     config.write_text(config.read_text().replace('language = "en"', 'language = "ar"'))
-    html, text = build(run, workspace)
+    html, _ = build(run, workspace)
     assert '<html lang="ar" dir="rtl"' in html
     assert "٢٠٢١" in html or "2021" in html  # the date is formatted by Babel for Arabic
     assert "مارس" in html  # month name in Arabic
