@@ -173,10 +173,13 @@ def list_(state: State, /, **window: str | None) -> None:
     state.say(f"{win.label}: {len(rows)} item{'s' if len(rows) != 1 else ''}")
     if not rows:
         return
-    width = shutil.get_terminal_size((120, 20)).columns
-    cat_w = min(max(len(r[1]) for r in rows), 24)
-    file_w = max(len(r[3]) for r in rows)
-    title_w = max(20, width - 10 - 1 - cat_w - 2 - file_w - 4)
+    cat_w = max(len(r[1]) for r in rows)
+    title_w = max(len(r[2]) for r in rows)
+    if sys.stdout.isatty():  # fit a terminal; a pipe gets whole titles
+        width = shutil.get_terminal_size().columns
+        cat_w = min(cat_w, 24)
+        file_w = max(len(r[3]) for r in rows)
+        title_w = min(title_w, max(20, width - 10 - 2 - cat_w - 2 - 2 - file_w))
     for day, cat, title, file in rows:
         click.echo(f"{day}  {_fit(cat, cat_w)}  {_fit(title, title_w)}  {file}")
 

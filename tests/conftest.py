@@ -44,7 +44,9 @@ def run() -> Iterator[Callable[..., Result]]:
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None) -> Result:
-        return runner.invoke(main, ["--now", NOW, *args], input=input, catch_exceptions=False)
+        return runner.invoke(
+            main, ["--now", NOW, *args], input=input, catch_exceptions=False, prog_name="digest"
+        )
 
     yield invoke
 

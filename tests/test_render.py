@@ -120,8 +120,7 @@ def test_language_and_direction(workspace: Path, run: Run) -> None:
     config.write_text(config.read_text().replace('language = "en"', 'language = "ar"'))
     html, _ = build(run, workspace)
     assert '<html lang="ar" dir="rtl"' in html
-    assert "٢٠٢١" in html or "2021" in html  # the date is formatted by Babel for Arabic
-    assert "مارس" in html  # month name in Arabic
+    assert "مارس" in html  # the month name, by Babel, in Arabic
 
 
 def test_user_template_extends_the_default(workspace: Path, run: Run) -> None:

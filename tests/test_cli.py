@@ -1,0 +1,160 @@
+"""The CLI as users meet it: exact errors and exit codes, list, new, init, --version, -q."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from digest import __version__
+from digest.items import scan
+
+Run = Callable[..., Result]
+
+
+def test_version(run: Run) -> None:
+    result = run("--version")
+    assert (result.exit_code, result.stdout) == (0, f"digest, version {__version__}\n")
+
+
+def test_list(workspace: Path, run: Run) -> None:
+    result = run("list", "--month", "2021-03")
+    assert result.exit_code == 0
+    assert result.stderr == "March 2021: 10 items\n"
+    lines = result.stdout.splitlines()
+    assert len(lines) == 10
+    assert lines[0].startswith("2021-03-31  News ")
+    # Not a terminal: whole titles, columns padded to the longest.
+    assert re.fullmatch(
+        r"2021-03-24  Spotlight Interviews with Co-operators  Marta Lozano Molano, Founding Member of Wazo "
+        r"Cooperative +  items/2021-03-24-marta-lozano-molano-founding-member-of-wazo-cooperative\.md",
+        lines[-1],
+    )
+    assert len({line.index("  items/") for line in lines}) == 1
+
+
+def test_list_week(workspace: Path, run: Run) -> None:
+    result = run("list", "--week", "2021-W12")  # Mon 22 to Sun 28 March
+    assert result.exit_code == 0
+    assert [line[:10] for line in result.stdout.splitlines()] == [
+        "2021-03-25",
+        "2021-03-23",
+        "2021-03-23",
+        "2021-03-24",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stderr"),
+    [
+        (["build", "--month", "March"], 1, "Error: --month 'March': use YYYY-MM, e.g. 2021-03\n"),
+        (
+            ["build", "--month", "2021-03", "--week", "2021-W12"],
+            1,
+            "Error: give one window only, not --month and --week\n",
+        ),
+        (["build", "--until", "2021-03-01"], 1, "Error: --until needs --since\n"),
+        (["--config", "missing.toml", "build"], 1, "Error: missing.toml: config file not found\n"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    workspace: Path, run: Run, args: list[str], code: int, stderr: str
+) -> None:
+    result = run(*args)
+    assert (result.exit_code, result.stderr) == (code, stderr)
+    assert not (workspace / "out").exists()
+
+
+def test_usage_error_is_click_exit_2(workspace: Path, run: Run) -> None:
+    result = run("build", "--bogus")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Usage: digest build [OPTIONS]\n")
+    assert "No such option '--bogus'" in result.stderr
+
+
+def test_config_error_through_cli(workspace: Path, run: Run) -> None:
+    (workspace / "digest.toml").write_text('timezone = "Nowhere/Town"\n')
+    result = run("build", "--month", "2021-03")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {workspace / 'digest.toml'}: timezone: unknown time zone 'Nowhere/Town' "
+        "(use an IANA name like 'Europe/Geneva' or 'UTC')\n"
+    )
+
+
+def test_new_item_is_dated_today_and_valid(workspace: Path, run: Run) -> None:
+    result = run(
+        "new",
+        "Our AGM: 12 June, Lyon!",
+        "--category",
+        "News",
+        "--summary",
+        "Members meet.",
+        "--url",
+        "https://example.org/agm",
+    )
+    assert result.exit_code == 0, result.stderr
+    path = workspace / "items" / "2021-04-15-our-agm-12-june-lyon.md"
+    assert result.stdout == "items/2021-04-15-our-agm-12-june-lyon.md\n"
+    assert path.read_text() == (
+        "---\ntitle: 'Our AGM: 12 June, Lyon!'\ndate: 2021-04-15\ncategory: News\n"
+        "url: https://example.org/agm\nsummary: Members meet.\n---\n"
+    )
+    items = scan(workspace / "items", tz=__import__("zoneinfo").ZoneInfo("UTC")).items
+    assert "Our AGM: 12 June, Lyon!" in [i.title for i in items]
+    again = run("new", "Our AGM: 12 June, Lyon!", "--category", "News")
+    assert (again.exit_code, again.stderr) == (
+        1,
+        "Error: items/2021-04-15-our-agm-12-june-lyon.md already exists\n",
+    )
+
+
+def test_new_without_summary_says_what_to_do(workspace: Path, run: Run) -> None:
+    result = run("new", "Draft idea", "--category", "News")
+    assert result.exit_code == 0
+    assert result.stderr == "Write the summary in the file before the next build (it is required).\n"
+    build = run("build", "--since", "2021-04-01")
+    assert build.exit_code == 1
+    assert (
+        build.stderr
+        == "Error: items/2021-04-15-draft-idea.md:5: summary: required field is missing or empty\n"
+    )
+
+
+def test_new_refuses_bad_url(workspace: Path, run: Run) -> None:
+    result = run("new", "T", "--category", "News", "--url", "javascript:alert(1)")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: --url must be an absolute http:// or https:// address, got 'javascript:alert(1)'\n",
+    )
+
+
+def test_init_then_build(tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("init", "letter")
+    assert result.exit_code == 0, result.stderr
+    assert "New digest workspace in letter" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "letter").iterdir()) == [
+        ".gitignore",
+        "digest.toml",
+        "items",
+        "templates",
+    ]
+    monkeypatch.chdir(tmp_path / "letter")
+    built = run("build", "--last", "30d")
+    assert built.exit_code == 0, built.stderr
+    assert re.fullmatch(
+        r"1 item in 1 category -> out/2021-03-16_2021-04-15/ \(html \d+ KB, text \d+ B\)\n", built.stderr
+    )
+    again = run("init", ".")
+    assert again.exit_code == 1
+    assert again.stderr.startswith("Error: digest.toml already exists")
+
+
+def test_quiet_and_verbose(workspace: Path, run: Run) -> None:
+    assert run("-q", "build", "--month", "2021-03").stderr == ""
+    verbose = run("-v", "build", "--month", "2021-03")
+    assert verbose.stderr.startswith("scanned 10 item files, parsed ")
