@@ -19,13 +19,24 @@ from digest.config import Config, parse_address
 from digest.errors import EmptyWindow, OutputError
 from digest.items import Scan, scan
 from digest.message import build_message
-from digest.render import Rendered, Renderer, personalise
+from digest.render import Rendered, Renderer, content_hash, personalise
 from digest.select import Digest, select
+from digest.shots import SHOT_FILES
+from digest.site import write_index
 from digest.window import Window
 
 GMAIL_CLIP_BYTES = 102 * 1024
 # Files a build writes; anything else in out/<slug>/ (a send journal, say) is carried over on rebuild.
-BUILD_FILES = ("digest.html", "index.html", "digest.txt", "digest.eml", "manifest.json", "digest.mjml")
+# The screenshots count as build files: a rebuild drops them, so none is left showing an older digest.
+BUILD_FILES = (
+    "digest.html",
+    "index.html",
+    "digest.txt",
+    "digest.eml",
+    "manifest.json",
+    "digest.mjml",
+    *SHOT_FILES,
+)
 
 
 @dataclass(frozen=True)
@@ -82,9 +93,7 @@ def build(
     full = select(found.items, window, order=config.category_order) if config.category_limit else digest
     web = renderer.render(full, web=True)
     html, text = personalise(rendered, **preview_values(config))
-    content_hash = hashlib.sha256(
-        "\0".join([rendered.subject, rendered.html, rendered.text]).encode()
-    ).hexdigest()
+    digest_hash = content_hash(rendered)
     sender = config.sender
     msg = build_message(
         subject=rendered.subject,
@@ -93,7 +102,7 @@ def build(
         html=html,
         text=text,
         date=now,
-        message_id=f"<digest.{window.slug}.{content_hash[:16]}@{sender.domain}>",
+        message_id=f"<digest.{window.slug}.{digest_hash[:16]}@{sender.domain}>",
     )
     files: dict[str, bytes] = {
         "digest.html": html.encode(),
@@ -122,7 +131,7 @@ def build(
         },
         "subject": rendered.subject,
         "preheader": rendered.preheader,
-        "content_hash": content_hash,
+        "content_hash": digest_hash,
         "item_count": len(digest.items),
         "sections": [
             {"name": s.name, "anchor": s.anchor, "shown": len(s.items), "more": s.more}
@@ -149,7 +158,8 @@ def build(
     sizes["manifest.json"] = len(files["manifest.json"])
     folder = (out_dir or config.out_dir) / window.slug
     write_folder(folder, files)
-    return BuildResult(folder, digest, rendered, sizes, content_hash, tuple(warnings), found)
+    write_index(folder.parent, title=config.title)  # out/index.html, the archive of every build
+    return BuildResult(folder, digest, rendered, sizes, digest_hash, tuple(warnings), found)
 
 
 def _day(dt: datetime, *, end: bool = False) -> str:

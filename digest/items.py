@@ -125,6 +125,9 @@ def _text(value: Any, *, multiline: bool) -> str:
         raise ValueError(f"expected text, got {_kind(value)}{hint}")
     if not multiline and ("\n" in value.strip() or "\r" in value):
         raise ValueError("must be a single line")
+    control = next((c for c in value if (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) < 0xA0), None)
+    if control is not None:
+        raise ValueError(f"has a control character (U+{ord(control):04X}): remove it")
     cleaned = _SPACES.sub(" ", value).strip()
     if not cleaned:
         raise ValueError("is empty")

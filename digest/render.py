@@ -9,9 +9,11 @@ in the rendered parts as placeholder tokens that `personalise` fills in with esc
 
 from __future__ import annotations
 
+import hashlib
 import html as htmllib
 import logging
 import re
+import secrets
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,9 +37,13 @@ HTML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
 WIDTH = 78
 
-# Placeholder tokens: plain ASCII that survives HTML escaping, MJML, premailer and line wrapping.
-GREETING = "__DIGEST_GREETING__"
-UNSUBSCRIBE_URL = "__DIGEST_UNSUBSCRIBE_URL__"
+# Placeholder tokens for per-recipient values: plain ASCII that survives HTML escaping, MJML, premailer and
+# line wrapping. The random part makes them unguessable, so an item's text can never forge one (an item
+# titled "__DIGEST_UNSUBSCRIBE_URL__" would otherwise become a link). They live for one process only:
+# content_hash() replaces them with fixed names, so the hash stays the same from run to run.
+_NONCE = secrets.token_hex(8)
+GREETING = f"__DIGEST_GREETING_{_NONCE}__"
+UNSUBSCRIBE_URL = f"__DIGEST_UNSUBSCRIBE_URL_{_NONCE}__"
 
 
 def default_templates_dir() -> Path:
@@ -250,6 +256,14 @@ def inline_css(html: str) -> str:
     if not result.lower().startswith("<!doctype"):
         result = f"{doctype}\n{result}"
     return str(result)
+
+
+def content_hash(rendered: Rendered) -> str:
+    """A hash of what every subscriber gets (subject, HTML, text), stable across runs."""
+    parts = []
+    for part in (rendered.subject, rendered.html, rendered.text):
+        parts.append(part.replace(GREETING, "{greeting}").replace(UNSUBSCRIBE_URL, "{unsubscribe_url}"))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def personalise(rendered: Rendered, *, greeting: str, unsubscribe_url: str) -> tuple[str, str]:

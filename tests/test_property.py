@@ -1,0 +1,76 @@
+"""Property test: whatever a title or summary holds, the build either escapes it in HTML and keeps it intact
+in text, or refuses it with a clear `path:line:` error. Never a traceback, never injected markup."""
+
+from __future__ import annotations
+
+import shutil
+
+import lxml.html
+import yaml
+from click.testing import CliRunner
+from conftest import NOW, REPO
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from digest.cli import main
+
+NASTY = [
+    "<script>alert(1)</script>",
+    "{{ config }}",
+    "{% raw %}",
+    "javascript:alert(1)",
+    '"><img src=x onerror=alert(1)>',
+    "&amp; &lt;",
+    "\r\nBcc: victim@example.org",
+    "مرحبا بالعالم",
+    "\u202eevil\u202c",
+    "🎉🧑‍🤝‍🧑",
+    "x" * 120,
+    "https://example.org/" + "a" * 90,
+    "]]><!--",
+    "__DIGEST_UNSUBSCRIBE_URL__",
+]
+fragments = st.one_of(st.sampled_from(NASTY), st.text(min_size=1, max_size=40))
+field_text = st.lists(fragments, min_size=1, max_size=4).map(" ".join)
+
+
+def squash(text: str) -> str:
+    return "".join(text.split())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=field_text, summary=field_text)
+def test_any_title_and_summary(tmp_path_factory, title: str, summary: str) -> None:  # type: ignore[no-untyped-def]
+    ws = tmp_path_factory.mktemp("ws")
+    shutil.copy(REPO / "digest.toml", ws / "digest.toml")
+    (ws / "items").mkdir()
+    front = {"title": title, "date": "2021-03-15", "category": "News", "summary": summary}
+    (ws / "items" / "item.md").write_text(
+        "---\n" + yaml.safe_dump(front, allow_unicode=True) + "---\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        main,
+        ["--now", NOW, "--config", str(ws / "digest.toml"), "build", "--month", "2021-03"],
+        prog_name="digest",
+    )
+    if result.exit_code != 0:
+        # Refused: one clear line naming the file, the line and the field; nothing written.
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert result.stderr.startswith("Error: items/item.md:"), result.stderr
+        assert any(f": {name}: " in result.stderr for name in ("title", "summary")), result.stderr
+        assert not (ws / "out").exists()
+        return
+    out = ws / "out" / "2021-03"
+    html = (out / "digest.html").read_text(encoding="utf-8")
+    text = (out / "digest.txt").read_text(encoding="utf-8")
+    doc = lxml.html.document_fromstring(html)
+    # No markup from the item made it into the document as markup.
+    assert not doc.xpath("//script") and not doc.xpath("//img")
+    assert not doc.xpath("//*[@onerror]")
+    assert all(not a.get("href", "").lower().startswith("javascript:") for a in doc.iter("a"))
+    # The title and summary are there, as text, whole (whitespace aside).
+    (h3,) = doc.xpath("//h3")
+    assert squash(h3.text_content()) == squash(title)
+    assert squash(summary) in squash(doc.text_content())
+    assert squash(title) in squash(text) and squash(summary) in squash(text)
