@@ -129,9 +129,12 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
     help="Put the <slug>/ folder under this folder instead of out/.",
 )
 @click.option("--keep-mjml", is_flag=True, help="Also write digest.mjml, the MJML that was compiled.")
+@click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
 @click.pass_obj
 @fail_cleanly
-def build(state: State, /, out_dir: Path | None, keep_mjml: bool, **window: str | None) -> None:
+def build(
+    state: State, /, out_dir: Path | None, keep_mjml: bool, screenshots: bool = False, **window: str | None
+) -> None:
     """Build the digest of a window into out/<slug>/ (default: last month)."""
     from digest.build import build as run_build
 
@@ -145,6 +148,8 @@ def build(state: State, /, out_dir: Path | None, keep_mjml: bool, **window: str 
     counted = f"{n} item{'s' if n != 1 else ''} in {c} categor{'ies' if c != 1 else 'y'}"
     sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
     state.say(f"{counted} -> {_shown(result.folder)}/ ({sizes})")
+    if screenshots:
+        _screenshots(state, config, result.folder, win)
 
 
 @main.command(name="list")
@@ -254,6 +259,93 @@ def init(state: State, /, folder: Path) -> None:
     for path in created:
         state.say(f"created {_shown(path)}", level=1)
     state.say(f"New digest workspace in {_shown(folder)}. Next: cd {folder} && digest build --last 30d")
+
+
+def _screenshots(state: State, config: Config, folder: Path, win: Window) -> None:
+    """Take the screenshots of a built folder and refresh the archive page, whatever they show."""
+    from digest.shots import take_screenshots
+    from digest.site import write_index
+
+    state.say("taking screenshots in headless Chromium ...", level=1)
+    try:
+        shots = take_screenshots(folder, base_url=config.base_url, slug=win.slug)
+    finally:
+        if any(folder.glob("shot-*.png")):
+            write_index(folder.parent, title=config.title)
+    for url in shots.remote_images:
+        state.say(f"not checked (remote image, no network in the screenshot browser): {url}", level=1)
+    state.say(f"screenshots -> {', '.join(_shown(p) for p in shots.files)}")
+
+
+@main.command()
+@window_options
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of out/.")
+@click.pass_obj
+@fail_cleanly
+def shots(state: State, /, out_dir: Path | None, **window: str | None) -> None:
+    """Screenshot a built digest (375/640 px, light/dark); fail on sideways scroll or a broken image."""
+    config = state.config()
+    win = get_window(state, config, **window)
+    folder = (out_dir or config.out_dir) / win.slug
+    if not (folder / "manifest.json").is_file():
+        raise DigestError(f"{_shown(folder)}/ has not been built: run `digest build` for this window first")
+    _screenshots(state, config, folder, win)
+
+
+@main.command()
+@window_options
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of out/.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too (exit 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON (for CI).")
+@click.pass_obj
+@fail_cleanly
+def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **window: str | None) -> None:
+    """Lint a built digest: exit 1 on errors (with --strict, on warnings too)."""
+    from digest.check import check as run_check
+    from digest.check import format_report
+
+    config = state.config()
+    win = get_window(state, config, **window)
+    report = run_check(config, win, now=state.now, out_dir=out_dir)
+    folder = _shown(report.folder)
+    if as_json:
+        click.echo(report.as_json(strict=strict))
+    elif report.findings:
+        click.echo(format_report(report, shown_folder=folder))
+    failed = report.failed(strict=strict)
+    e, w = report.errors, report.warnings
+    counts = f"{e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''}"
+    verdict = "failed" if failed else "passed"
+    state.say(f"check {verdict}{' (strict)' if strict else ''}: {counts} in {folder}/")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@window_options
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="The port (default: a free one).")
+@click.pass_obj
+@fail_cleanly
+def preview(state: State, /, port: int, **window: str | None) -> None:
+    """Serve a live preview on 127.0.0.1; it rebuilds when an item, a template or the config changes."""
+    from digest.preview import Preview
+
+    config_path = state.config().config_path  # fails now, before serving, if there is no config at all
+    try:
+        server = Preview(
+            load=lambda: load_config(config_path),
+            window=lambda config: get_window(state, config, **window),
+            now=lambda: state.now,
+            port=port,
+            say=state.say,
+        )
+    except OSError as err:
+        raise DigestError(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from err
+    state.say(f"Preview on {server.url}  (Ctrl-C to stop)", level=-1)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        state.say("Stopped.", level=-1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,18 @@ class OutputError(DigestError):
     """The build folder cannot be written."""
 
 
+class BrowserError(DigestError):
+    """Headless Chromium (or Playwright, which drives it) is missing or cannot start or load the page."""
+
+
+class ScreenshotError(DigestError):
+    """The screenshots show a layout problem: the page scrolls sideways, or an image does not load."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("the screenshots show problems:\n" + "\n".join(f"  {p}" for p in problems))
+
+
 class EmptyWindow(DigestError):
     """No item falls inside the window. Not a failure: the CLI exits 3 so cron and CI can tell."""
 

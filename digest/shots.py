@@ -1,0 +1,250 @@
+"""out/<slug>/digest.html -> four full-page PNGs (375 and 640 px wide, light and dark) in headless Chromium.
+
+The browser is the system's Chromium (Debian's `chromium` package, or $DIGEST_CHROMIUM), driven by
+Playwright; no browser is downloaded. The page gets no network at all:
+
+- requests under `<base_url><slug>/` (where the email's absolute links point) are answered from the
+  build folder; a file that is not there is a 404;
+- images anywhere else (an item's `image` on another host) get a grey placeholder of 1200x675, so the
+  layout is realistic, and are listed as not checked: whether a remote host serves them is not a
+  property of the build;
+- everything else (web fonts, scripts) is blocked, as many mail clients do.
+
+A screenshot run fails when, at any width, the page scrolls sideways (its content is wider than the
+viewport), or when an image does not load: a 404 under the build folder, or a file that is not an image.
+The PNGs are written even then, so the failure can be seen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from digest.errors import BrowserError, OutputError, ScreenshotError
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Route
+
+WIDTHS = (375, 640)
+SCHEMES = ("light", "dark")
+VIEWPORT_HEIGHT = 800
+TIMEOUT_MS = 30_000
+# Playwright adds --headless itself.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # as root in a container the sandbox cannot start
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # no calls home from a machine without internet
+    "--disable-component-update",
+    "--disable-sync",
+]
+PLACEHOLDER_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675" viewBox="0 0 1200 675">'
+    '<rect width="1200" height="675" fill="#9aa5b1"/>'
+    '<text x="600" y="350" font-family="sans-serif" font-size="40" text-anchor="middle" fill="#1f2933">'
+    "remote image (not fetched)</text></svg>"
+)
+
+
+def shot_name(width: int, scheme: str) -> str:
+    """The file name of one screenshot: shot-375-light.png."""
+    return f"shot-{width}-{scheme}.png"
+
+
+SHOT_FILES = tuple(shot_name(w, s) for w in WIDTHS for s in SCHEMES)
+
+
+@dataclass(frozen=True)
+class Shots:
+    """What a screenshot run produced and found."""
+
+    files: tuple[Path, ...]
+    problems: tuple[str, ...]
+    remote_images: tuple[str, ...]
+
+
+def find_chromium() -> str | None:
+    """The Chromium to drive: $DIGEST_CHROMIUM, else chromium (Debian) or chromium-browser on the PATH."""
+    configured = os.environ.get("DIGEST_CHROMIUM")
+    if configured:
+        return configured if Path(configured).is_file() else None
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@contextmanager
+def open_browser(executable: str | None = None) -> Iterator[Browser]:
+    """Start headless Chromium under Playwright; closed on exit."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        raise BrowserError(
+            "screenshots need Playwright: pip install 'digest[browser]' (it drives the system's Chromium)"
+        ) from err
+    path = executable or find_chromium()
+    if path is None:
+        raise BrowserError(
+            "no Chromium found: install Debian's chromium package (apt-get install chromium) "
+            "or set DIGEST_CHROMIUM to the browser's path"
+        )
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS, timeout=TIMEOUT_MS)
+        except PlaywrightError as err:
+            raise BrowserError(f"{path}: Chromium did not start: {_first_line(err)}") from err
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def take_screenshots(
+    folder: Path,
+    *,
+    base_url: str,
+    slug: str,
+    browser: Browser | None = None,
+    page_name: str = "digest.html",
+) -> Shots:
+    """Screenshot folder/digest.html at each width and colour scheme; raise ScreenshotError on problems."""
+    if not (folder / page_name).is_file():
+        raise BrowserError(f"{folder / page_name}: not built yet (run `digest build` first)")
+    if browser is None:
+        with open_browser() as own:
+            return take_screenshots(folder, base_url=base_url, slug=slug, browser=own, page_name=page_name)
+
+    from playwright.sync_api import Error as PlaywrightError
+
+    prefix = f"{base_url}{slug}/"
+    root = folder.resolve()
+    problems: list[str] = []
+    remote: list[str] = []
+    files: list[Path] = []
+    for width in WIDTHS:
+        for scheme in SCHEMES:
+            missing: list[str] = []
+
+            def handle(route: Route, missing: list[str] = missing) -> None:
+                request = route.request
+                url = request.url
+                if url.startswith(prefix):
+                    target = _in_folder(root, url, prefix)
+                    if target is not None:
+                        route.fulfill(path=target)
+                        return
+                    if request.resource_type == "image":
+                        missing.append(url)
+                    route.fulfill(status=404, content_type="text/plain", body="not in the build folder")
+                elif request.resource_type == "image" and url.startswith(("http://", "https://")):
+                    if url not in remote:
+                        remote.append(url)
+                    route.fulfill(status=200, content_type="image/svg+xml", body=PLACEHOLDER_SVG)
+                else:
+                    route.abort("blockedbyclient")
+
+            name = shot_name(width, scheme)
+            context = browser.new_context(
+                viewport={"width": width, "height": VIEWPORT_HEIGHT},
+                color_scheme="dark" if scheme == "dark" else "light",
+                device_scale_factor=1,
+                java_script_enabled=True,  # for our own measurements; mail clients run no scripts
+            )
+            try:
+                page = context.new_page()
+                page.set_default_timeout(TIMEOUT_MS)
+                page.route("**/*", handle)
+                response = page.goto(prefix + page_name, wait_until="load")
+                if response is None or not response.ok:
+                    raise BrowserError(f"{folder / page_name}: the browser could not load it")
+                measured: dict[str, Any] = page.evaluate(_MEASURE)
+                png = page.screenshot(full_page=True, type="png")
+            except PlaywrightError as err:
+                raise BrowserError(
+                    f"{folder / page_name} at {width} px ({scheme}): {_first_line(err)}"
+                ) from err
+            finally:
+                context.close()
+            try:
+                _write(folder / name, png)
+            except OSError as err:
+                raise OutputError(f"{folder / name}: cannot write the screenshot: {err.strerror}") from err
+            files.append(folder / name)
+            if measured["scrollWidth"] > measured["width"]:
+                culprit = measured.get("culprit") or "the page"
+                problems.append(
+                    f"{name}: the page scrolls sideways at {width} px: "
+                    f"it is {measured['scrollWidth']} px wide; "
+                    f"widest: {culprit} (use max-width/width:100% instead of a fixed width)"
+                )
+            broken = list(dict.fromkeys([*missing, *(u for u in measured["broken"] if u not in remote)]))
+            for url in broken:
+                where = "not in the build folder" if url.startswith(prefix) else "it did not load"
+                problems.append(f"{name}: the image {url} does not load ({where})")
+    if problems:
+        raise ScreenshotError(list(dict.fromkeys(problems)))
+    return Shots(files=tuple(files), problems=(), remote_images=tuple(remote))
+
+
+# Measured in the page: the viewport width, how wide the content is, the outermost element sticking out,
+# and the images that did not load (complete and with a natural width means loaded).
+_MEASURE = """() => {
+  const doc = document.documentElement;
+  const width = doc.clientWidth;
+  const scrollWidth = Math.max(doc.scrollWidth, document.body ? document.body.scrollWidth : 0);
+  let culprit = null;
+  if (scrollWidth > width) {
+    for (const el of document.body.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.right > width + 0.5) {
+        const cls = el.getAttribute('class');
+        const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 40);
+        culprit = '<' + el.tagName.toLowerCase() + (cls ? ' class="' + cls + '"' : '') + '> '
+          + Math.round(r.width) + ' px wide' + (text ? ' ("' + text + '")' : '');
+        break;
+      }
+    }
+  }
+  const broken = Array.from(document.images)
+    .filter(img => !(img.complete && img.naturalWidth > 0))
+    .map(img => img.currentSrc || img.src || img.getAttribute('src') || '(no src)');
+  return {width, scrollWidth, culprit, broken};
+}"""
+
+
+def _in_folder(root: Path, url: str, prefix: str) -> Path | None:
+    """The file of the build folder a URL under the prefix names, or None (never outside the folder)."""
+    rel = unquote(urlsplit(url).path)[len(urlsplit(prefix).path) :] or "index.html"
+    if rel.endswith("/"):
+        rel += "index.html"
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        return None
+    return target if target.is_file() else None
+
+
+def _write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or ["unknown error"])[0]

@@ -1,0 +1,183 @@
+"""out/*/manifest.json -> out/index.html: the archive of every built digest, newest first.
+
+Each entry links the web version (<slug>/index.html, the page the email's "view in browser" link opens
+under the configured base URL), the text version, the .eml and the screenshots, with the 375 px light
+screenshot as a thumbnail. Links are relative, so the folder can be published anywhere or opened from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+
+from digest.errors import OutputError
+from digest.shots import SHOT_FILES, shot_name
+
+INDEX_NAME = "index.html"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One built digest, as the archive shows it."""
+
+    slug: str
+    label: str
+    start: str
+    end: str
+    item_count: int
+    subject: str
+    built_at: str
+    files: tuple[str, ...]  # the files present in the folder, among those the archive links
+    shots: tuple[str, ...]  # the screenshots present
+
+    @property
+    def thumbnail(self) -> str | None:
+        """The screenshot shown as the thumbnail, if there is one."""
+        first = shot_name(375, "light")
+        return first if first in self.shots else (self.shots[0] if self.shots else None)
+
+
+@dataclass(frozen=True)
+class Site:
+    """The archive page written, what it lists and what it skipped (with why)."""
+
+    path: Path
+    entries: tuple[Entry, ...]
+    skipped: tuple[str, ...]
+
+
+LINKED = ("index.html", "digest.html", "digest.txt", "digest.eml", "manifest.json")
+
+
+def entries(out_dir: Path) -> tuple[list[Entry], list[str]]:
+    """Every folder of out_dir with a readable manifest.json, newest window first; and the folders skipped."""
+    found: list[Entry] = []
+    skipped: list[str] = []
+    if not out_dir.is_dir():
+        return found, skipped
+    for folder in sorted(out_dir.iterdir()):
+        manifest = folder / "manifest.json"
+        if folder.name.startswith(".") or not manifest.is_file():
+            continue
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            window = data["window"]
+            entry = Entry(
+                slug=folder.name,
+                label=str(window["label"]),
+                start=str(window["start"]),
+                end=str(window["end"]),
+                item_count=int(data.get("item_count", len(data.get("items", [])))),
+                subject=str(data.get("subject", "")),
+                built_at=str(data.get("built_at", "")),
+                files=tuple(name for name in LINKED if (folder / name).is_file()),
+                shots=tuple(name for name in SHOT_FILES if (folder / name).is_file()),
+            )
+            datetime.fromisoformat(entry.start)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            skipped.append(f"{manifest}: not a digest manifest ({err})")
+            continue
+        found.append(entry)
+    found.sort(key=lambda e: (datetime.fromisoformat(e.start), e.slug), reverse=True)
+    return found, skipped
+
+
+def write_index(out_dir: Path, *, title: str) -> Site:
+    """Write out_dir/index.html listing every built digest; atomic, like the builds."""
+    listed, skipped = entries(out_dir)
+    html = _TEMPLATE.render(title=title, entries=listed, shot_label=_shot_label)
+    path = out_dir / INDEX_NAME
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".index-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write the archive page: {err.strerror}") from err
+    return Site(path=path, entries=tuple(listed), skipped=tuple(skipped))
+
+
+def _shot_label(name: str) -> str:
+    """shot-375-dark.png -> 375 px, dark."""
+    _, width, scheme = name.removesuffix(".png").split("-")
+    return f"{width} px, {scheme}"
+
+
+_ENV = jinja2.Environment(
+    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+)
+_TEMPLATE = _ENV.from_string(
+    """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>{{ title }}: archive</title>
+<style>
+  body { font: 16px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0 auto;
+         max-width: 960px; padding: 24px 16px; color: #1f2933; background: #f5f7fa; }
+  h1 { font-size: 26px; margin: 0 0 16px; }
+  ol { list-style: none; padding: 0; margin: 0; }
+  li.digest { display: flex; gap: 16px; align-items: flex-start; background: #fff; border-radius: 8px;
+              padding: 16px; margin: 0 0 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+  li.digest img { width: 120px; height: 160px; object-fit: cover; object-position: top;
+                  border: 1px solid #d9e2ec; border-radius: 4px; }
+  h2 { font-size: 20px; margin: 0 0 2px; }
+  .meta { color: #52606d; font-size: 14px; margin: 0 0 8px; }
+  .links a { margin-right: 12px; white-space: nowrap; }
+  a { color: #0b5cad; }
+  @media (prefers-color-scheme: dark) {
+    body { background: #0f1215; color: #e4e7eb; }
+    li.digest { background: #1b2026; }
+    .meta { color: #aab4be; }
+    a { color: #8cc4ff; }
+  }
+  @media (max-width: 480px) { li.digest { flex-direction: column; } }
+</style>
+</head>
+<body>
+<h1>{{ title }}</h1>
+{% if not entries %}
+<p>Nothing built yet: run <code>digest build</code>.</p>
+{% endif %}
+<ol>
+{% for e in entries %}
+  <li class="digest" id="{{ e.slug }}">
+    {% if e.thumbnail %}
+    <a href="{{ e.slug }}/{{ e.thumbnail }}"><img src="{{ e.slug }}/{{ e.thumbnail }}"
+      alt="Screenshot of {{ e.label }}" loading="lazy"></a>
+    {% endif %}
+    <div>
+      <h2><a href="{{ e.slug }}/index.html">{{ e.label }}</a></h2>
+      <p class="meta">{{ e.item_count }} {{ "item" if e.item_count == 1 else "items" }} · {{ e.subject }}</p>
+      <p class="links">
+        {% if "index.html" in e.files %}<a href="{{ e.slug }}/index.html">Web version</a>{% endif %}
+        {% if "digest.html" in e.files %}<a href="{{ e.slug }}/digest.html">Email (HTML)</a>{% endif %}
+        {% if "digest.txt" in e.files %}<a href="{{ e.slug }}/digest.txt">Text version</a>{% endif %}
+        {% if "digest.eml" in e.files %}<a href="{{ e.slug }}/digest.eml">Message (.eml)</a>{% endif %}
+        {% if "manifest.json" in e.files %}<a href="{{ e.slug }}/manifest.json">Manifest</a>{% endif %}
+      </p>
+      {% if e.shots %}
+      <p class="links">Screenshots:
+        {% for name in e.shots %}
+        <a href="{{ e.slug }}/{{ name }}">{{ shot_label(name) }}</a>
+        {% endfor %}
+      </p>
+      {% endif %}
+    </div>
+  </li>
+{% endfor %}
+</ol>
+</body>
+</html>
+"""
+)
