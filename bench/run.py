@@ -16,7 +16,10 @@ def main() -> None:
         sys.exit(f"bench: unknown benchmark {names[0]!r}; available: {', '.join(available)}")
     for name in names:
         print(f"== {name}")
-        sys.argv = [str(HERE / f"{name}_bench.py"), *sys.argv[2 if len(sys.argv) > 1 and sys.argv[1] == name else 1 :]]
+        sys.argv = [
+            str(HERE / f"{name}_bench.py"),
+            *sys.argv[2 if len(sys.argv) > 1 and sys.argv[1] == name else 1 :],
+        ]
         runpy.run_path(str(HERE / f"{name}_bench.py"), run_name="__main__")
 
 
