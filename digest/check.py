@@ -517,8 +517,8 @@ def rule_links_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
             yield Finding(
                 "warning",
                 "link-missing-text",
-                f"digest.html:{line}: the link {_short(url)} is not in the text part",
-                parts.where(TEXT_TEMPLATE, url),
+                f"digest.html:{line}: the link {_short(url)}{_of_item(parts, url)} is not in the text part",
+                parts.template(TEXT_TEMPLATE),
                 "print the address in digest.txt.j2 too, so text-only readers can follow it",
             )
     for url, line in text_urls.items():
@@ -526,10 +526,20 @@ def rule_links_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
             yield Finding(
                 "warning",
                 "link-missing-html",
-                f"digest.txt:{line}: the address {_short(url)} is not linked in the HTML",
-                parts.where(HTML_TEMPLATE, url),
+                f"digest.txt:{line}: the address {_short(url)}{_of_item(parts, url)} is not linked in the HTML",
+                parts.template(HTML_TEMPLATE),
                 "link it in digest.mjml.j2 too",
             )
+
+
+def _via(where: str, template: str) -> str:
+    """An item's text, as a template shows it: both places may need the fix."""
+    return where if where.split(":")[0] == template.split(":")[0] else f"{where} (shown by {template})"
+
+
+def _of_item(parts: Parts, url: str) -> str:
+    item = parts.item_for(url)
+    return f" (of {item.source})" if item else ""
 
 
 def display_width(line: str) -> int:
@@ -556,7 +566,7 @@ def rule_text_width(parts: Parts, doc: Doc) -> Iterable[Finding]:
             "text-width",
             f"digest.txt:{n}: the line is {width} columns wide (at most {TEXT_WIDTH}): "
             f"{_short(line.strip())}",
-            parts.where(TEXT_TEMPLATE, *_phrases(line)),
+            _via(parts.where(TEXT_TEMPLATE, *_phrases(line)), parts.template(TEXT_TEMPLATE)),
             "wrap it with the `wrap` filter in digest.txt.j2, or put a long address on a line of its own",
         )
 
@@ -975,6 +985,8 @@ def _find_line(path: Path, needle: str) -> int | None:
     n = needle.strip()
     if not n:
         return None
+    # Jinja comments are blanked (keeping their line breaks): a mention in a comment is not the place.
+    text = re.sub(r"\{#.*?#\}", lambda m: "\n" * m[0].count("\n"), text, flags=re.S)
     idx = text.find(n)
     if idx < 0:
         idx = text.casefold().find(n.casefold())
