@@ -19,7 +19,7 @@ from digest.config import Config, parse_address
 from digest.errors import EmptyWindow, OutputError
 from digest.items import Scan, scan
 from digest.message import build_message
-from digest.render import Rendered, Renderer, content_hash, personalise
+from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash, personalise
 from digest.select import Digest, select
 from digest.shots import SHOT_FILES
 from digest.site import write_index
@@ -35,6 +35,7 @@ BUILD_FILES = (
     "digest.eml",
     "manifest.json",
     "digest.mjml",
+    "digest.parts.json",
     *SHOT_FILES,
 )
 
@@ -112,6 +113,16 @@ def build(
     }
     if keep_mjml:
         files["digest.mjml"] = rendered.mjml.encode()
+    # The un-personalised parts, so that `digest send` sends exactly what was built and reviewed.
+    # The placeholders are per process (render.py), so the file names the ones its html and text contain.
+    parts = {
+        "content_hash": digest_hash,
+        "subject": rendered.subject,
+        "html": rendered.html,
+        "text": rendered.text,
+        "placeholders": {"greeting": GREETING, "unsubscribe_url": UNSUBSCRIBE_URL},
+    }
+    files["digest.parts.json"] = json.dumps(parts, ensure_ascii=False).encode()
     sizes = {name: len(data) for name, data in files.items()}
     warnings = list(digest.warnings)
     if sizes["digest.html"] > GMAIL_CLIP_BYTES:

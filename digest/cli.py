@@ -10,6 +10,8 @@ import functools
 import re
 import shutil
 import sys
+import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ import yaml
 
 from digest import __version__
 from digest.config import CONFIG_NAME, Config, load_config
-from digest.errors import DigestError, EmptyWindow
+from digest.errors import DigestError, EmptyWindow, SendError
 from digest.window import Window, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,16 +132,31 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
 )
 @click.option("--keep-mjml", is_flag=True, help="Also write digest.mjml, the MJML that was compiled.")
 @click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
+@click.option(
+    "--since-last-send",
+    is_flag=True,
+    help="The items newer than the newest item of the last digest sent to a whole list, up to now.",
+)
 @click.pass_obj
 @fail_cleanly
 def build(
-    state: State, /, out_dir: Path | None, keep_mjml: bool, screenshots: bool = False, **window: str | None
+    state: State,
+    /,
+    out_dir: Path | None,
+    keep_mjml: bool,
+    screenshots: bool = False,
+    since_last_send: bool = False,
+    **window: str | None,
 ) -> None:
     """Build the digest of a window into out/<slug>/ (default: last month)."""
     from digest.build import build as run_build
 
     config = state.config()
-    win = get_window(state, config, **window)
+    win = (
+        _since_last_send(state, config, out_dir, window)
+        if since_last_send
+        else get_window(state, config, **window)
+    )
     result = run_build(config, win, now=state.now, out_dir=out_dir, keep_mjml=keep_mjml)
     for warning in result.warnings:
         state.warn(warning)
@@ -319,6 +336,251 @@ def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **
     state.say(f"check {verdict}{' (strict)' if strict else ''}: {counts} in {folder}/")
     if failed:
         sys.exit(1)
+
+
+def _since_last_send(
+    state: State, config: Config, out_dir: Path | None, window: dict[str, str | None]
+) -> Window:
+    from digest.journal import last_sent_in_full
+
+    if any(window.values()):
+        raise DigestError("--since-last-send chooses the window itself: give no other window option")
+    found = last_sent_in_full(out_dir or config.out_dir, config.tz)
+    if found is None:
+        raise DigestError(
+            f"--since-last-send: no digest in {_shown(out_dir or config.out_dir)}/ "
+            "was sent to a whole list yet"
+        )
+    folder, start = found
+    state.say(f"last digest sent in full: {_shown(folder)}/; items from {start.isoformat()}", level=1)
+    return get_window(state, config, since_=start.isoformat())
+
+
+@main.command()
+@window_options
+@click.option(
+    "--subscribers",
+    "subscribers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The subscriber list: CSV with a header row, an 'email' column, optionally 'name' and others.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the built <slug>/ folder is (as for `digest build`).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the first message and the counts; connect to nothing.")
+@click.option(
+    "--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS, outside the journal."
+)
+@click.option("--status", is_flag=True, help="Print the journal's counts (sent, failed, deferred, pending).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections in parallel (default 1).")
+@click.option("--rate", metavar="N/s|N/h", help="At most this many messages per second or per hour.")
+@click.option("--skip-invalid", is_flag=True, help="Send to the good rows even when some rows are bad.")
+@click.option(
+    "--allow-changed", is_flag=True, help="Resume a send although the digest changed since it began."
+)
+@click.option(
+    "--retries", type=click.IntRange(0, 20), default=5, show_default=True, help="Retries per message."
+)
+@click.option("--retry-delay", type=click.FloatRange(0, 600), default=1.0, show_default=True, help="Seconds.")
+@click.option(
+    "--insecure-no-verify",
+    is_flag=True,
+    help="DANGEROUS: do not check the server's TLS certificate (anyone on the path can read the mail).",
+)
+@click.pass_obj
+@fail_cleanly
+def send(
+    state: State,
+    /,
+    subscribers: Path | None,
+    out_dir: Path | None,
+    dry_run: bool,
+    test_address: str | None,
+    status: bool,
+    yes: bool,
+    connections: int | None,
+    rate: str | None,
+    skip_invalid: bool,
+    allow_changed: bool,
+    retries: int,
+    retry_delay: float,
+    insecure_no_verify: bool,
+    **window: str | None,
+) -> None:
+    """Send the digest of a window (built in out/<slug>/, built first if absent) to a subscriber list."""
+    from digest import send as sending
+    from digest.build import build as run_build
+    from digest.journal import journal_path, read_counts
+
+    config = state.config()
+    win = get_window(state, config, **window)
+    folder = (out_dir or config.out_dir) / win.slug
+    if status:
+        paths = [journal_path(folder, subscribers)] if subscribers else sorted(folder.glob("send-*.sqlite"))
+        if not paths or not paths[0].exists():
+            raise DigestError(f"no send journal in {_shown(folder)}/: nothing was sent for {win.label} yet")
+        for path in paths:
+            counts, meta = read_counts(path)
+            done = " (complete)" if meta.get("completed_at") else ""
+            click.echo(f"{_shown(path)}: {counts}{done}")
+        return
+    if test_address is None and subscribers is None:
+        raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
+    parts = sending.load_parts(folder)
+    if parts is None:
+        state.say(f"{_shown(folder)}/ is not built yet: building it first")
+        result = run_build(config, win, now=state.now, out_dir=out_dir)
+        for warning in result.warnings:
+            state.warn(warning)
+        parts = sending.load_parts(result.folder)
+        assert parts is not None
+    env = sending.environ()
+    maker = sending.personaliser(config, parts, now=state.now, environ=env)
+    sender = config.sender.addr_spec
+    if dry_run:
+        if subscribers is None:
+            raise click.UsageError("--dry-run needs --subscribers FILE.csv")
+        message, listed = sending.dry_run(maker, subscribers)
+        if message is not None:
+            click.echo(message.data.decode("ascii"), nl=False)
+        _report_list(state, listed)
+        path = journal_path(folder, subscribers)
+        finished = 0
+        if path.exists():
+            counts, _meta = read_counts(path)
+            finished = counts.sent + counts.failed
+            state.say(f"journal {_shown(path)}: {counts}")
+        state.say(
+            f"dry run: would send {max(listed.count - finished, 0)} messages via {config.smtp_host}; "
+            "sent nothing"
+        )
+        if listed.bad_rows and not skip_invalid:
+            from digest.subscribers import require_clean
+
+            require_clean(listed)
+        return
+    settings = sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
+    if not settings.verify:
+        click.secho(
+            f"WARNING: TLS certificate verification is OFF for {settings.address}: "
+            "anyone on the network path can read and change these messages.",
+            err=True,
+            fg="red",
+            bold=True,
+        )
+    if test_address is not None:
+        reply = sending.send_test(settings, sender, maker, test_address)
+        state.say(f"test message sent to {test_address} via {settings.address}: {reply}")
+        return
+    assert subscribers is not None
+    options = sending.SendOptions(
+        connections=connections or config.send_connections,
+        rate=_rate(rate, config.send_rate),
+        retries=retries,
+        retry_delay=retry_delay,
+        allow_changed=allow_changed,
+        skip_invalid=skip_invalid,
+    )
+
+    def confirm(todo: int, counts: Any) -> bool:
+        if yes:
+            return True
+        state.say(f"journal: {counts}")
+        return click.confirm(
+            f"Send {parts.subject!r} to {todo} recipient{'s' if todo != 1 else ''} via {settings.address}?",
+            err=True,
+        )
+
+    progress = _Progress(enabled=state.verbosity >= 0)
+
+    try:
+        report = sending.send_all(
+            settings=settings,
+            sender=sender,
+            maker=maker,
+            parts=parts,
+            subscribers=subscribers,
+            options=options,
+            confirm=confirm,
+            progress=progress.step,
+            started=progress.start,
+        )
+    finally:
+        progress.close()
+    _report_list(state, report.listed)
+    rate_done = report.sent / report.elapsed if report.elapsed > 0 else 0.0
+    state.say(
+        f"{report.sent} sent, {report.failed} failed, {report.deferred} deferred in this run "
+        f"({report.already_done} done before; {rate_done:.0f} messages/s). Journal: {report.counts}"
+    )
+    for email, code, reply in report.failures:
+        state.say(f"  {email}: {code or ''} {reply}".rstrip())
+    bad = report.counts.failed + report.counts.deferred
+    if bad:
+        raise SendError(
+            f"{bad} recipient{'s' if bad != 1 else ''} did not get the digest "
+            f"({report.counts.failed} refused, {report.counts.deferred} deferred: run again to retry those)"
+        )
+
+
+class _Progress:
+    """A progress bar on stderr with the rate and ETA; updated from the sending threads."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.count = 0
+        self.began = 0.0
+        self.lock = threading.Lock()
+
+    def start(self, todo: int) -> None:
+        self.began = time.monotonic()
+        if self.enabled:
+            self.bar = click.progressbar(
+                length=todo, label="Sending", show_eta=True, show_pos=True, file=sys.stderr
+            )
+            self.bar.__enter__()
+
+    def step(self, _status: str) -> None:
+        with self.lock:
+            self.count += 1
+            if self.bar is not None:
+                rate = self.count / max(time.monotonic() - self.began, 1e-6)
+                self.bar.update(1, current_item=f"{rate:.0f}/s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _rate(flag: str | None, configured: str) -> float:
+    from digest.send import parse_rate
+
+    try:
+        return parse_rate(flag) if flag else (parse_rate(configured) if configured else 0.0)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--rate") from None
+
+
+def _report_list(state: State, listed: Any) -> None:
+    state.say(
+        f"{listed.path}: {listed.count} unique addresses"
+        + (
+            f", {listed.duplicates} duplicate{'s' if listed.duplicates != 1 else ''} merged"
+            if listed.duplicates
+            else ""
+        )
+        + (
+            f", {listed.bad_rows} bad row{'s' if listed.bad_rows != 1 else ''} skipped"
+            if listed.bad_rows
+            else ""
+        )
+    )
 
 
 @main.command()

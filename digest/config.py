@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -46,6 +47,20 @@ class Config:
     templates_dir: Path = field(default=Path("templates"))
     out_dir: Path = field(default=Path("out"))
     cache_dir: Path = field(default=Path(".digest-cache"))
+    # [smtp] and [send]: see digest/send.py. Secrets are not here: they come from the environment only.
+    smtp_host: str = "localhost"
+    smtp_port: int = 0  # 0: the usual port for the security mode (587 starttls, 465 ssl, 25 none)
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_verify: bool = True
+    smtp_timeout: float = 30.0
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""
+    list_id: str = ""
+    greeting: str = "Hello {name},"
+    greeting_fallback: str = "Hello,"
+    send_rate: str = ""
+    send_connections: int = 1
 
     @property
     def tz(self) -> ZoneInfo:
@@ -154,6 +169,100 @@ def _path(v: Any) -> Path:
     return Path(_nonempty_line(v))
 
 
+def _port(v: Any) -> int:
+    if isinstance(v, str) and v.strip().isdigit():
+        v = int(v.strip())
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+        raise ValueError("expected a port number (1-65535; 0 for the usual port of the security mode)")
+    return v
+
+
+def _security(v: Any) -> str:
+    s = _nonempty_line(v).lower()
+    if s not in ("starttls", "ssl", "none"):
+        raise ValueError(f"expected starttls, ssl or none, got {s!r}")
+    return s
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    raise ValueError("expected true or false")
+
+
+def _seconds(v: Any) -> float:
+    try:
+        f = float(v) if isinstance(v, int | float | str) and not isinstance(v, bool) else -1.0
+    except ValueError:
+        f = -1.0
+    if not f > 0:
+        raise ValueError("expected a number of seconds > 0")
+    return f
+
+
+def _count(v: Any) -> int:
+    if isinstance(v, str) and v.strip().isdigit():
+        v = int(v.strip())
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
+        raise ValueError("expected a whole number from 1 to 64")
+    return v
+
+
+def _unsubscribe_url(v: Any) -> str:
+    s = _line(v).strip()
+    if not s:
+        return ""
+    if not s.startswith("https://"):
+        raise ValueError(f"must be an https:// URL (RFC 8058 one-click unsubscribe needs https), got {s!r}")
+    from digest.message import check_url_template
+
+    check_url_template(s)
+    return s
+
+
+def _mailbox(v: Any) -> str:
+    s = _line(v).strip().removeprefix("mailto:")
+    if not s:
+        return ""
+    parse_address(s, what="address")
+    if "<" in s or " " in s:
+        raise ValueError(f"expected a bare address like unsubscribe@example.org, got {s!r}")
+    return s
+
+
+def _list_id(v: Any) -> str:
+    s = _line(v).strip()
+    if s and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+", s.strip("<>")):
+        raise ValueError(f"expected a dotted id like news.example.org, got {s!r}")
+    return s.strip("<>")
+
+
+def _greeting(v: Any) -> str:
+    s = _line(v)
+    from digest.message import greeting_fields
+
+    greeting_fields(s)
+    return s
+
+
+def _rate(v: Any) -> str:
+    s = _line(v).strip()
+    if s:
+        from digest.send import parse_rate
+
+        parse_rate(s)
+    return s
+
+
+# Settings that are secrets: never read from the file, only from these environment variables.
+SECRETS = {
+    "smtp.password": "DIGEST_SMTP_PASSWORD",
+    "send.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
+    "email.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
+}
+
 # TOML key -> (Config field, validator, environment variable)
 _SCHEMA: dict[str, tuple[str, Callable[[Any], Any], str]] = {
     "title": ("title", _nonempty_line, "DIGEST_TITLE"),
@@ -171,6 +280,19 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any], str]] = {
     "paths.templates": ("templates_dir", _path, "DIGEST_TEMPLATES"),
     "paths.out": ("out_dir", _path, "DIGEST_OUT"),
     "paths.cache": ("cache_dir", _path, "DIGEST_CACHE"),
+    "smtp.host": ("smtp_host", _nonempty_line, "DIGEST_SMTP_HOST"),
+    "smtp.port": ("smtp_port", _port, "DIGEST_SMTP_PORT"),
+    "smtp.security": ("smtp_security", _security, "DIGEST_SMTP_SECURITY"),
+    "smtp.username": ("smtp_username", _line, "DIGEST_SMTP_USERNAME"),
+    "smtp.verify": ("smtp_verify", _bool, "DIGEST_SMTP_VERIFY"),
+    "smtp.timeout": ("smtp_timeout", _seconds, "DIGEST_SMTP_TIMEOUT"),
+    "send.unsubscribe_url": ("unsubscribe_url", _unsubscribe_url, "DIGEST_UNSUBSCRIBE_URL"),
+    "send.unsubscribe_mailto": ("unsubscribe_mailto", _mailbox, "DIGEST_UNSUBSCRIBE_MAILTO"),
+    "send.list_id": ("list_id", _list_id, "DIGEST_LIST_ID"),
+    "send.greeting": ("greeting", _greeting, "DIGEST_GREETING"),
+    "send.greeting_fallback": ("greeting_fallback", _line, "DIGEST_GREETING_FALLBACK"),
+    "send.rate": ("send_rate", _rate, "DIGEST_SEND_RATE"),
+    "send.connections": ("send_connections", _count, "DIGEST_SEND_CONNECTIONS"),
 }
 _PATH_FIELDS = {"items_dir", "templates_dir", "out_dir", "cache_dir"}
 
@@ -222,6 +344,14 @@ def load_config(
         except OSError as err:
             raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
         for key, value in _flatten(raw).items():
+            if key in SECRETS or key.rpartition(".")[2] in ("password", "secret", "unsubscribe_secret"):
+                env = SECRETS.get(
+                    key, "DIGEST_SMTP_PASSWORD" if "password" in key else "DIGEST_UNSUBSCRIBE_SECRET"
+                )
+                raise ConfigError(
+                    f"{path}: {key}: secrets are never read from the config file; "
+                    f"set the environment variable {env} instead (and remove the secret from the file)"
+                )
             if key not in _SCHEMA:
                 hint = difflib.get_close_matches(key, _SCHEMA, n=1)
                 extra = f" (did you mean {hint[0]!r}?)" if hint else ""

@@ -49,3 +49,28 @@ class EmptyWindow(DigestError):
     """No item falls inside the window. Not a failure: the CLI exits 3 so cron and CI can tell."""
 
     exit_code = 3
+
+
+class SubscriberError(DigestError):
+    """The subscriber list (CSV) cannot be read or has bad rows, each listed as `file:line: what is wrong`."""
+
+    def __init__(self, problems: list[str], *, more: int = 0, rows: bool = False) -> None:
+        self.problems = problems
+        if not rows:
+            super().__init__("\n".join(problems))
+            return
+        n = len(problems) + more
+        lines = [f"{n} bad row{'s' if n != 1 else ''} in the subscriber list:", *problems]
+        if more:
+            lines.append(f"... and {more} more")
+        lines.append("Fix them, or pass --skip-invalid to send to the good rows only.")
+        super().__init__("\n".join(lines))
+
+
+class JournalError(DigestError):
+    """The send journal cannot be used: unreadable, in use by another send, or kept for other content."""
+
+
+class SendError(DigestError):
+    """Sending stopped or did not reach everyone: SMTP settings, TLS, login or connection failures, or
+    recipients that failed (the journal keeps the details; running the command again resumes)."""

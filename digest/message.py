@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import binascii
+import hashlib
+import hmac
+import html as htmllib
+import re
+import string
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
+from urllib.parse import quote
 
 from digest.errors import DigestError
+from digest.render import GREETING, UNSUBSCRIBE_URL
 
 
 class HeaderError(DigestError):
@@ -54,3 +63,201 @@ def build_message(
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return msg
+
+
+# ---- per-recipient messages for `digest send` ----
+#
+# MJML and premailer ran once, in the build. Per recipient we only fill the placeholders of the rendered
+# parts (plain str.replace), then quoted-printable-encode the filled parts (binascii, in C) and join them to
+# headers serialised once. The placeholders are filled *before* encoding, so a token can never be split
+# by a soft line break. Every line ends in CRLF, as SMTP wants.
+
+_FORMATTER = string.Formatter()
+_URL_FIELDS = {"email", "token"}
+
+
+def check_url_template(template: str) -> str:
+    """Check an unsubscribe URL template: only {email} and {token}, no spaces or angle brackets."""
+    try:
+        names = {f for _, f, _, _ in _FORMATTER.parse(template) if f is not None}
+    except ValueError as err:
+        raise ValueError(f"bad template {template!r}: {err} (write a literal brace as {{{{ or }}}})") from err
+    unknown = names - _URL_FIELDS
+    if unknown:
+        raise ValueError(
+            f"unknown field {{{sorted(unknown)[0]}}} in {template!r}: use {{email}} and {{token}}"
+        )
+    if "email" not in names:
+        raise ValueError(f"{template!r} must contain {{email}} (and should contain {{token}})")
+    if any(c in template for c in " <>\"'\\") or any(ord(c) < 33 or ord(c) > 126 for c in template):
+        raise ValueError(
+            f"{template!r}: spaces, quotes, angle brackets and non-ASCII must be percent-encoded"
+        )
+    return template
+
+
+def greeting_fields(template: str) -> set[str]:
+    """The subscriber columns a greeting template uses ("Hello {name}," -> {"name"}); ValueError if bad."""
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError as err:
+        raise ValueError(f"bad template {template!r}: {err} (write a literal brace as {{{{ or }}}})") from err
+    names = set()
+    for _, field_name, spec, conv in parsed:
+        if field_name is None:
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name) or spec or conv:
+            raise ValueError(f"{template!r}: use plain column names in braces, like {{name}}")
+        names.add(field_name.lower())
+    return names
+
+
+def unsubscribe_token(secret: str, email: str) -> str:
+    """The HMAC-SHA256 of the lower-cased address under the secret: what the unsubscribe page checks."""
+    return hmac.new(secret.encode(), email.lower().encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def check_unsubscribe_token(secret: str, email: str, token: str) -> bool:
+    """For the unsubscribe endpoint: is this the token `digest send` put in this address's link?"""
+    return hmac.compare_digest(unsubscribe_token(secret, email), token)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One personalised message, ready for the SMTP DATA command."""
+
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+class Personaliser:
+    """The digest's parts prepared once; `message(subscriber)` makes one recipient's message quickly."""
+
+    def __init__(
+        self,
+        *,
+        subject: str,
+        html: str,
+        text: str,
+        content_hash: str,
+        sender: Address,
+        date: datetime,
+        reply_to: Address | None = None,
+        list_id: str,
+        list_name: str,
+        unsubscribe_url: str = "",
+        unsubscribe_mailto: str = "",
+        secret: str = "",
+        greeting: str = "Hello {name},",
+        greeting_fallback: str = "Hello,",
+        placeholders: Mapping[str, str] | None = None,
+    ) -> None:
+        if not unsubscribe_url and not unsubscribe_mailto:
+            raise HeaderError(
+                "no unsubscribe address: set [send] unsubscribe_url (https, one-click) "
+                "and/or unsubscribe_mailto"
+            )
+        if unsubscribe_url and "{token}" in unsubscribe_url and not secret:
+            raise HeaderError(
+                "the unsubscribe_url uses {token}: set the secret in the environment variable "
+                "DIGEST_UNSUBSCRIBE_SECRET"
+            )
+        tokens = placeholders or {"greeting": GREETING, "unsubscribe_url": UNSUBSCRIBE_URL}
+        self.greeting_token, self.unsubscribe_token = tokens["greeting"], tokens["unsubscribe_url"]
+        self.content_hash = content_hash
+        self.sender = sender
+        self.domain = sender.domain
+        self.secret = secret
+        self.unsubscribe_url = unsubscribe_url
+        self.unsubscribe_mailto = unsubscribe_mailto
+        self.greeting = greeting
+        self.greeting_uses = greeting_fields(greeting)
+        self.greeting_fallback = check_header("greeting_fallback", greeting_fallback)
+        crlf = "\r\n"
+        self.html = html.replace("\r\n", "\n").replace("\n", crlf)
+        self.text = text.replace("\r\n", "\n").replace("\n", crlf)
+        self.boundary = f"=_digest_{content_hash[:24]}"  # "=_" never occurs in quoted-printable text
+        head = EmailMessage(policy=SMTP)
+        head["From"] = sender
+        if reply_to is not None:
+            head["Reply-To"] = reply_to
+        head["Subject"] = check_header("Subject", subject)
+        head["Date"] = format_datetime(date)
+        head["List-Id"] = f"{check_header('List-Id', list_name)} <{check_header('List-Id', list_id)}>"
+        if unsubscribe_url:
+            head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        head["MIME-Version"] = "1.0"
+        self.head = head.as_bytes(policy=SMTP).rstrip(b"\r\n") + b"\r\n"
+        b = self.boundary
+        self.mime_head = (
+            f'Content-Type: multipart/alternative; boundary="{b}"\r\n\r\n'
+            f'--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self.mime_mid = (
+            f'\r\n--{b}\r\nContent-Type: text/html; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self.mime_tail = f"\r\n--{b}--\r\n".encode()
+
+    def greeting_for(self, name: str, fields: Mapping[str, str]) -> str:
+        """The greeting with this subscriber's values, or the fallback when a value it uses is empty."""
+        values = {k: " ".join(v.split()) for k, v in fields.items()}
+        values["name"] = " ".join(name.split())
+        if any(not values.get(k) for k in self.greeting_uses):
+            return self.greeting_fallback
+        return self.greeting.format_map(values)
+
+    def unsubscribe_for(self, email: str) -> tuple[str, str]:
+        """(the link shown in the body, the List-Unsubscribe header value) for one address."""
+        uris = []
+        url = ""
+        if self.unsubscribe_url:
+            token = unsubscribe_token(self.secret, email) if self.secret else ""
+            url = self.unsubscribe_url.format(email=quote(email, safe=""), token=token)
+            uris.append(f"<{url}>")
+        if self.unsubscribe_mailto:
+            mailto = f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe"
+            uris.append(f"<{mailto}>")
+            url = url or mailto
+        return url, ",\r\n ".join(uris)
+
+    def message_id(self, email: str) -> str:
+        """Unique per recipient and digest, and the same on a resend: <hash.addresshash@sender-domain>."""
+        who = hashlib.sha256(f"{self.content_hash}\0{email.lower()}".encode()).hexdigest()[:24]
+        return f"<digest.{self.content_hash[:16]}.{who}@{self.domain}>"
+
+    def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
+        """One recipient's complete message (bytes with CRLF line ends, 7-bit: quoted-printable parts)."""
+        check_header("To", email)
+        check_header("To", name)
+        greeting = self.greeting_for(name, fields or {})
+        link, list_unsubscribe = self.unsubscribe_for(email)
+        html = self.html.replace(self.greeting_token, htmllib.escape(greeting, quote=False)).replace(
+            self.unsubscribe_token, htmllib.escape(link, quote=True)
+        )
+        text = self.text.replace(self.greeting_token, greeting).replace(self.unsubscribe_token, link)
+        message_id = self.message_id(email)
+        to = _format_to(email, name)
+        data = b"".join(
+            [
+                self.head,
+                to,
+                f"Message-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n".encode(),
+                self.mime_head,
+                binascii.b2a_qp(text.encode(), istext=True),
+                self.mime_mid,
+                binascii.b2a_qp(html.encode(), istext=True),
+                self.mime_tail,
+            ]
+        )
+        return Outgoing(email, message_id, data)
+
+
+def _format_to(email: str, name: str) -> bytes:
+    if name and (not name.isascii() or len(name) + len(email) > 60):
+        # Non-ASCII or long: let the email package encode (RFC 2047) and fold it.
+        header = SMTP.header_factory("To", str(Address(display_name=name, addr_spec=email)))
+        return str(header.fold(policy=SMTP)).encode("ascii")
+    return f"To: {formataddr((name, email))}\r\n".encode()

@@ -51,6 +51,7 @@ def test_sample_build(workspace: Path, run: Run) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "digest.eml",
         "digest.html",
+        "digest.parts.json",
         "digest.txt",
         "index.html",
         "manifest.json",

@@ -1,0 +1,275 @@
+"""The send journal: one SQLite file per digest and subscriber list, in out/<slug>/send-<list>.sqlite.
+
+For every recipient it records pending, sent (with the server's reply and the Message-ID), failed (a 5xx:
+code and text, not retried) or deferred (4xx or a dropped connection after every retry: tried again by the
+next run). A run resumes from it: only recipients not yet sent or failed get a message.
+
+Durability: WAL mode. Each result is committed on its own the moment the server has accepted the message,
+so a killed process loses no result it had received (the kernel holds the WAL write). Every
+`SYNC_EVERY` results or `SYNC_SECONDS`, one commit runs with synchronous=FULL, which fsyncs the WAL and so
+every earlier result too: a power cut can cost at most that many re-sends, never a lost recipient.
+The file holds addresses: it is created private (0600); do not publish it with the web version.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import time as dtime
+from pathlib import Path
+
+from digest.errors import JournalError
+
+SYNC_EVERY = 64
+SYNC_SECONDS = 0.25
+STATES = ("pending", "sent", "failed", "deferred")
+
+
+_SCHEMA = """
+create table if not exists meta (key text primary key, value text not null);
+create table if not exists recipients (
+    key text primary key,              -- the address, lower-cased
+    email text not null,
+    status text not null default 'pending' check (status in ('pending', 'sent', 'failed', 'deferred')),
+    code integer,                      -- the SMTP reply code of the last attempt
+    reply text,                        -- the server's reply (sent: the queue id line; failed: why)
+    message_id text,
+    attempts integer not null default 0,
+    updated text
+);
+"""
+
+
+def journal_path(folder: Path, subscribers: Path) -> Path:
+    """The journal of one subscriber list for the digest in `folder`."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in subscribers.stem) or "list"
+    return folder / f"send-{stem}.sqlite"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many recipients are in each state."""
+
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every recipient the journal knows."""
+        return self.pending + self.sent + self.failed + self.deferred
+
+    def __str__(self) -> str:
+        return f"{self.sent} sent, {self.failed} failed, {self.deferred} deferred, {self.pending} pending"
+
+
+class Journal:
+    """An open journal; thread-safe (one lock around one SQLite connection). Use as a context manager."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = path
+        if not create and not path.exists():
+            raise JournalError(f"{path}: no send journal (nothing was sent to this list yet)")
+        self._lock = threading.Lock()
+        self._unsynced = 0
+        self._synced_at = time.monotonic()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise JournalError(f"{path}: cannot open the send journal: {err.strerror}") from err
+        self._lockfd = fd
+        try:
+            # One send per journal at a time (SQLite's own locks are per transaction, not per run).
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JournalError(f"{path}: another `digest send` is using this journal right now") from None
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.db.execute("pragma journal_mode=wal")
+            self.db.execute("pragma synchronous=full")
+            self.db.executescript(_SCHEMA)
+            self.db.execute("pragma synchronous=normal")
+        except sqlite3.Error as err:
+            self.close()
+            raise JournalError(f"{path}: cannot use the send journal: {err}") from err
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Make everything durable and release the journal."""
+        db = getattr(self, "db", None)
+        if db is not None:
+            try:
+                with self._lock:
+                    db.execute("pragma synchronous=full")
+                    db.execute("pragma wal_checkpoint(truncate)")
+                db.close()
+            except sqlite3.Error:
+                pass
+            self.db = None  # type: ignore[assignment]
+        if self._lockfd >= 0:
+            os.close(self._lockfd)
+            self._lockfd = -1
+
+    # ---- meta ----
+
+    def get(self, key: str) -> str | None:
+        """One meta value."""
+        with self._lock:
+            row = self.db.execute("select value from meta where key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, **values: str) -> None:
+        """Set meta values, durably."""
+        with self._lock:
+            self.db.execute("pragma synchronous=full")
+            self.db.execute("begin")
+            self.db.executemany(
+                "insert into meta (key, value) values (?, ?) "
+                "on conflict(key) do update set value = excluded.value",
+                list(values.items()),
+            )
+            self.db.execute("commit")
+            self.db.execute("pragma synchronous=normal")
+
+    def bind(self, *, content_hash: str, subject: str, subscribers: Path, allow_changed: bool) -> None:
+        """Tie the journal to one version of the digest; refuse to resume with other content."""
+        known = self.get("content_hash")
+        if known is not None and known != content_hash:
+            counts = self.counts()
+            if counts.sent and not allow_changed:
+                raise JournalError(
+                    f"{self.path}: {counts.sent} recipients already got a different version of this digest "
+                    f"(subject then: {self.get('subject')!r}). Sending the new version to the rest would "
+                    "give one list two versions; pass --allow-changed to do it anyway."
+                )
+        self.set_meta(content_hash=content_hash, subject=subject, subscribers=str(subscribers))
+
+    # ---- recipients ----
+
+    def add_pending(self, rows: Iterable[tuple[str, str]]) -> None:
+        """Record (key, email) as pending unless already known; one durable transaction."""
+        with self._lock:
+            self.db.execute("pragma synchronous=full")
+            self.db.execute("begin")
+            self.db.executemany("insert or ignore into recipients (key, email) values (?, ?)", rows)
+            self.db.execute("commit")
+            self.db.execute("pragma synchronous=normal")
+
+    def done_keys(self) -> set[str]:
+        """Recipients that must not get another message: sent, or refused for good (5xx)."""
+        with self._lock:
+            return {
+                r[0] for r in self.db.execute("select key from recipients where status in ('sent', 'failed')")
+            }
+
+    def record(self, key: str, status: str, *, code: int | None, reply: str, message_id: str = "") -> None:
+        """Record one result at once (a killed process keeps it); fsync the WAL now and then."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._lock:
+            self._unsynced += 1
+            durable = self._unsynced >= SYNC_EVERY or time.monotonic() - self._synced_at >= SYNC_SECONDS
+            if durable:
+                self.db.execute("pragma synchronous=full")
+            self.db.execute(
+                "update recipients set status = ?, code = ?, reply = ?, message_id = ?, "
+                "attempts = attempts + 1, updated = ? where key = ?",
+                (status, code, reply[:500], message_id, now, key),
+            )
+            if durable:
+                self.db.execute("pragma synchronous=normal")
+                self._unsynced = 0
+                self._synced_at = time.monotonic()
+
+    def counts(self) -> Counts:
+        """How many recipients are pending, sent, failed and deferred."""
+        with self._lock:
+            rows = dict(self.db.execute("select status, count(*) from recipients group by status").fetchall())
+        return Counts(**{s: int(rows.get(s, 0)) for s in STATES})
+
+    def failures(self, limit: int = 20) -> list[tuple[str, int | None, str]]:
+        """(email, code, reply) of failed and deferred recipients."""
+        with self._lock:
+            rows = self.db.execute(
+                "select email, code, reply from recipients where status in ('failed', 'deferred') "
+                "order by status, email limit ?",
+                (limit,),
+            ).fetchall()
+        return [(str(e), c, str(r or "")) for e, c, r in rows]
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only look at a journal (for --status and --since-last-send), even while a send runs."""
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as err:
+        raise JournalError(f"{path}: cannot read the send journal: {err}") from err
+
+
+def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
+    """The counts and meta values of one journal."""
+    db = open_readonly(path)
+    try:
+        rows = dict(db.execute("select status, count(*) from recipients group by status").fetchall())
+        meta = {str(k): str(v) for k, v in db.execute("select key, value from meta")}
+    except sqlite3.Error as err:
+        raise JournalError(f"{path}: not a send journal: {err}") from err
+    finally:
+        db.close()
+    return Counts(**{s: int(rows.get(s, 0)) for s in STATES}), meta
+
+
+def journals(out_dir: Path) -> Iterator[Path]:
+    """Every send journal under out/ (out/<slug>/send-*.sqlite)."""
+    if out_dir.is_dir():
+        yield from sorted(out_dir.glob("*/send-*.sqlite"))
+
+
+def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None:
+    """The folder of the digest most recently sent to a whole list, and the instant after its newest item.
+
+    An item with a date only counts as the whole of that day, so the next digest starts the day after.
+    """
+    best: tuple[str, Path] | None = None
+    for path in journals(out_dir):
+        try:
+            counts, meta = read_counts(path)
+        except JournalError:
+            continue
+        done = meta.get("completed_at")
+        if done and counts.pending == 0 and counts.deferred == 0 and (best is None or done > best[0]):
+            best = (done, path.parent)
+    if best is None:
+        return None
+    folder = best[1]
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        newest: datetime | None = None
+        for item in manifest["items"]:
+            value = str(item["date"])
+            if "T" in value:
+                when = datetime.fromisoformat(value) + timedelta(microseconds=1)
+            else:
+                day = date.fromisoformat(value) + timedelta(days=1)
+                when = datetime.combine(day, dtime(), tzinfo=tz)
+            newest = when if newest is None or when > newest else newest
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise JournalError(
+            f"{folder / 'manifest.json'}: cannot read the last sent digest's items: {err}"
+        ) from err
+    if newest is None:
+        return None
+    return folder, newest

@@ -1,0 +1,612 @@
+"""Built digest + subscriber list -> the SMTP relay: personalised messages, journal, retries, rate limit.
+
+We feed a relay well; we are not a mail server. Each of `--connections` threads keeps one SMTP connection
+(one login) and reuses it for message after message, pipelining MAIL/RCPT/DATA when the server offers
+PIPELINING. A 4xx reply or a dropped connection is retried with exponential backoff on a fresh connection;
+a 5xx for a recipient is recorded and sending goes on; a failed login, TLS handshake or certificate check
+stops everything at once. Every result is in the journal (digest/journal.py) the moment it is known.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import random
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest.config import Config, parse_address
+from digest.errors import ConfigError, SendError
+from digest.journal import Counts, Journal, journal_path
+from digest.message import Outgoing, Personaliser
+from digest.subscribers import Subscriber, SubscriberList, check_subscribers, iter_subscribers, require_clean
+
+PARTS_FILE = "digest.parts.json"
+DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpSettings:
+    """Where and how to connect. The password comes from DIGEST_SMTP_PASSWORD and is never shown."""
+
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    verify: bool = True
+    timeout: float = 30.0
+    ca_file: Path | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port, for messages."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address the host name resolves to is a loopback address."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def smtp_settings(
+    config: Config, environ: Mapping[str, str], *, verify: bool | None = None, ca_file: Path | None = None
+) -> SmtpSettings:
+    """The SMTP settings of the config, with the password from the environment; checked, not yet used."""
+    security = config.smtp_security
+    if security == "none" and not is_loopback(config.smtp_host):
+        raise ConfigError(
+            f'smtp.security = "none" sends in clear text and is allowed only to a loopback address '
+            f"(127.0.0.1, ::1, localhost), not to {config.smtp_host!r}: use starttls or ssl"
+        )
+    password = environ.get("DIGEST_SMTP_PASSWORD", "")
+    if config.smtp_username and not password:
+        raise ConfigError(
+            f"smtp.username is {config.smtp_username!r} but DIGEST_SMTP_PASSWORD is not set "
+            "(the password is read from the environment only)"
+        )
+    cafile = ca_file or (Path(environ["DIGEST_SMTP_CA_FILE"]) if environ.get("DIGEST_SMTP_CA_FILE") else None)
+    if cafile is not None and not cafile.is_file():
+        raise ConfigError(f"DIGEST_SMTP_CA_FILE: {cafile}: no such file")
+    return SmtpSettings(
+        host=config.smtp_host,
+        port=config.smtp_port or DEFAULT_PORTS[security],
+        security=security,
+        username=config.smtp_username,
+        password=password,
+        verify=config.smtp_verify if verify is None else verify,
+        timeout=config.smtp_timeout,
+        ca_file=cafile,
+    )
+
+
+def parse_rate(text: str) -> float:
+    """'10/s', '600/m', '5000/h' or '10' (per second) -> messages per second; 0 means no limit."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*", text.lower())
+    if not m or float(m[1]) < 0:
+        raise ValueError(f"rate {text!r}: use messages per second or per hour, e.g. 10/s or 3000/h")
+    per = {"m": 60, "h": 3600}.get((m[2] or "s")[0], 1)
+    return float(m[1]) / per
+
+
+# ---- the built digest ----
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The built, not yet personalised digest: what every recipient's message is made from."""
+
+    folder: Path
+    subject: str
+    html: str
+    text: str
+    content_hash: str
+    placeholders: dict[str, str]
+
+
+def load_parts(folder: Path) -> Parts | None:
+    """The parts `digest build` left in out/<slug>/, or None when that digest has not been built."""
+    path = folder / PARTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        tokens = {k: str(data["placeholders"][k]) for k in ("greeting", "unsubscribe_url")}
+        return Parts(
+            folder,
+            str(data["subject"]),
+            str(data["html"]),
+            str(data["text"]),
+            str(data["content_hash"]),
+            tokens,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SendError(
+            f"{path}: cannot read the built digest ({err}); build it again with `digest build`"
+        ) from err
+
+
+def personaliser(config: Config, parts: Parts, *, now: datetime, environ: Mapping[str, str]) -> Personaliser:
+    """Prepare the per-recipient message maker from the config and the built parts."""
+    sender = config.sender
+    domain = sender.domain
+    slug = re.sub(r"[^a-z0-9]+", "-", config.title.lower()).strip("-") or "digest"
+    return Personaliser(
+        subject=parts.subject,
+        html=parts.html,
+        text=parts.text,
+        content_hash=parts.content_hash,
+        sender=sender,
+        date=now,
+        reply_to=parse_address(config.reply_to, what="email.reply_to") if config.reply_to else None,
+        list_id=config.list_id or f"{slug}.{domain}",
+        list_name=config.title,
+        unsubscribe_url=config.unsubscribe_url,
+        unsubscribe_mailto=config.unsubscribe_mailto,
+        secret=environ.get("DIGEST_UNSUBSCRIBE_SECRET", ""),
+        greeting=config.greeting,
+        greeting_fallback=config.greeting_fallback,
+        placeholders=parts.placeholders,
+    )
+
+
+# ---- SMTP ----
+
+
+class _Reply(Exception):
+    """A reply that is not success, with the command it answered."""
+
+    def __init__(self, code: int, text: str, stage: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code, self.text, self.stage = code, text, stage
+
+
+class _Fatal(Exception):
+    """Stop the whole send (login, TLS, configuration)."""
+
+
+def _reply_text(raw: bytes | str) -> str:
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+    return " ".join(text.split())
+
+
+_EHLO_NAME: list[str] = []
+
+
+def _ehlo_name() -> str:
+    if not _EHLO_NAME:
+        _EHLO_NAME.append(socket.getfqdn())  # once per process: it can mean a DNS lookup
+    return _EHLO_NAME[0]
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    """Verification on unless turned off explicitly; an extra CA file for a private relay."""
+    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if not settings.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(settings: SmtpSettings) -> smtplib.SMTP:
+    """An open, secured and logged-in connection; _Fatal for TLS and login failures, OSError to retry."""
+    where = settings.address
+    conn: smtplib.SMTP
+    try:
+        if settings.security == "ssl":
+            conn = smtplib.SMTP_SSL(
+                settings.host,
+                settings.port,
+                local_hostname=_ehlo_name(),
+                timeout=settings.timeout,
+                context=tls_context(settings),
+            )
+        else:
+            conn = smtplib.SMTP(
+                settings.host, settings.port, local_hostname=_ehlo_name(), timeout=settings.timeout
+            )
+    except ssl.SSLCertVerificationError as err:
+        raise _Fatal(f"{where}: the server's certificate is not trusted: {err.verify_message}") from err
+    except ssl.SSLError as err:
+        raise _Fatal(f"{where}: TLS handshake failed: {err.reason or err}") from err
+    except smtplib.SMTPConnectError as err:
+        raise OSError(
+            f"{where} refused the connection: {err.smtp_code} {_reply_text(err.smtp_error)}"
+        ) from err
+    try:
+        conn.ehlo()
+        if settings.security == "starttls":
+            if not conn.has_extn("starttls"):
+                raise _Fatal(
+                    f"{where} does not offer STARTTLS (set smtp.security to ssl, or to none on loopback)"
+                )
+            conn.starttls(context=tls_context(settings))
+            conn.ehlo()
+        if settings.username:
+            conn.login(settings.username, settings.password)
+    except ssl.SSLCertVerificationError as err:
+        conn.close()
+        raise _Fatal(f"{where}: the server's certificate is not trusted: {err.verify_message}") from err
+    except ssl.SSLError as err:
+        conn.close()
+        raise _Fatal(f"{where}: TLS handshake failed: {err.reason or err}") from err
+    except smtplib.SMTPAuthenticationError as err:
+        conn.close()
+        raise _Fatal(
+            f"{where} refused the login of {settings.username!r}: "
+            f"{err.smtp_code} {_reply_text(err.smtp_error)}"
+        ) from err
+    except smtplib.SMTPNotSupportedError as err:
+        conn.close()
+        raise _Fatal(
+            f"{where}: {err} (the server offers no AUTH: check smtp.security and smtp.username)"
+        ) from err
+    except smtplib.SMTPResponseException as err:
+        conn.close()
+        if 400 <= err.smtp_code < 500:
+            raise OSError(f"{where}: {err.smtp_code} {_reply_text(err.smtp_error)}") from err
+        raise _Fatal(f"{where}: {err.smtp_code} {_reply_text(err.smtp_error)}") from err
+    except smtplib.SMTPException as err:
+        conn.close()
+        raise OSError(f"{where}: {err}") from err
+    return conn
+
+
+def _stuffed(data: bytes) -> bytes:
+    # SMTP transparency (RFC 5321 4.5.2): a line starting with "." gets another one.
+    out = re.sub(rb"(?m)^\.", b"..", data)
+    return (out if out.endswith(b"\r\n") else out + b"\r\n") + b".\r\n"
+
+
+def deliver(conn: smtplib.SMTP, sender: str, message: Outgoing) -> str:
+    """One transaction on an open connection; the server's reply, or _Reply for any refusal."""
+    rcpt = message.recipient
+    if conn.has_extn("pipelining"):
+        # RFC 2920: MAIL, RCPT and DATA in one write, then the three replies.
+        conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
+        replies = [conn.getreply(), conn.getreply(), conn.getreply()]
+        (mcode, mtext), (rcode, rtext), (dcode, dtext) = replies
+        if dcode == 354:
+            if mcode == 250 and rcode in (250, 251):
+                conn.send(_stuffed(message.data))
+                code, text = conn.getreply()
+                if code != 250:
+                    raise _Reply(code, _reply_text(text), "end of DATA")
+                return f"{code} {_reply_text(text)}"
+            conn.send(b".\r\n")  # a server that said 354 with no recipient: end the empty message
+            conn.getreply()
+        else:
+            conn.rset()
+        if mcode != 250:
+            raise _Reply(mcode, _reply_text(mtext), "MAIL FROM")
+        if rcode not in (250, 251):
+            raise _Reply(rcode, _reply_text(rtext), "RCPT TO")
+        raise _Reply(dcode, _reply_text(dtext), "DATA")
+    code, text = conn.mail(sender)
+    if code != 250:
+        conn.rset()
+        raise _Reply(code, _reply_text(text), "MAIL FROM")
+    code, text = conn.rcpt(rcpt)
+    if code not in (250, 251):
+        conn.rset()
+        raise _Reply(code, _reply_text(text), "RCPT TO")
+    try:
+        code, text = conn.data(message.data)
+    except smtplib.SMTPDataError as err:
+        raise _Reply(err.smtp_code, _reply_text(err.smtp_error), "DATA") from err
+    if code != 250:
+        raise _Reply(code, _reply_text(text), "end of DATA")
+    return f"{code} {_reply_text(text)}"
+
+
+def _close(conn: smtplib.SMTP | None) -> None:
+    if conn is None:
+        return
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        conn.close()
+
+
+class RateLimit:
+    """Spaces messages evenly across all connections: at most `per_second` (0: no limit)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until the next message may go (or `stop` is set)."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            at = max(self._next, now)
+            self._next = at + self.interval
+        if at > now:
+            stop.wait(at - now)
+
+
+# ---- a whole send ----
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendOptions:
+    """How to send: parallel connections, rate, retries."""
+
+    connections: int = 1
+    rate: float = 0.0  # messages per second, 0 = no limit
+    retries: int = 5  # attempts per message after the first, for 4xx replies and dropped connections
+    retry_delay: float = 1.0  # seconds before the first retry; doubled each time, capped at 5 minutes
+    allow_changed: bool = False
+    skip_invalid: bool = False
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one run did, and the journal's state after it."""
+
+    journal: Path
+    listed: SubscriberList
+    already_done: int
+    sent: int
+    failed: int
+    deferred: int
+    elapsed: float
+    counts: Counts
+    failures: list[tuple[str, int | None, str]]
+
+
+@dataclass
+class _Run:
+    settings: SmtpSettings
+    sender: str
+    maker: Personaliser
+    journal: Journal
+    options: SendOptions
+    progress: Callable[[str], None] | None
+    limit: RateLimit
+    stop: threading.Event = field(default_factory=threading.Event)
+    fatal: list[str] = field(default_factory=list)
+    tally: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "deferred": 0})
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    queue: list[Subscriber | None] = field(default_factory=list)
+    ready: threading.Condition = field(default_factory=threading.Condition)
+
+    def done(self, status: str) -> None:
+        with self.lock:
+            self.tally[status] += 1
+        if self.progress is not None:
+            self.progress(status)
+
+    def backoff(self, attempt: int) -> None:
+        delay = min(self.options.retry_delay * 2 ** (attempt - 1), 300.0)
+        self.stop.wait(delay * random.uniform(0.8, 1.2))  # jitter, not security
+
+    def worker(self) -> None:
+        conn: smtplib.SMTP | None = None
+        try:
+            while not self.stop.is_set():
+                sub = self.take()
+                if sub is None:
+                    break
+                conn = self.send(conn, sub)
+        finally:
+            _close(conn)
+
+    def take(self) -> Subscriber | None:
+        with self.ready:
+            while not self.queue:
+                self.ready.wait()
+            sub = self.queue.pop(0)
+            self.ready.notify_all()
+            return sub
+
+    def send(self, conn: smtplib.SMTP | None, sub: Subscriber) -> smtplib.SMTP | None:
+        message = self.maker.message(sub.email, sub.name, sub.fields)
+        attempt = 0
+        last = ""
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = connect(self.settings)
+                self.limit.wait(self.stop)
+                reply = deliver(conn, self.sender, message)
+            except _Fatal as err:
+                self.fail(str(err))
+                return None
+            except _Reply as err:
+                if err.code >= 500:
+                    if err.stage == "MAIL FROM":
+                        self.fail(f"{self.settings.address} refused the sender {self.sender}: {err}")
+                        return conn
+                    self.journal.record(sub.key, "failed", code=err.code, reply=f"{err.stage}: {err.text}")
+                    self.done("failed")
+                    return conn
+                last = f"{err.stage}: {err.code} {err.text}"
+                if err.code == 421:  # the server is closing this connection
+                    _close(conn)
+                    conn = None
+                code: int | None = err.code
+            except (smtplib.SMTPException, OSError) as err:
+                _close(conn)
+                conn = None
+                last = f"{self.settings.address}: {err or type(err).__name__}"
+                code = None
+            else:
+                self.journal.record(sub.key, "sent", code=250, reply=reply, message_id=message.message_id)
+                self.done("sent")
+                return conn
+            attempt += 1
+            if attempt > self.options.retries:
+                if code is None:
+                    # The relay is unreachable, not this recipient's fault: stop, and leave the rest pending.
+                    self.fail(f"giving up after {attempt} attempts: {last}")
+                    return None
+                self.journal.record(sub.key, "deferred", code=code, reply=last)
+                self.done("deferred")
+                return conn
+            self.backoff(attempt)
+        return conn
+
+    def fail(self, why: str) -> None:
+        with self.lock:
+            self.fatal.append(why)
+        self.stop.set()
+        with self.ready:
+            self.ready.notify_all()
+
+    def put(self, sub: Subscriber | None, depth: int) -> bool:
+        with self.ready:
+            while len(self.queue) >= depth and not self.stop.is_set():
+                self.ready.wait(0.5)
+            if self.stop.is_set():
+                return False
+            self.queue.append(sub)
+            self.ready.notify_all()
+            return True
+
+
+def send_all(
+    *,
+    settings: SmtpSettings,
+    sender: str,
+    maker: Personaliser,
+    parts: Parts,
+    subscribers: Path,
+    options: SendOptions,
+    confirm: Callable[[int, Counts], bool] | None = None,
+    progress: Callable[[str], None] | None = None,
+    started: Callable[[int], None] | None = None,
+) -> SendReport:
+    """Send the digest to every subscriber not yet sent or refused, recording each result in the journal."""
+    listed = check_subscribers(subscribers)
+    if not options.skip_invalid:
+        require_clean(listed)
+    path = journal_path(parts.folder, subscribers)
+    began = time.monotonic()
+    with Journal(path) as journal:
+        journal.bind(
+            content_hash=parts.content_hash,
+            subject=parts.subject,
+            subscribers=subscribers.resolve(),
+            allow_changed=options.allow_changed,
+        )
+        journal.add_pending((s.key, s.email) for s in iter_subscribers(subscribers))
+        done = journal.done_keys()
+        todo = sum(s.key not in done for s in iter_subscribers(subscribers))
+        already = listed.count - todo
+        if todo and confirm is not None and not confirm(todo, journal.counts()):
+            raise SendError("not sent: confirmation declined")
+        run = _Run(settings, sender, maker, journal, options, progress, RateLimit(options.rate))
+        if todo:
+            # Fail fast: the first connection checks TLS and login before any thread starts.
+            try:
+                first: smtplib.SMTP | None = connect(settings)
+            except _Fatal as err:
+                raise SendError(f"{err}; nothing was sent") from None
+            except OSError as err:
+                raise SendError(f"cannot connect to {settings.address}: {err}; nothing was sent") from None
+            _close(first)
+            if started is not None:
+                started(todo)
+            workers = [
+                threading.Thread(target=run.worker, name=f"smtp-{n}", daemon=True)
+                for n in range(min(options.connections, todo))
+            ]
+            for t in workers:
+                t.start()
+            try:
+                for sub in iter_subscribers(subscribers):
+                    if sub.key not in done and not run.put(sub, depth=4 * len(workers)):
+                        break
+                for _ in workers:
+                    run.put(None, depth=1 << 30)
+                for t in workers:
+                    while t.is_alive():
+                        t.join(0.2)
+            except BaseException:
+                run.stop.set()  # Ctrl-C: let each connection finish the message it is on
+                with run.ready:
+                    run.ready.notify_all()
+                for t in workers:
+                    t.join(60)
+                raise
+        counts = journal.counts()
+        if counts.pending == 0 and counts.deferred == 0 and not run.fatal:
+            journal.set_meta(completed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        report = SendReport(
+            path,
+            listed,
+            already,
+            run.tally["sent"],
+            run.tally["failed"],
+            run.tally["deferred"],
+            time.monotonic() - began,
+            counts,
+            journal.failures(),
+        )
+    if run.fatal:
+        raise SendError(
+            f"sending stopped: {run.fatal[0]}\n{report.sent} sent in this run; {counts}. "
+            "Run the same command again to resume."
+        )
+    return report
+
+
+def send_test(settings: SmtpSettings, sender: str, maker: Personaliser, address: str) -> str:
+    """Send one copy to `address`, outside the journal; the server's reply."""
+    try:
+        email = validate_email(address, check_deliverability=False, allow_smtputf8=False).normalized
+    except EmailNotValidError as err:
+        raise SendError(f"--test {address!r}: not a valid email address: {err}") from None
+    message = maker.message(email)
+    try:
+        conn = connect(settings)
+    except _Fatal as err:
+        raise SendError(str(err)) from None
+    except OSError as err:
+        raise SendError(f"cannot connect to {settings.address}: {err}") from None
+    try:
+        return deliver(conn, sender, message)
+    except _Reply as err:
+        raise SendError(f"{settings.address} refused the test message at {err.stage}: {err}") from None
+    except (smtplib.SMTPException, OSError) as err:
+        raise SendError(f"{settings.address}: {err}") from None
+    finally:
+        _close(conn)
+
+
+def dry_run(maker: Personaliser, subscribers: Path) -> tuple[Outgoing | None, SubscriberList]:
+    """The first subscriber's complete message and the list's counts; connects to nothing."""
+    listed = check_subscribers(subscribers)
+    first = next(iter_subscribers(subscribers), None)
+    message = maker.message(first.email, first.name, first.fields) if first else None
+    return message, listed
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

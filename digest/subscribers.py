@@ -1,0 +1,151 @@
+"""subscribers.csv -> Subscriber rows: validated (syntax only, no DNS), de-duplicated case-insensitively.
+
+The list is read twice and never held: `check_subscribers` reads the whole file and reports every bad row
+(before anything is sent), `iter_subscribers` streams the good, first-seen rows for the send. Only the set
+of lower-cased addresses is kept in memory, for the de-duplication.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest.errors import SubscriberError
+
+MAX_LISTED = 50  # bad rows listed in one error; the rest are counted
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One recipient: the normalised address, the name (maybe empty), every column, the CSV line."""
+
+    email: str
+    name: str
+    fields: dict[str, str] = field(hash=False, compare=False)
+    line: int = 0
+
+    @property
+    def key(self) -> str:
+        """The address lower-cased: how duplicates are recognised and the journal knows the recipient."""
+        return self.email.lower()
+
+
+@dataclass(frozen=True)
+class SubscriberList:
+    """What the checking pass found."""
+
+    path: Path
+    count: int  # unique good addresses
+    duplicates: int
+    problems: tuple[str, ...]
+    bad_rows: int
+
+
+def _open(path: Path) -> TextIO:
+    try:
+        # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column name.
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as err:
+        raise SubscriberError([f"{path}: cannot read: {err.strerror}"]) from err
+
+
+def _rows(path: Path) -> Iterator[tuple[int, Subscriber | str]]:
+    """(line, Subscriber) for each data row, or (line, "why it is bad"); a file-level fault raises."""
+    with _open(path) as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise SubscriberError([f"{path}:1: {_why(err)}"]) from err
+        if header is None:
+            raise SubscriberError(
+                [f"{path}: the file is empty (it needs a header row with an 'email' column)"]
+            )
+        columns = [c.strip().lower() for c in header]
+        if "email" not in columns:
+            raise SubscriberError(
+                [f"{path}:1: no 'email' column in the header row (found: {', '.join(header) or 'nothing'})"]
+            )
+        dupes = sorted({c for c in columns if c and columns.count(c) > 1})
+        if dupes:
+            raise SubscriberError([f"{path}:1: column {dupes[0]!r} appears twice in the header row"])
+        email_at = columns.index("email")
+        name_at = columns.index("name") if "name" in columns else -1
+        line = reader.line_num
+        while True:
+            start = line + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as err:
+                raise SubscriberError([f"{path}:{start}: {_why(err)} (reading stopped here)"]) from err
+            line = reader.line_num
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(columns):
+                yield start, f"{len(row)} fields, the header has {len(columns)}"
+                continue
+            raw = row[email_at].strip()
+            name = row[name_at].strip() if name_at >= 0 else ""
+            if any(c in raw or c in name for c in "\r\n\x00"):
+                yield start, "line breaks are not allowed in an email address or a name"
+                continue
+            if any(ord(c) < 32 for c in name):
+                yield start, "control characters are not allowed in a name"
+                continue
+            if not raw:
+                yield start, "the email is empty"
+                continue
+            try:
+                # Syntax only, no DNS. Non-ASCII local parts (SMTPUTF8) are refused: not every relay has it.
+                checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+            except EmailNotValidError as err:
+                yield start, f"{raw!r} is not a valid email address: {err}"
+                continue
+            email = checked.ascii_email or checked.normalized
+            fields = {c: v for c, v in zip(columns, row, strict=True) if c}
+            yield start, Subscriber(email=email, name=name, fields=fields, line=start)
+
+
+def _why(err: Exception) -> str:
+    if isinstance(err, UnicodeDecodeError):
+        return f"not UTF-8 text ({err.reason}); save the list as CSV UTF-8"
+    return f"not valid CSV: {err}"
+
+
+def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> SubscriberList:
+    """Read the whole list once: count unique good addresses and collect every bad row."""
+    seen: set[str] = set()
+    problems: list[str] = []
+    bad = duplicates = 0
+    for line, row in _rows(path):
+        if isinstance(row, str):
+            bad += 1
+            if len(problems) < max_listed:
+                problems.append(f"{path}:{line}: {row}")
+        elif row.key in seen:
+            duplicates += 1
+        else:
+            seen.add(row.key)
+    return SubscriberList(path, len(seen), duplicates, tuple(problems), bad)
+
+
+def require_clean(found: SubscriberList) -> None:
+    """Raise the SubscriberError that lists the bad rows, if there are any."""
+    if found.bad_rows:
+        raise SubscriberError(list(found.problems), more=found.bad_rows - len(found.problems), rows=True)
+
+
+def iter_subscribers(path: Path) -> Iterator[Subscriber]:
+    """Stream the good rows, each address once (the first row wins; later duplicates are merged into it)."""
+    seen: set[str] = set()
+    for _line, row in _rows(path):
+        if isinstance(row, Subscriber) and row.key not in seen:
+            seen.add(row.key)
+            yield row

@@ -1,0 +1,622 @@
+"""digest send against a real SMTP server on 127.0.0.1 (aiosmtpd), faults injected by the server."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import trustme
+from click.testing import Result
+from conftest import NOW, write_item
+from smtpserver import Handler, Server, free_port, login_checker, server_tls_context
+
+from digest.message import check_unsubscribe_token
+
+SECRET = "test-unsubscribe-secret"
+URL = "https://example.org/unsubscribe?email={email}&token={token}"
+MONTH = ("--month", "2021-03")
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def smtp_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Point the workspace's send settings at a port, through DIGEST_* variables (as CI would)."""
+
+    def point(port: int, security: str = "none", **more: str) -> None:
+        monkeypatch.setenv("DIGEST_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("DIGEST_SMTP_PORT", str(port))
+        monkeypatch.setenv("DIGEST_SMTP_SECURITY", security)
+        monkeypatch.setenv("DIGEST_SMTP_TIMEOUT", "10")
+        monkeypatch.setenv("DIGEST_UNSUBSCRIBE_URL", URL)
+        monkeypatch.setenv("DIGEST_UNSUBSCRIBE_MAILTO", "unsubscribe@example.org")
+        monkeypatch.setenv("DIGEST_UNSUBSCRIBE_SECRET", SECRET)
+        for name, value in more.items():
+            monkeypatch.setenv(name, value)
+
+    return point
+
+
+@pytest.fixture
+def ws(workspace: Path, run: Run) -> Path:
+    """The sample workspace with March 2021 built (as a send normally finds it)."""
+    assert run("build", *MONTH).exit_code == 0
+    return workspace
+
+
+def subscribers(folder: Path, rows: list[tuple[str, str]], name: str = "subscribers.csv") -> Path:
+    """A CSV list with email and name columns."""
+    path = folder / name
+    lines = ["email,name"] + [f'{e},"{n}"' for e, n in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+PEOPLE = [
+    ("ann@example.org", "Ann Lee"),
+    ("Bob@Example.org", ""),  # no name: the fallback greeting
+    ("zoe@example.net", "Zoë Ñúñez-O'Brien"),
+    ("x@example.com", "<b>Xavier & Co</b>"),  # must arrive escaped in the HTML
+]
+
+
+def normalised(address: str) -> str:
+    """As the validator writes an address: the domain lower-cased, the local part as it was."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def journal_rows(workspace: Path, name: str = "subscribers") -> dict[str, tuple[str, int | None, str, str]]:
+    """key -> (status, code, reply, message_id) straight from the journal file."""
+    path = workspace / "out" / "2021-03" / f"send-{name}.sqlite"
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute("select key, status, code, reply, message_id from recipients").fetchall()
+    finally:
+        db.close()
+    return {k: (s, c, r or "", m or "") for k, s, c, r, m in rows}
+
+
+def parts(msg: EmailMessage) -> tuple[str, str]:
+    """(text, html) of a received multipart/alternative message."""
+    assert msg.get_content_type() == "multipart/alternative"
+    text, html = list(msg.iter_parts())
+    assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
+    return text.get_content(), html.get_content()
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
+def test_send_delivers_one_personalised_message_to_each(
+    ws: Path, run: Run, smtp_env: Callable[..., None], pipelining: bool
+) -> None:
+    csv = subscribers(ws, PEOPLE)
+    with Server(Handler(pipelining=pipelining)) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--connections", "2")
+        assert result.exit_code == 0, result.stderr
+        got = server.handler.messages()
+        raws = {r[0]: raw for r, raw in server.handler.received}
+    assert sorted(got) == sorted(normalised(e) for e, _ in PEOPLE)
+    assert "4 sent, 0 failed, 0 deferred in this run" in result.stderr
+    journal = journal_rows(ws)
+    ids = set()
+    for address, name in PEOPLE:
+        email = normalised(address)
+        msg, raw = got[email], raws[email]
+        assert b"\n" not in raw.replace(b"\r\n", b""), "bare LF in the message"
+        assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        assert not msg.defects
+        assert msg["From"] == "Co-operative News <news@example.org>"
+        assert msg["Reply-To"] == "Communications team <communications@example.org>"
+        assert msg["Subject"] == "Co-operative News Digest: March 2021"
+        assert msg["Date"]
+        assert msg["To"].addresses[0].addr_spec == email
+        assert msg["To"].addresses[0].display_name == name
+        assert msg["List-Id"] == "Co-operative News Digest <co-operative-news-digest.example.org>"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        https, mailto = re.findall(r"<([^>]+)>", str(msg["List-Unsubscribe"]))
+        token = re.fullmatch(r"https://example\.org/unsubscribe\?email=([^&]+)&token=([0-9a-f]{32})", https)
+        assert token is not None
+        assert token[1] == email.replace("@", "%40")
+        assert check_unsubscribe_token(SECRET, email, token[2])
+        assert not check_unsubscribe_token(SECRET, "someone@else.org", token[2])
+        assert mailto == "mailto:unsubscribe@example.org?subject=unsubscribe"
+        text, html = parts(msg)
+        greeting = f"Hello {name}," if name else "Hello,"
+        assert greeting in text.splitlines()
+        assert f"Unsubscribe: {https}" in text
+        assert f'href="{https.replace("&", "&amp;")}"' in html
+        if name.startswith("<b>"):
+            assert "Hello &lt;b&gt;Xavier &amp; Co&lt;/b&gt;," in html and "<b>Xavier" not in html
+        else:
+            assert re.search(f"<p[^>]*>{re.escape(greeting)}</p>", html)
+        assert "__DIGEST_" not in text + html
+        assert "ILO COOP participates in two parallel events at CSW65" in text
+        ids.add(msg["Message-ID"])
+        assert journal[email.lower()][0] == "sent"
+        assert journal[email.lower()][2] == "250 2.0.0 Ok: queued as TEST"
+        assert journal[email.lower()][3] == msg["Message-ID"]
+    assert len(ids) == len(PEOPLE)
+
+
+def test_resume_sends_only_to_those_not_yet_sent(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    csv = subscribers(ws, PEOPLE[:2])
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(csv), "--yes").exit_code == 0
+        first_ids = {
+            m["To"].addresses[0].addr_spec: m["Message-ID"] for m in server.handler.messages().values()
+        }
+        csv = subscribers(ws, PEOPLE)  # two more people joined
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert "2 sent, 0 failed, 0 deferred in this run (2 done before" in result.stderr
+        assert sorted(server.handler.counts().values()) == [1, 1, 1, 1]
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert again.exit_code == 0, again.stderr
+        assert "0 sent" in again.stderr
+        assert len(server.handler.received) == 4
+    status = run("send", *MONTH, "--subscribers", str(csv), "--status")
+    assert status.exit_code == 0
+    assert (
+        status.stdout
+        == "out/2021-03/send-subscribers.sqlite: 4 sent, 0 failed, 0 deferred, 0 pending (complete)\n"
+    )
+    # A resend of the same digest to the same address carries the same Message-ID (recognisable).
+    journal = journal_rows(ws)
+    assert journal["ann@example.org"][3] == first_ids["ann@example.org"]
+
+
+def test_starttls_with_a_trusted_certificate_and_login(
+    ws: Path, run: Run, smtp_env: Callable[..., None], tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    handler = Handler()
+    options = {
+        "tls_context": server_tls_context(ca.issue_cert("127.0.0.1")),
+        "require_starttls": True,
+        "auth_required": True,
+        "authenticator": login_checker("digest", "s3cret-pw"),
+    }
+    csv = subscribers(ws, PEOPLE[:2])
+    with Server(handler, **options) as server:
+        smtp_env(
+            server.port,
+            "starttls",
+            DIGEST_SMTP_USERNAME="digest",
+            DIGEST_SMTP_PASSWORD="s3cret-pw",
+            DIGEST_SMTP_CA_FILE=str(ca_file),
+        )
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert sorted(handler.counts()) == ["ann@example.org", "bob@example.org"]
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert b"s3cret-pw" not in b"".join(p.read_bytes() for p in (ws / "out").rglob("*") if p.is_file())
+
+
+def test_an_untrusted_certificate_stops_before_anything_is_sent(
+    ws: Path, run: Run, smtp_env: Callable[..., None], tmp_path: Path
+) -> None:
+    trusted, other = trustme.CA(), trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    trusted.cert_pem.write_to_path(str(ca_file))
+    handler = Handler()
+    csv = subscribers(ws, PEOPLE)
+    tls = server_tls_context(other.issue_cert("127.0.0.1"))
+    with Server(handler, tls_context=tls, require_starttls=True) as server:
+        smtp_env(server.port, "starttls", DIGEST_SMTP_CA_FILE=str(ca_file))
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        r"Error: 127\.0\.0\.1:\d+: the server's certificate is not trusted: .*; nothing was sent\n",
+        result.stderr,
+    ), result.stderr
+    assert handler.received == []
+    assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}
+
+
+def test_a_refused_login_stops_at_once(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    handler = Handler()
+    csv = subscribers(ws, PEOPLE)
+    options = {
+        "auth_required": True,
+        "auth_require_tls": False,
+        "authenticator": login_checker("digest", "right"),
+    }
+    # (aiosmtpd warns about AUTH without TLS: on loopback in a test that is the point.)
+    with Server(handler, **options) as server:
+        smtp_env(server.port, DIGEST_SMTP_USERNAME="digest", DIGEST_SMTP_PASSWORD="wrong-password")
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+    assert result.exit_code == 1
+    assert re.fullmatch(
+        r"Error: 127\.0\.0\.1:\d+ refused the login of 'digest': 535 .*; nothing was sent\n", result.stderr
+    ), result.stderr
+    assert "wrong-password" not in result.stderr
+    assert handler.received == []
+    assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}
+
+
+def test_a_username_without_a_password_in_the_environment_is_an_error(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    smtp_env(free_port(), DIGEST_SMTP_USERNAME="digest")
+    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: smtp.username is 'digest' but DIGEST_SMTP_PASSWORD is not set "
+        "(the password is read from the environment only)\n"
+    )
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
+def test_temporary_failures_are_retried_and_the_message_arrives_once(
+    ws: Path, run: Run, smtp_env: Callable[..., None], pipelining: bool
+) -> None:
+    handler = Handler(
+        pipelining=pipelining, data_faults=["421 4.3.2 try later", "451 4.3.0 busy", "451 busy"]
+    )
+    csv = subscribers(ws, PEOPLE)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+    assert result.exit_code == 0, result.stderr
+    assert handler.data_faults == []  # every fault was served
+    assert handler.counts() == {e.lower(): 1 for e, _ in PEOPLE}
+
+
+def test_temporary_failures_past_the_retries_are_deferred_and_retried_by_the_next_run(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    handler = Handler(data_faults=["451 busy"] * 3)
+    csv = subscribers(ws, PEOPLE[:1])
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run(
+            "send", *MONTH, "--subscribers", str(csv), "--yes", "--retries", "2", "--retry-delay", "0"
+        )
+        assert result.exit_code == 1
+        assert result.stderr.endswith(
+            "Error: 1 recipient did not get the digest (0 refused, 1 deferred: run again to retry those)\n"
+        )
+        assert journal_rows(ws)["ann@example.org"][:2] == ("deferred", 451)
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert again.exit_code == 0, again.stderr
+    assert handler.counts() == {"ann@example.org": 1}
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
+def test_a_550_for_one_address_is_recorded_and_the_others_arrive(
+    ws: Path, run: Run, smtp_env: Callable[..., None], pipelining: bool
+) -> None:
+    handler = Handler(
+        pipelining=pipelining, refuse={"bob@example.org": "550 5.1.1 <bob@example.org>: no such user"}
+    )
+    csv = subscribers(ws, PEOPLE)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 1
+        assert "3 sent, 1 failed, 0 deferred in this run" in result.stderr
+        assert "  Bob@example.org: 550 RCPT TO: 5.1.1 <bob@example.org>: no such user\n" in result.stderr
+        assert result.stderr.endswith(
+            "Error: 1 recipient did not get the digest (1 refused, 0 deferred: run again to retry those)\n"
+        )
+        assert sorted(handler.counts()) == ["ann@example.org", "x@example.com", "zoe@example.net"]
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")  # a refusal is final: not retried
+        assert len(handler.received) == 3
+    assert again.exit_code == 1
+    assert journal_rows(ws)["bob@example.org"][:2] == ("failed", 550)
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
+def test_a_dropped_connection_is_reopened_and_nothing_is_lost(
+    ws: Path, run: Run, smtp_env: Callable[..., None], pipelining: bool
+) -> None:
+    many = [(f"reader{n}@example.org", f"Reader {n}") for n in range(12)]
+    handler = Handler(pipelining=pipelining)
+    csv = subscribers(ws, many)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        handler.data_faults = [""] * 0
+        # Let five messages through on the first connection, then drop it in the middle of the sixth.
+        original = handler.handle_DATA
+        seen = {"n": 0}
+
+        async def dropping(server_: object, session: object, envelope: object) -> str:
+            seen["n"] += 1
+            if seen["n"] in (6, 9):
+                handler.data_faults.insert(0, "drop")
+            return await original(server_, session, envelope)  # type: ignore[arg-type]
+
+        handler.handle_DATA = dropping  # type: ignore[method-assign]
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+    assert result.exit_code == 0, result.stderr
+    assert seen["n"] == 14  # 12 messages and two that were cut off
+    assert handler.counts() == {e: 1 for e, _ in many}
+
+
+def test_an_unreachable_server_stops_with_a_clear_error(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    port = free_port()
+    smtp_env(port)
+    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot connect to 127.0.0.1:{port}: ")
+    assert result.stderr.endswith("; nothing was sent\n")
+
+
+def test_dry_run_prints_one_message_and_connects_to_nothing(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    smtp_env(free_port())  # nothing listens there: a connection attempt would fail
+    csv = subscribers(workspace, [*PEOPLE, ("ANN@example.org", "Ann again")])
+    result = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes.startswith(b"From: Co-operative News <news@example.org>\r\n")
+    assert b"To: Ann Lee <ann@example.org>\r\n" in result.stdout_bytes
+    assert "Hello Ann Lee," in result.stdout
+    assert result.stderr.startswith("out/2021-03/ is not built yet: building it first\n")
+    assert result.stderr.endswith(
+        "subscribers.csv: 4 unique addresses, 1 duplicate merged\n"
+        "dry run: would send 4 messages via 127.0.0.1; sent nothing\n"
+    )
+    assert not list((workspace / "out" / "2021-03").glob("send-*"))  # no journal either
+
+
+def test_test_address_gets_one_copy_outside_the_journal(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--test", "me@example.org")
+        assert result.exit_code == 0, result.stderr
+        assert server.handler.counts() == {"me@example.org": 1}
+    assert "test message sent to me@example.org via 127.0.0.1:" in result.stderr
+    assert not list((ws / "out" / "2021-03").glob("send-*"))
+
+
+def test_a_real_send_asks_first_and_no_means_nothing_is_sent(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    csv = subscribers(ws, PEOPLE)
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
+        assert server.handler.received == []
+        yes = run("send", *MONTH, "--subscribers", str(csv), input="y\n")
+        assert len(server.handler.received) == 4
+    assert result.exit_code == 1
+    assert "Send 'Co-operative News Digest: March 2021' to 4 recipients via 127.0.0.1:" in result.stderr
+    assert result.stderr.endswith("Error: not sent: confirmation declined\n")
+    assert yes.exit_code == 0, yes.stderr
+
+
+def test_bad_rows_are_all_reported_before_anything_is_sent(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    csv = ws / "subscribers.csv"
+    csv.write_text(
+        "email,name\n"
+        "ann@example.org,Ann\n"
+        "not-an-address,Bob\n"
+        '"eve@example.org","Eve\r\nBcc: everyone@example.org"\n'
+        "carl@example.org,Carl,extra\n"
+        ",Nobody\n"
+        "dee@example.org,Dee\n",
+        encoding="utf-8",
+    )
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 1
+        assert server.handler.received == []
+        skipped = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--skip-invalid")
+        assert skipped.exit_code == 0, skipped.stderr
+        assert sorted(server.handler.counts()) == ["ann@example.org", "dee@example.org"]
+    assert result.stderr == (
+        "Error: 4 bad rows in the subscriber list:\n"
+        f"{csv}:3: 'not-an-address' is not a valid email address: "
+        "An email address must have an @-sign.\n"
+        f"{csv}:4: line breaks are not allowed in an email address or a name\n"
+        f"{csv}:6: 3 fields, the header has 2\n"
+        f"{csv}:7: the email is empty\n"
+        "Fix them, or pass --skip-invalid to send to the good rows only.\n"
+    )
+    assert "4 bad rows skipped" in skipped.stderr
+
+
+def test_resuming_with_changed_content_is_refused_unless_allowed(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler(refuse={"bob@example.org": "450 mailbox busy"})) as server:
+        smtp_env(server.port)
+        csv = subscribers(ws, PEOPLE)
+        first = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retries", "0")
+        assert first.exit_code == 1  # Bob deferred
+        write_item(
+            ws / "items",
+            "late.md",
+            """
+            ---
+            title: A late March item
+            date: 2021-03-30
+            category: News
+            summary: Added after the send began.
+            ---
+            """,
+        )
+        assert run("build", *MONTH).exit_code == 0
+        refused = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert refused.exit_code == 1
+        assert "3 recipients already got a different version of this digest" in refused.stderr
+        assert "pass --allow-changed" in refused.stderr
+        assert len(server.handler.received) == 3
+        server.handler.refuse.clear()
+        allowed = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--allow-changed")
+        assert allowed.exit_code == 0, allowed.stderr
+        assert server.handler.counts()["bob@example.org"] == 1
+
+
+def test_clear_text_is_refused_to_a_host_that_is_not_loopback(
+    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp_env(free_port())
+    monkeypatch.setenv("DIGEST_SMTP_HOST", "192.0.2.10")  # TEST-NET-1: never contacted, refused before
+    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        'Error: smtp.security = "none" sends in clear text and is allowed only to a loopback address'
+    )
+
+
+def test_secrets_in_the_config_file_are_refused(workspace: Path, run: Run) -> None:
+    config = workspace / "digest.toml"
+    config.write_text(config.read_text() + '\n[smtp]\nhost = "smtp.example.org"\npassword = "hunter2"\n')
+    result = run("send", *MONTH, "--subscribers", "x.csv", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: {config}: smtp.password: secrets are never read from the config file; set the environment "
+        "variable DIGEST_SMTP_PASSWORD instead (and remove the secret from the file)\n"
+    )
+    assert "hunter2" not in result.stderr
+
+
+def test_a_subject_with_a_line_break_never_reaches_a_header(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    smtp_env(free_port(), DIGEST_SUBJECT="News\r\nBcc: everyone@example.org")
+    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--dry-run")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: environment variable DIGEST_SUBJECT (setting subject): must be a single line (no line breaks)\n"
+    )
+
+
+def test_status_without_a_send(workspace: Path, run: Run) -> None:
+    result = run("send", *MONTH, "--status")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no send journal in out/2021-03/: nothing was sent for March 2021 yet\n"
+
+
+def test_build_since_last_send_starts_after_the_newest_item_sent(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    none_yet = run("build", "--since-last-send")
+    assert none_yet.exit_code == 1
+    assert none_yet.stderr == "Error: --since-last-send: no digest in out/ was sent to a whole list yet\n"
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert (
+            run("send", *MONTH, "--subscribers", str(subscribers(workspace, PEOPLE)), "--yes").exit_code == 0
+        )
+    for name, day in (
+        ("same-day.md", "2021-03-31"),
+        ("next-day.md", "2021-04-01"),
+        ("later.md", "2021-04-14"),
+    ):
+        write_item(
+            workspace / "items",
+            name,
+            f"""
+            ---
+            title: Item of {day}
+            date: {day}
+            category: News
+            summary: Something.
+            ---
+            """,
+        )
+    result = run("build", "--since-last-send")
+    assert result.exit_code == 0, result.stderr
+    assert "2 items in 1 category -> out/2021-04-01_2021-04-15/" in result.stderr
+    import json
+
+    manifest = json.loads((workspace / "out" / "2021-04-01_2021-04-15" / "manifest.json").read_text())
+    assert [i["title"] for i in manifest["items"]] == ["Item of 2021-04-14", "Item of 2021-04-01"]
+
+
+# ---- killed at random moments, resumed each time ----
+
+
+def test_killed_twenty_times_and_resumed_nobody_is_lost(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """SIGKILL at random moments, 20 times; each resume may re-send only what was in flight at the kill."""
+    total, connections, kills = 400, 2, 20
+    people = [(f"p{n:03d}@example.org", f"Person {n}") for n in range(total)]
+    csv = subscribers(workspace, people)
+    assert run("build", *MONTH).exit_code == 0
+    rng = random.Random(20210315)  # reproducible moments
+    handler = Handler(delay=0.02)
+    in_flight_at_kill: list[int] = []
+    mid_send = 0
+    with Server(handler) as server:
+        smtp_env(server.port)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        command = [
+            sys.executable,
+            "-m",
+            "digest",
+            "--now",
+            NOW,
+            "-q",
+            "send",
+            *MONTH,
+            "--subscribers",
+            str(csv),
+        ]
+        command += ["--yes", "--connections", str(connections), "--retry-delay", "0.05"]
+        for _ in range(kills):
+            before = len(handler.received)
+            proc = subprocess.Popen(
+                command, cwd=workspace, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            # Half the kills wait for some messages of this run to arrive, half strike at a random time
+            # (during start-up, reading the list, connecting or sending).
+            deadline = time.monotonic() + 20
+            if rng.random() < 0.5:
+                want = before + rng.randint(1, 12)
+                while len(handler.received) < want and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                time.sleep(rng.uniform(0, 0.01))
+            else:
+                time.sleep(rng.uniform(0.05, 0.8))
+            proc.kill()
+            proc.wait(10)
+            assert proc.stderr is not None
+            proc.stderr.close()
+            time.sleep(0.1)  # let the server finish with what reached it
+            counts = handler.counts()
+            journal = (
+                journal_rows(workspace)
+                if (workspace / "out/2021-03/send-subscribers.sqlite").exists()
+                else {}
+            )
+            sent = {k for k, (s, *_r) in journal.items() if s == "sent"}
+            assert sent <= set(counts)  # nothing is marked sent that the server did not accept
+            unrecorded = set(counts) - sent
+            in_flight_at_kill.append(len(unrecorded))
+            assert len(unrecorded) <= connections, unrecorded
+            mid_send += len(handler.received) > before and len(sent) < total  # this run had begun sending
+        final = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=120)
+        assert final.returncode == 0, final.stderr
+        counts = handler.counts()
+    assert set(counts) == {e for e, _ in people}  # everybody got it
+    duplicates = sum(counts.values()) - total
+    assert duplicates <= sum(in_flight_at_kill)  # and only messages in flight at a kill came twice
+    assert mid_send >= 10  # most kills struck in the middle of sending, not before or after it
+    print(
+        f"kills={kills} mid-send={mid_send} in-flight-at-kill={sum(in_flight_at_kill)} duplicates={duplicates}"
+    )
