@@ -12,20 +12,16 @@ An item is a Markdown file with YAML front matter:
     Optional Markdown body.
 
 Large archives: parsing every front matter of 100,000 files takes many seconds, so `scan` keeps an index
-(path, stat signature, date, draft flag, slug) in the cache folder and fully parses only the files that
-changed since the last run or whose date falls inside the window. A file's stat signature covers its
-mtime, ctime, size and inode, so an edited file is always re-read: no item inside a window is missed,
-whatever the file is called.
+in the cache folder (digest/index.py) and parses only the files that changed since the last scan and those
+whose date falls inside the window: no item inside a window is missed, whatever its file is called.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
 import re
-import tempfile
+import time as clock
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -38,11 +34,11 @@ import frontmatter
 import yaml
 
 from digest.errors import ItemError
+from digest.index import Index
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
 OPTIONAL = ("url", "image", "image_alt", "author", "tags", "draft")
-INDEX_VERSION = 1
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FRONT = frontmatter.default_handlers.YAMLHandler()
@@ -236,23 +232,26 @@ def slug_of(rel: Path) -> str:
     return rel.name.rsplit(".", 1)[0]
 
 
-def iter_item_files(items_dir: Path) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every item file below items_dir (recursively; names starting with '.' or '_' are skipped)."""
-    stack = [items_dir]
+def iter_item_files(items_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(key, path, stat) of every item file below items_dir, recursively, in no particular order.
+
+    The key is the path relative to items_dir with "/" separators. Names starting with "." or "_" are
+    skipped. Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
+    """
+    root = str(items_dir)
+    cut = len(root) + 1
+    stack = [root]
     while stack:
-        folder = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in sorted(entries, key=lambda e: e.name):
-                if entry.name.startswith((".", "_")):
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] in "._":
                     continue
                 if entry.is_dir():
-                    stack.append(Path(entry.path))
-                elif entry.name.endswith(SUFFIXES) and entry.is_file():
-                    yield Path(entry.path), entry.stat()
-
-
-def _signature(st: os.stat_result) -> list[int]:
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
+                    stack.append(entry.path)
+                elif name.endswith(SUFFIXES) and entry.is_file():
+                    key = entry.path[cut:]
+                    yield (key if os.sep == "/" else key.replace(os.sep, "/")), entry.path, entry.stat()
 
 
 @dataclass(frozen=True)
@@ -275,100 +274,121 @@ def scan(
 ) -> Scan:
     """Items whose date is in [start, end) (all when no bounds); drafts are left out.
 
-    Raises ItemError listing every bad file in the whole folder, whatever the window.
+    Raises ItemError listing every bad file in the whole folder, whatever the window. With a cache_dir,
+    an index there (see digest/index.py) spares parsing the files outside the window that did not change.
     """
     if not items_dir.is_dir():
         raise ItemError([f"{items_dir}: items folder not found"])
     shown = relative_to or items_dir.parent
-    index = _read_index(cache_dir, items_dir)
-    new_index: dict[str, list[Any]] = {}
-    problems: list[str] = []
-    items: list[Item] = []
-    slugs: dict[str, str] = {}
-    total = parsed = 0
+    started = clock.time_ns()
+    index = Index(cache_dir / "items-index.sqlite", items_dir=items_dir, tz=tz.key) if cache_dir else None
+    built = index.built_ns if index else 0
+    retry = index.bad_keys() if index and built else set()
 
-    def display(path: Path) -> str:
+    keys: list[str] = []
+    changed: list[tuple[str, str]] = []
+    for key, path, st in iter_item_files(items_dir):
+        keys.append(key)
+        if st.st_ctime_ns >= built or key in retry:
+            changed.append((key, path))
+
+    parsed: dict[str, Item] = {}
+    problems: dict[str, str] = {}
+
+    def display(key: str) -> str:
+        path = items_dir / key
         try:
             return str(path.relative_to(shown))
         except ValueError:
             return str(path)
 
-    for path, st in iter_item_files(items_dir):
-        total += 1
-        rel = path.relative_to(items_dir)
-        key = rel.as_posix()
-        sig = _signature(st)
-        cached = index.get(key)
-        item: Item | None = None
-        if cached is not None and cached[0] == sig:
-            raw_date, draft, slug = cached[1], cached[2], cached[3]
-            when, _ = parse_date(raw_date, tz)
-            wanted = not draft and (start is None or when >= start) and (end is None or when < end)
-            if wanted:
-                item = _load(path, rel, tz, problems, display)
-                parsed += 1
-                if item is None:
-                    continue
-        else:
-            item = _load(path, rel, tz, problems, display)
-            parsed += 1
-            if item is None:
-                continue
-            raw_date = item.when.isoformat() if not item.all_day else item.when.date().isoformat()
-            draft, slug = item.draft, item.slug
-            wanted = not draft and (start is None or item.when >= start) and (end is None or item.when < end)
-        new_index[key] = [sig, raw_date, draft, slug]
-        if slug in slugs:
-            problems.append(
-                f"{display(path)}:1: duplicate slug {slug!r}: {slugs[slug]} has the same file name"
+    def load(key: str, path: str) -> bool:
+        """Parse one file into parsed/problems; False when the file is no longer there."""
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            problems[key] = f"{display(key)}:1: cannot read: {err.strerror}"
+            return True
+        try:
+            parsed[key] = parse_item(Path(key), raw, tz)
+        except _Bad as bad:
+            problems[key] = f"{display(key)}:{bad.line}: {bad.why}"
+        return True
+
+    for key, path in changed:
+        load(key, path)
+    fresh = set(parsed)  # parsed because new or changed: the index learns these
+
+    gone: list[str] = []
+    lo = start.timestamp() if start else None
+    hi = end.timestamp() if end else None
+    if index and built:
+        # Unchanged files the index places inside the window: the build needs their full text.
+        for key in index.in_window(lo, hi):
+            if key not in parsed and key not in problems and not load(key, str(items_dir / key)):
+                gone.append(key)  # deleted or renamed since: the new name was parsed as changed
+        _check_slugs_against_index(index, fresh, parsed, problems, gone, items_dir, display)
+    _check_slugs(parsed, problems, display)
+
+    if index:
+        if index.count() != len(keys) - len(problems):
+            present = set(keys)
+            gone.extend(k for k in index.all_keys() if k not in present)
+        index.update(
+            good=[
+                (k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug)
+                for k in fresh
+                if k not in problems
+            ],
+            bad=list(problems),
+            gone=[*gone, *problems],
+            scan_started_ns=started,
+        )
+        index.close()
+    if problems:
+        raise ItemError([problems[k] for k in sorted(problems, key=display)])
+    items = [parsed[k] for k in sorted(parsed) if _wanted(parsed[k], start, end)]
+    return Scan(items=items, total_files=len(keys), parsed_files=len(parsed) + len(problems))
+
+
+def _wanted(item: Item, start: datetime | None, end: datetime | None) -> bool:
+    return not item.draft and (start is None or item.when >= start) and (end is None or item.when < end)
+
+
+def _check_slugs(parsed: dict[str, Item], problems: dict[str, str], display: Any) -> None:
+    """Two files parsed in this run with the same file name (in different folders)."""
+    owners: dict[str, str] = {}
+    for key in sorted(parsed, key=display):
+        slug = parsed[key].slug
+        if slug in owners:
+            problems[key] = (
+                f"{display(key)}:1: duplicate slug {slug!r}: {display(owners[slug])} has the same file name"
             )
         else:
-            slugs[slug] = display(path)
-        if wanted and item is not None:
-            items.append(item)
-    if problems:
-        raise ItemError(problems)
-    if cache_dir is not None and new_index != index:
-        _write_index(cache_dir, items_dir, new_index)
-    return Scan(items=items, total_files=total, parsed_files=parsed)
+            owners[slug] = key
 
 
-def _load(path: Path, rel: Path, tz: ZoneInfo, problems: list[str], display: Any) -> Item | None:
-    try:
-        return parse_item(rel, path.read_bytes(), tz)
-    except _Bad as bad:
-        problems.append(f"{display(path)}:{bad.line}: {bad.why}")
-    except OSError as err:
-        problems.append(f"{display(path)}:1: cannot read: {err.strerror}")
-    return None
-
-
-def _index_path(cache_dir: Path, items_dir: Path) -> Path:
-    tag = hashlib.sha256(str(items_dir.resolve()).encode()).hexdigest()[:12]
-    return cache_dir / f"items-index-{tag}.json"
-
-
-def _read_index(cache_dir: Path | None, items_dir: Path) -> dict[str, list[Any]]:
-    if cache_dir is None:
-        return {}
-    try:
-        data = json.loads(_index_path(cache_dir, items_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}  # no index yet, or a damaged one: every file is parsed again
-    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-        return {}
-    entries = data.get("files")
-    return entries if isinstance(entries, dict) else {}
-
-
-def _write_index(cache_dir: Path, items_dir: Path, entries: dict[str, list[Any]]) -> None:
-    """Best effort: the index is only a speed-up, so a read-only cache folder is not an error."""
-    target = _index_path(cache_dir, items_dir)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".index-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": INDEX_VERSION, "files": entries}, f, separators=(",", ":"))
-        os.replace(tmp, target)
-    except OSError:
-        pass
+def _check_slugs_against_index(
+    index: Index,
+    fresh: set[str],
+    parsed: dict[str, Item],
+    problems: dict[str, str],
+    gone: list[str],
+    items_dir: Path,
+    display: Any,
+) -> None:
+    """A changed file whose slug an unchanged, indexed file already has."""
+    for key in sorted(fresh, key=display):
+        slug = parsed[key].slug
+        for other in index.keys_with_slug(slug):
+            if other == key or other in parsed or other in problems:
+                continue  # parsed in this run: _check_slugs compares those
+            if not (items_dir / other).exists():
+                gone.append(other)
+                continue
+            first, second = sorted((key, other), key=display)
+            problems[second] = (
+                f"{display(second)}:1: duplicate slug {slug!r}: {display(first)} has the same file name"
+            )

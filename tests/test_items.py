@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -192,9 +192,20 @@ def make_archive(folder: Path, n: int) -> None:
 MARCH = (datetime(2020, 3, 1, tzinfo=TZ), datetime(2020, 4, 1, tzinfo=TZ))
 
 
-def test_index_parses_only_the_window_on_the_second_run(tmp_path: Path) -> None:
+@pytest.fixture
+def no_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index re-reads files changed in the 2 s before a scan; tests wait a few ticks instead."""
+    monkeypatch.setattr("digest.index.MARGIN_NS", 0)
+
+
+def tick() -> None:
+    time.sleep(0.05)  # longer than the kernel's coarse clock tick that stamps ctime
+
+
+def test_index_parses_only_the_window_on_the_second_run(tmp_path: Path, no_margin: None) -> None:
     items, cache = tmp_path / "items", tmp_path / "cache"
     make_archive(items, 48)
+    tick()
     first = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
     assert (first.total_files, first.parsed_files, len(first.items)) == (48, 48, 4)
     second = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
@@ -202,10 +213,12 @@ def test_index_parses_only_the_window_on_the_second_run(tmp_path: Path) -> None:
     assert [i.slug for i in second.items] == [i.slug for i in first.items]
 
 
-def test_index_never_misses_an_edited_or_new_file(tmp_path: Path) -> None:
+def test_index_never_misses_an_edited_or_new_file(tmp_path: Path, no_margin: None) -> None:
     items, cache = tmp_path / "items", tmp_path / "cache"
     make_archive(items, 24)
-    scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    tick()
+    assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).parsed_files == 24
+    tick()
     # Move a July item into March, keeping its size and restoring its mtime: the ctime still changes.
     july = items / "0006.md"
     st = july.stat()
@@ -213,9 +226,29 @@ def test_index_never_misses_an_edited_or_new_file(tmp_path: Path) -> None:
     os.utime(july, ns=(st.st_atime_ns, st.st_mtime_ns))
     # A new file whose name says nothing about its date.
     write_item(items, "zzz-unrelated-name.md", GOOD.replace("2021-03-10", "2020-03-31T23:59:00+02:00"))
+    # A file renamed: same content, same mtime, new name.
+    (items / "0002.md").rename(items / "renamed.md")
+    tick()
     found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-    assert {"0006", "zzz-unrelated-name"} <= {i.slug for i in found.items}
-    assert len(found.items) == 4
+    assert sorted(i.slug for i in found.items) == ["0006", "0014", "renamed", "zzz-unrelated-name"]
+    assert found.parsed_files == 4  # the three changed files, plus the unchanged one in March (0014)
+    tick()
+    again = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert (again.parsed_files, len(again.items)) == (4, 4)  # now all four are indexed in March
+
+
+def test_duplicate_slug_found_against_the_index(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    tick()
+    scan(items, tz=TZ, cache_dir=cache)
+    write_item(items, "sub/0005.md", GOOD)  # same file name as an unchanged, indexed file
+    for _ in range(2):  # and again on the next run, though nothing changed
+        with pytest.raises(ItemError) as info:
+            scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+        assert info.value.problems == [
+            "items/sub/0005.md:1: duplicate slug '0005': items/0005.md has the same file name"
+        ]
 
 
 def test_index_reports_bad_files_outside_the_window_every_time(tmp_path: Path) -> None:
@@ -233,10 +266,23 @@ def test_damaged_index_is_rebuilt(tmp_path: Path) -> None:
     items, cache = tmp_path / "items", tmp_path / "cache"
     make_archive(items, 12)
     scan(items, tz=TZ, cache_dir=cache)
-    (index,) = cache.glob("items-index-*.json")
-    index.write_text("{not json")
+    index = cache / "items-index.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    index.write_bytes(b"this is not a database" * 100)
     assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
-    assert json.loads(index.read_text())["version"] == 1
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    assert index.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_index_follows_the_time_zone(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    write_item(items, "edge.md", GOOD.replace("2021-03-10", "2020-03-01"))
+    tick()
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    tokyo = ZoneInfo("Asia/Tokyo")  # the same plain date is another instant there
+    march = (datetime(2020, 3, 1, tzinfo=tokyo), datetime(2020, 4, 1, tzinfo=tokyo))
+    assert len(scan(items, tz=tokyo, start=march[0], end=march[1], cache_dir=cache).items) == 1
 
 
 def test_deleted_file_leaves_the_index(tmp_path: Path) -> None:
