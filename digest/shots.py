@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,16 @@ def take_screenshots(
     if not (folder / page_name).is_file():
         raise BrowserError(f"{folder / page_name}: not built yet (run `digest build` first)")
     if browser is None:
-        with open_browser() as own:
-            return take_screenshots(folder, base_url=base_url, slug=slug, browser=own, page_name=page_name)
+        # Playwright's sync API refuses to start in a thread that runs an asyncio loop (a notebook, a test
+        # holding another browser): a thread of its own always works.
+        def run() -> Shots:
+            with open_browser() as own:
+                return take_screenshots(
+                    folder, base_url=base_url, slug=slug, browser=own, page_name=page_name
+                )
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-shots") as pool:
+            return pool.submit(run).result()
 
     from playwright.sync_api import Error as PlaywrightError
 
@@ -136,7 +145,7 @@ def take_screenshots(
         for scheme in SCHEMES:
             missing: list[str] = []
 
-            def handle(route: Route, missing: list[str] = missing) -> None:
+            def handle(route: Route) -> None:  # one argument: Playwright passes the request to two
                 request = route.request
                 url = request.url
                 if url.startswith(prefix):
@@ -145,7 +154,7 @@ def take_screenshots(
                         route.fulfill(path=target)
                         return
                     if request.resource_type == "image":
-                        missing.append(url)
+                        missing.append(url)  # noqa: B023 - used before the loop moves on
                     route.fulfill(status=404, content_type="text/plain", body="not in the build folder")
                 elif request.resource_type == "image" and url.startswith(("http://", "https://")):
                     if url not in remote:
@@ -190,7 +199,12 @@ def take_screenshots(
                 )
             broken = list(dict.fromkeys([*missing, *(u for u in measured["broken"] if u not in remote)]))
             for url in broken:
-                where = "not in the build folder" if url.startswith(prefix) else "it did not load"
+                if url in missing:
+                    where = "not in the build folder"
+                elif url.startswith(prefix):
+                    where = "the file in the build folder is not an image the browser can show"
+                else:
+                    where = "it did not load"
                 problems.append(f"{name}: the image {url} does not load ({where})")
     if problems:
         raise ScreenshotError(list(dict.fromkeys(problems)))

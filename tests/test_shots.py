@@ -1,0 +1,267 @@
+"""Screenshots in the real headless Chromium: the sample, and broken templates that must be caught.
+
+Skipped only when no Chromium is installed and DIGEST_REQUIRE_BROWSER is unset (README: Tests); CI sets it,
+and then a missing browser fails these tests instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import Result
+from conftest import NOW, REPO, write_item
+
+from digest.build import build
+from digest.config import Config, load_config
+from digest.errors import BrowserError, ScreenshotError
+from digest.shots import SHOT_FILES, find_chromium, open_browser, take_screenshots
+from digest.window import Window, resolve
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+Run = Callable[..., Result]
+FIXTURES = REPO / "tests" / "fixtures" / "templates"
+
+
+def require_browser() -> None:
+    """Skip (or, with DIGEST_REQUIRE_BROWSER set, fail) when Chromium or Playwright is missing."""
+    why = None
+    if find_chromium() is None:
+        why = "no Chromium installed (Debian: apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            why = "Playwright is not installed (pip install -e '.[test]')"
+    if why is None:
+        return
+    if os.environ.get("DIGEST_REQUIRE_BROWSER"):
+        pytest.fail(f"DIGEST_REQUIRE_BROWSER is set but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the whole module."""
+    require_browser()
+    with open_browser() as b:
+        yield b
+
+
+def sample_build(ws: Path, *, fixture: str | None = None) -> tuple[Config, Window, Path]:
+    """Copy the sample workspace (with a fixture's templates over it) and build March 2021."""
+    shutil.copy(REPO / "digest.toml", ws / "digest.toml")
+    shutil.copytree(REPO / "items", ws / "items")
+    shutil.copytree(REPO / "templates", ws / "templates")
+    if fixture:
+        for path in (FIXTURES / fixture).iterdir():
+            shutil.copy(path, ws / "templates" / path.name)
+    config = load_config(ws / "digest.toml", environ={})
+    now = datetime.fromisoformat(NOW)
+    window = resolve(tz=config.tz, locale=config.language, now=now, month_="2021-03")
+    result = build(config, window, now=now)
+    return config, window, result.folder
+
+
+# ---- a minimal PNG reader, to look at pixels without an imaging library ----
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def png_pixel(data: bytes, x: int, y: int) -> tuple[int, int, int]:
+    """The RGB of one pixel of an 8-bit RGB or RGBA PNG (rows 0..y are unfiltered)."""
+    width, _height = png_size(data)
+    depth, color = data[24], data[25]
+    assert depth == 8 and color in (2, 6)
+    bpp = 3 if color == 2 else 4
+    idat = b""
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    prev = bytearray(stride)
+    row = bytearray(stride)
+    for r in range(y + 1):
+        start = r * (stride + 1)
+        kind, line = raw[start], raw[start + 1 : start + 1 + stride]
+        row = bytearray(stride)
+        for i in range(stride):
+            a = row[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if kind == 0:
+                pred = 0
+            elif kind == 1:
+                pred = a
+            elif kind == 2:
+                pred = b
+            elif kind == 3:
+                pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            row[i] = (line[i] + pred) & 0xFF
+        prev = row
+    return row[x * bpp], row[x * bpp + 1], row[x * bpp + 2]
+
+
+def brightness(rgb: tuple[int, int, int]) -> float:
+    r, g, b = rgb
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+# ---- the tests ----
+
+
+@pytest.mark.browser
+def test_the_sample(browser: Browser, tmp_path: Path) -> None:
+    config, window, folder = sample_build(tmp_path)
+    shots = take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    assert [p.name for p in shots.files] == list(SHOT_FILES)
+    assert shots.problems == () and shots.remote_images == ()
+    for name in SHOT_FILES:
+        data = (folder / name).read_bytes()
+        width, height = png_size(data)
+        assert width == int(name.split("-")[1])  # the viewport width: nothing wider
+        assert height > 1500  # the full page, not one screen
+    # Light is light and dark is dark: the card behind the title (x=40 px, y=60 px) at 640 px.
+    light = png_pixel((folder / "shot-640-light.png").read_bytes(), 40, 60)
+    dark = png_pixel((folder / "shot-640-dark.png").read_bytes(), 40, 60)
+    assert brightness(light) > 200, light
+    assert brightness(dark) < 60, dark
+
+
+@pytest.mark.browser
+def test_a_900px_table_scrolls_sideways_and_fails(browser: Browser, tmp_path: Path) -> None:
+    config, window, folder = sample_build(tmp_path, fixture="wide-table")
+    with pytest.raises(ScreenshotError) as caught:
+        take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    problems = caught.value.problems
+    assert any(p.startswith("shot-375-light.png: the page scrolls sideways at 375 px") for p in problems)
+    assert any("shot-640-dark.png" in p for p in problems)  # 900 px is wider than 640 too
+    assert any('"Our partners this month"' in p and "<table" in p for p in problems), problems
+    for name in SHOT_FILES:  # written anyway, to look at
+        assert png_size((folder / name).read_bytes())[0] >= 900
+
+
+@pytest.mark.browser
+def test_an_image_missing_from_the_build_folder_fails(browser: Browser, tmp_path: Path) -> None:
+    config, window, folder = sample_build(tmp_path, fixture="missing-image")
+    with pytest.raises(ScreenshotError) as caught:
+        take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    logo = f"{config.base_url}2021-03/logo.png"
+    assert (
+        f"shot-375-light.png: the image {logo} does not load (not in the build folder)"
+        in caught.value.problems
+    )
+    # Put the logo where the email says it is: now it loads (and a rebuild keeps the file).
+    shutil.copy(folder / "shot-375-light.png", folder / "logo.png")
+    build(config, window, now=datetime.fromisoformat(NOW))
+    assert (folder / "logo.png").is_file()
+    shots = take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    assert len(shots.files) == 4
+
+
+@pytest.mark.browser
+def test_a_file_that_is_not_an_image_fails(browser: Browser, tmp_path: Path) -> None:
+    config, window, folder = sample_build(tmp_path, fixture="missing-image")
+    (folder / "logo.png").write_text("not a picture")
+    with pytest.raises(ScreenshotError) as caught:
+        take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    assert any(
+        "logo.png does not load (the file in the build folder is not an image the browser can show)" in p
+        for p in caught.value.problems
+    )
+
+
+@pytest.mark.browser
+def test_a_remote_image_gets_a_placeholder_and_is_not_a_failure(browser: Browser, tmp_path: Path) -> None:
+    ws = tmp_path
+    config, window, folder = sample_build(ws)
+    write_item(
+        ws / "items",
+        "2021-03-30-photo.md",
+        """
+        ---
+        title: A photo from the assembly
+        date: 2021-03-30
+        category: News
+        summary: Members met in Geneva.
+        image: https://images.example.net/assembly.jpg
+        image_alt: Members voting with raised hands
+        ---
+        """,
+    )
+    build(config, window, now=datetime.fromisoformat(NOW))
+    shots = take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    assert shots.remote_images == ("https://images.example.net/assembly.jpg",)
+
+
+@pytest.mark.browser
+def test_build_with_screenshots_and_the_archive(workspace: Path, run: Run) -> None:
+    """`digest build --screenshots` writes the four PNGs; a later plain build drops them (they would be stale)."""
+    require_browser()
+    result = run("build", "--month", "2021-03", "--screenshots")
+    assert result.exit_code == 0, result.output
+    folder = workspace / "out" / "2021-03"
+    assert {p.name for p in folder.glob("shot-*.png")} == set(SHOT_FILES)
+    assert "screenshots -> out/2021-03/shot-375-light.png" in result.stderr
+    index = (workspace / "out" / "index.html").read_text()
+    assert '<img src="2021-03/shot-375-light.png"' in index
+    assert all(f'href="2021-03/{name}"' in index for name in SHOT_FILES)
+    assert run("build", "--month", "2021-03").exit_code == 0
+    assert not list(folder.glob("shot-*.png"))
+    assert "shot-375-light.png" not in (workspace / "out" / "index.html").read_text()
+
+
+@pytest.mark.browser
+def test_shots_command_fails_on_the_wide_table(workspace: Path, run: Run) -> None:
+    require_browser()
+    shutil.copy(FIXTURES / "wide-table" / "digest.mjml.j2", workspace / "templates" / "digest.mjml.j2")
+    assert run("build", "--month", "2021-03").exit_code == 0
+    result = run("shots", "--month", "2021-03")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: the screenshots show problems:\n  shot-375-light.png: the page scrolls"
+    )
+    assert "Traceback" not in result.output
+
+
+# ---- without a browser (these run everywhere) ----
+
+
+def test_shots_before_building(workspace: Path, run: Run) -> None:
+    result = run("shots", "--month", "2021-03")
+    assert result.exit_code == 1
+    assert (
+        result.stderr == "Error: out/2021-03/ has not been built: run `digest build` for this window first\n"
+    )
+
+
+def test_no_chromium(workspace: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_CHROMIUM", str(workspace / "no-such-browser"))
+    assert run("build", "--month", "2021-03").exit_code == 0
+    result = run("shots", "--month", "2021-03")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: no Chromium found: install Debian's chromium package")
+    with pytest.raises(BrowserError), open_browser():
+        pass
