@@ -124,11 +124,61 @@ def check_unsubscribe_token(secret: str, email: str, token: str) -> bool:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One personalised message, ready for the SMTP DATA command."""
+    """One personalised message, as it goes after the SMTP DATA command (dot-stuffed, ending in CRLF.CRLF)."""
 
     recipient: str
     message_id: str
-    data: bytes
+    wire: bytes
+
+    @property
+    def data(self) -> bytes:
+        """The message itself (CRLF line ends), without the SMTP dot-stuffing and terminator."""
+        return _UNSTUFF.sub(b".", self.wire[:-3])
+
+
+_STUFF = re.compile(rb"(?m)^\.")
+_UNSTUFF = re.compile(rb"(?m)^\.\.")
+
+
+def _qp(text: str) -> bytes:
+    # Quoted-printable (RFC 2045) in C, then SMTP transparency (RFC 5321 4.5.2): a leading "." is doubled.
+    return _STUFF.sub(b"..", binascii.b2a_qp(text.encode(), istext=True))
+
+
+class _Body:
+    """A body part (CRLF lines) cut into runs of lines: the runs without a placeholder are encoded once;
+    only the few lines with a placeholder are filled and encoded per recipient. Quoted-printable encodes
+    each line on its own (a hard line break resets the soft-break column), so the pieces join into exactly
+    the encoding of the whole filled part."""
+
+    def __init__(self, text: str, tokens: tuple[str, ...]) -> None:
+        lines = text.split("\r\n")
+        if lines[-1] == "":
+            lines.pop()
+        self.chunks: list[bytes | str] = []
+        run: list[str] = []
+        for line in lines:
+            if any(t in line for t in tokens):
+                if run:
+                    self.chunks.append(_qp("".join(run)))
+                    run = []
+                self.chunks.append(line + "\r\n")
+            else:
+                run.append(line + "\r\n")
+        if run:
+            self.chunks.append(_qp("".join(run)))
+
+    def fill(self, values: tuple[tuple[str, str], ...]) -> list[bytes]:
+        """The encoded, dot-stuffed part with these placeholder values."""
+        out = []
+        for chunk in self.chunks:
+            if isinstance(chunk, bytes):
+                out.append(chunk)
+                continue
+            for token, value in values:
+                chunk = chunk.replace(token, value)
+            out.append(_qp(chunk))
+        return out
 
 
 class Personaliser:
@@ -177,6 +227,9 @@ class Personaliser:
         crlf = "\r\n"
         self.html = html.replace("\r\n", "\n").replace("\n", crlf)
         self.text = text.replace("\r\n", "\n").replace("\n", crlf)
+        both = (self.greeting_token, self.unsubscribe_token)
+        self.html_body = _Body(self.html, both)
+        self.text_body = _Body(self.text, both)
         self.boundary = f"=_digest_{content_hash[:24]}"  # "=_" never occurs in quoted-printable text
         head = EmailMessage(policy=SMTP)
         head["From"] = sender
@@ -234,25 +287,26 @@ class Personaliser:
         check_header("To", name)
         greeting = self.greeting_for(name, fields or {})
         link, list_unsubscribe = self.unsubscribe_for(email)
-        html = self.html.replace(self.greeting_token, htmllib.escape(greeting, quote=False)).replace(
-            self.unsubscribe_token, htmllib.escape(link, quote=True)
+        html_values = (
+            (self.greeting_token, htmllib.escape(greeting, quote=False)),
+            (self.unsubscribe_token, htmllib.escape(link, quote=True)),
         )
-        text = self.text.replace(self.greeting_token, greeting).replace(self.unsubscribe_token, link)
+        text_values = ((self.greeting_token, greeting), (self.unsubscribe_token, link))
         message_id = self.message_id(email)
-        to = _format_to(email, name)
-        data = b"".join(
+        wire = b"".join(
             [
                 self.head,
-                to,
+                _format_to(email, name),
                 f"Message-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n".encode(),
                 self.mime_head,
-                binascii.b2a_qp(text.encode(), istext=True),
+                *self.text_body.fill(text_values),
                 self.mime_mid,
-                binascii.b2a_qp(html.encode(), istext=True),
+                *self.html_body.fill(html_values),
                 self.mime_tail,
+                b".\r\n",
             ]
         )
-        return Outgoing(email, message_id, data)
+        return Outgoing(email, message_id, wire)
 
 
 def _format_to(email: str, name: str) -> bytes:

@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,12 +273,6 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
     return conn
 
 
-def _stuffed(data: bytes) -> bytes:
-    # SMTP transparency (RFC 5321 4.5.2): a line starting with "." gets another one.
-    out = re.sub(rb"(?m)^\.", b"..", data)
-    return (out if out.endswith(b"\r\n") else out + b"\r\n") + b".\r\n"
-
-
 def deliver(conn: smtplib.SMTP, sender: str, message: Outgoing) -> str:
     """One transaction on an open connection; the server's reply, or _Reply for any refusal."""
     rcpt = message.recipient
@@ -289,7 +283,7 @@ def deliver(conn: smtplib.SMTP, sender: str, message: Outgoing) -> str:
         (mcode, mtext), (rcode, rtext), (dcode, dtext) = replies
         if dcode == 354:
             if mcode == 250 and rcode in (250, 251):
-                conn.send(_stuffed(message.data))
+                conn.send(message.wire)
                 code, text = conn.getreply()
                 if code != 250:
                     raise _Reply(code, _reply_text(text), "end of DATA")
@@ -311,10 +305,12 @@ def deliver(conn: smtplib.SMTP, sender: str, message: Outgoing) -> str:
     if code not in (250, 251):
         conn.rset()
         raise _Reply(code, _reply_text(text), "RCPT TO")
-    try:
-        code, text = conn.data(message.data)
-    except smtplib.SMTPDataError as err:
-        raise _Reply(err.smtp_code, _reply_text(err.smtp_error), "DATA") from err
+    conn.putcmd("data")
+    code, text = conn.getreply()
+    if code != 354:
+        raise _Reply(code, _reply_text(text), "DATA")
+    conn.send(message.wire)  # already dot-stuffed and terminated
+    code, text = conn.getreply()
     if code != 250:
         raise _Reply(code, _reply_text(text), "end of DATA")
     return f"{code} {_reply_text(text)}"
@@ -392,8 +388,8 @@ class _Run:
     fatal: list[str] = field(default_factory=list)
     tally: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "deferred": 0})
     lock: threading.Lock = field(default_factory=threading.Lock)
-    queue: list[Subscriber | None] = field(default_factory=list)
-    ready: threading.Condition = field(default_factory=threading.Condition)
+    todo: Iterator[Subscriber] = field(default_factory=lambda: iter(()))
+    todo_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def done(self, status: str) -> None:
         with self.lock:
@@ -417,12 +413,9 @@ class _Run:
             _close(conn)
 
     def take(self) -> Subscriber | None:
-        with self.ready:
-            while not self.queue:
-                self.ready.wait()
-            sub = self.queue.pop(0)
-            self.ready.notify_all()
-            return sub
+        # Each connection takes the next recipient itself: no feeder thread, no hand-off per message.
+        with self.todo_lock:
+            return next(self.todo, None)
 
     def send(self, conn: smtplib.SMTP | None, sub: Subscriber) -> smtplib.SMTP | None:
         message = self.maker.message(sub.email, sub.name, sub.fields)
@@ -475,18 +468,6 @@ class _Run:
         with self.lock:
             self.fatal.append(why)
         self.stop.set()
-        with self.ready:
-            self.ready.notify_all()
-
-    def put(self, sub: Subscriber | None, depth: int) -> bool:
-        with self.ready:
-            while len(self.queue) >= depth and not self.stop.is_set():
-                self.ready.wait(0.5)
-            if self.stop.is_set():
-                return False
-            self.queue.append(sub)
-            self.ready.notify_all()
-            return True
 
 
 def send_all(
@@ -521,6 +502,7 @@ def send_all(
         if todo and confirm is not None and not confirm(todo, journal.counts()):
             raise SendError("not sent: confirmation declined")
         run = _Run(settings, sender, maker, journal, options, progress, RateLimit(options.rate))
+        run.todo = (s for s in iter_subscribers(subscribers) if s.key not in done)
         if todo:
             # Fail fast: the first connection checks TLS and login before any thread starts.
             try:
@@ -539,18 +521,11 @@ def send_all(
             for t in workers:
                 t.start()
             try:
-                for sub in iter_subscribers(subscribers):
-                    if sub.key not in done and not run.put(sub, depth=4 * len(workers)):
-                        break
-                for _ in workers:
-                    run.put(None, depth=1 << 30)
                 for t in workers:
                     while t.is_alive():
                         t.join(0.2)
             except BaseException:
                 run.stop.set()  # Ctrl-C: let each connection finish the message it is on
-                with run.ready:
-                    run.ready.notify_all()
                 for t in workers:
                     t.join(60)
                 raise
