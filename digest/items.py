@@ -247,11 +247,12 @@ def iter_item_files(items_dir: Path) -> Iterator[tuple[str, str, os.stat_result]
                 name = entry.name
                 if name[0] in "._":
                     continue
-                if entry.is_dir():
-                    stack.append(entry.path)
-                elif name.endswith(SUFFIXES) and entry.is_file():
+                # The common case first: an item file (d_type tells is_file without a system call).
+                if name.endswith(SUFFIXES) and entry.is_file():
                     key = entry.path[cut:]
                     yield (key if os.sep == "/" else key.replace(os.sep, "/")), entry.path, entry.stat()
+                elif entry.is_dir():
+                    stack.append(entry.path)
 
 
 @dataclass(frozen=True)
