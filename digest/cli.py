@@ -43,6 +43,11 @@ class State:
         """Load the configuration once (flags given as overrides win over the file)."""
         if self._config is None or overrides:
             self._config = load_config(self.config_path, overrides=overrides)
+            if self._config.config_path is None and not self._config.items_dir.is_dir():
+                raise DigestError(
+                    f"no {CONFIG_NAME} in {Path.cwd()} or its parent folders, and no items/ folder here: "
+                    "run `digest init DIR` to create a workspace, or pass --config FILE"
+                )
         return self._config
 
     def say(self, message: str, *, level: int = 0) -> None:
@@ -275,7 +280,8 @@ def init(state: State, /, folder: Path) -> None:
     created = create_workspace(folder, today=state.now.date())
     for path in created:
         state.say(f"created {_shown(path)}", level=1)
-    state.say(f"New digest workspace in {_shown(folder)}. Next: cd {folder} && digest build --last 30d")
+    step = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+    state.say(f"New digest workspace in {_shown(folder)}. Next: {step}digest build --last 30d")
 
 
 def _screenshots(state: State, config: Config, folder: Path, win: Window) -> None:

@@ -68,6 +68,16 @@ def test_errors_are_one_line_without_traceback(
     assert not (workspace / "out").exists()
 
 
+def test_no_workspace_says_how_to_make_one(tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("build")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: no digest.toml in {tmp_path} or its parent folders, and no items/ folder here: "
+        "run `digest init DIR` to create a workspace, or pass --config FILE\n",
+    )
+
+
 def test_usage_error_is_click_exit_2(workspace: Path, run: Run) -> None:
     result = run("build", "--bogus")
     assert result.exit_code == 2
