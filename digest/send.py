@@ -495,14 +495,14 @@ def send_all(
             subscribers=subscribers.resolve(),
             allow_changed=options.allow_changed,
         )
-        journal.add_pending((s.key, s.email) for s in iter_subscribers(subscribers))
+        journal.add_pending((s.key, s.email) for s in iter_subscribers(subscribers, listed))
         done = journal.done_keys()
-        todo = sum(s.key not in done for s in iter_subscribers(subscribers))
+        todo = sum(s.key not in done for s in iter_subscribers(subscribers, listed))
         already = listed.count - todo
         if todo and confirm is not None and not confirm(todo, journal.counts()):
             raise SendError("not sent: confirmation declined")
         run = _Run(settings, sender, maker, journal, options, progress, RateLimit(options.rate))
-        run.todo = (s for s in iter_subscribers(subscribers) if s.key not in done)
+        run.todo = (s for s in iter_subscribers(subscribers, listed) if s.key not in done)
         if todo:
             # Fail fast: the first connection checks TLS and login before any thread starts.
             try:
@@ -577,7 +577,7 @@ def send_test(settings: SmtpSettings, sender: str, maker: Personaliser, address:
 def dry_run(maker: Personaliser, subscribers: Path) -> tuple[Outgoing | None, SubscriberList]:
     """The first subscriber's complete message and the list's counts; connects to nothing."""
     listed = check_subscribers(subscribers)
-    first = next(iter_subscribers(subscribers), None)
+    first = next(iter_subscribers(subscribers, listed), None)
     message = maker.message(first.email, first.name, first.fields) if first else None
     return message, listed
 

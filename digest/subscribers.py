@@ -44,6 +44,11 @@ class SubscriberList:
     duplicates: int
     problems: tuple[str, ...]
     bad_rows: int
+    # For the later passes, which then need not validate again: the addresses the validator rewrote
+    # (raw -> normalised), and the file's signature, so that a list changed in between is noticed.
+    fixes: dict[str, str] = field(default_factory=dict, repr=False)
+    signature: tuple[int, ...] = ()
+    bad_lines: frozenset[int] = frozenset()
 
 
 def _open(path: Path) -> TextIO:
@@ -54,8 +59,18 @@ def _open(path: Path) -> TextIO:
         raise SubscriberError([f"{path}: cannot read: {err.strerror}"]) from err
 
 
-def _rows(path: Path) -> Iterator[tuple[int, Subscriber | str]]:
-    """(line, Subscriber) for each data row, or (line, "why it is bad"); a file-level fault raises."""
+def _signature(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _rows(path: Path, checked: SubscriberList | None = None) -> Iterator[tuple[int, Subscriber | str]]:
+    """(line, Subscriber) for each data row, or (line, "why it is bad"); a file-level fault raises.
+
+    With `checked` (what the checking pass found) the addresses are not validated again.
+    """
+    if checked is not None and _signature(path) != checked.signature:
+        raise SubscriberError([f"{path}: the list changed while it was being read; run the command again"])
     with _open(path) as f:
         reader = csv.reader(f, strict=True)
         try:
@@ -102,13 +117,21 @@ def _rows(path: Path) -> Iterator[tuple[int, Subscriber | str]]:
             if not raw:
                 yield start, "the email is empty"
                 continue
+            if checked is not None:
+                if start in checked.bad_lines:
+                    yield start, "not a valid email address"
+                    continue
+                email = checked.fixes.get(raw, raw)
+                fields = {c: v for c, v in zip(columns, row, strict=True) if c}
+                yield start, Subscriber(email=email, name=name, fields=fields, line=start)
+                continue
             try:
                 # Syntax only, no DNS. Non-ASCII local parts (SMTPUTF8) are refused: not every relay has it.
-                checked = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+                valid = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
             except EmailNotValidError as err:
                 yield start, f"{raw!r} is not a valid email address: {err}"
                 continue
-            email = checked.ascii_email or checked.normalized
+            email = valid.ascii_email or valid.normalized
             fields = {c: v for c, v in zip(columns, row, strict=True) if c}
             yield start, Subscriber(email=email, name=name, fields=fields, line=start)
 
@@ -123,17 +146,32 @@ def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> Subscriber
     """Read the whole list once: count unique good addresses and collect every bad row."""
     seen: set[str] = set()
     problems: list[str] = []
+    fixes: dict[str, str] = {}
     bad = duplicates = 0
+    bad_lines: set[int] = set()
+    try:
+        signature = _signature(path)
+    except OSError as err:
+        raise SubscriberError([f"{path}: cannot read: {err.strerror}"]) from err
     for line, row in _rows(path):
         if isinstance(row, str):
             bad += 1
+            bad_lines.add(line)
             if len(problems) < max_listed:
                 problems.append(f"{path}:{line}: {row}")
-        elif row.key in seen:
+            continue
+        raw = row.fields["email"].strip()
+        if raw != row.email:
+            fixes[raw] = row.email
+        if row.key in seen:
             duplicates += 1
         else:
             seen.add(row.key)
-    return SubscriberList(path, len(seen), duplicates, tuple(problems), bad)
+    if _signature(path) != signature:
+        raise SubscriberError([f"{path}: the list changed while it was being read; run the command again"])
+    return SubscriberList(
+        path, len(seen), duplicates, tuple(problems), bad, fixes, signature, frozenset(bad_lines)
+    )
 
 
 def require_clean(found: SubscriberList) -> None:
@@ -142,10 +180,13 @@ def require_clean(found: SubscriberList) -> None:
         raise SubscriberError(list(found.problems), more=found.bad_rows - len(found.problems), rows=True)
 
 
-def iter_subscribers(path: Path) -> Iterator[Subscriber]:
-    """Stream the good rows, each address once (the first row wins; later duplicates are merged into it)."""
+def iter_subscribers(path: Path, checked: SubscriberList | None = None) -> Iterator[Subscriber]:
+    """Stream the good rows, each address once (the first row wins; later duplicates are merged into it).
+
+    Pass what `check_subscribers` found to skip validating every address again (the slow part).
+    """
     seen: set[str] = set()
-    for _line, row in _rows(path):
+    for _line, row in _rows(path, checked):
         if isinstance(row, Subscriber) and row.key not in seen:
             seen.add(row.key)
             yield row

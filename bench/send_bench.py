@@ -1,0 +1,250 @@
+"""`digest send` against Postfix's smtp-sink on loopback, with two baselines measured in the same run.
+
+    ./dev bench send [--subscribers 10000] [--big 100000] [--mailmerge 10000] [--connections 1,2,4]
+
+1. Postfix's smtp-source sends messages of the same size over the same number of connections to the same
+   smtp-sink: the upper bound of this machine for that traffic.
+2. mailmerge (PyPI, installed into bench/.work/mailmerge-venv) sends the same list, one message per row.
+3. `digest send` sends the sample digest to the list, with --connections 1, 2 and 4.
+4. Peak memory (max RSS) of `digest send` to --big subscribers.
+
+smtp-sink and smtp-source come from Debian's postfix package, unpacked (`apt-get download` + `dpkg -x`)
+into bench/.work/postfix/: nothing is installed as a service. Only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "bench" / ".work"
+POSTFIX = WORK / "postfix"
+MAILMERGE_VENV = WORK / "mailmerge-venv"
+MAILMERGE_VERSION = "2.3.0"
+SENDER = "news@example.org"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postfix_tools() -> tuple[Path, Path, dict[str, str]]:
+    """smtp-sink and smtp-source from Debian's postfix package, unpacked here (not installed)."""
+    sink, source = POSTFIX / "usr/sbin/smtp-sink", POSTFIX / "usr/sbin/smtp-source"
+    if not (sink.exists() and source.exists()):
+        print("bench: fetching Debian's postfix package for smtp-sink and smtp-source (not installed)")
+        with tempfile.TemporaryDirectory() as tmp:
+            got = subprocess.run(["apt-get", "download", "postfix"], cwd=tmp, capture_output=True, text=True)
+            if got.returncode != 0:
+                subprocess.run(["apt-get", "update", "-qq"], check=True)
+                subprocess.run(["apt-get", "download", "postfix"], cwd=tmp, check=True)
+            (deb,) = glob.glob(f"{tmp}/postfix_*.deb")
+            POSTFIX.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["dpkg", "-x", deb, str(POSTFIX)], check=True)
+    env = {**os.environ, "LD_LIBRARY_PATH": str(POSTFIX / "usr/lib/postfix")}
+    return sink, source, env
+
+
+def mailmerge_bin() -> Path:
+    """mailmerge in its own virtual environment (its pinned dependencies stay out of digest's)."""
+    exe = MAILMERGE_VENV / "bin" / "mailmerge"
+    if not exe.exists():
+        print(f"bench: installing mailmerge {MAILMERGE_VERSION} into {MAILMERGE_VENV}")
+        subprocess.run([sys.executable, "-m", "venv", str(MAILMERGE_VENV)], check=True)
+        subprocess.run(
+            [str(MAILMERGE_VENV / "bin/pip"), "install", "-q", f"mailmerge=={MAILMERGE_VERSION}"], check=True
+        )
+    return exe
+
+
+class Sink:
+    """smtp-sink on 127.0.0.1:<port>; it accepts and discards everything, PIPELINING on."""
+
+    def __init__(self, sink: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen([str(sink), *user, f"127.0.0.1:{self.port}", "256"], env=env)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("bench: smtp-sink did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def workspace(root: Path, port: int) -> Path:
+    """A copy of the sample workspace, built, sending to the sink."""
+    ws = root / "ws"
+    ws.mkdir()
+    shutil.copy(REPO / "digest.toml", ws / "digest.toml")
+    shutil.copytree(REPO / "items", ws / "items")
+    shutil.copytree(REPO / "templates", ws / "templates")
+    with open(ws / "digest.toml", "a", encoding="utf-8") as f:
+        f.write(
+            f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n\n[send]\n'
+            'unsubscribe_url = "https://example.org/unsubscribe?email={email}&token={token}"\n'
+            'unsubscribe_mailto = "unsubscribe@example.org"\n'
+        )
+    digest(ws, "build", "--month", "2021-03")
+    return ws
+
+
+def subscriber_list(path: Path, n: int) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("email,name\n")
+        for i in range(n):
+            f.write(f"reader{i}@example.org,Reader {i}\n")
+    return path
+
+
+def digest_cmd() -> list[str]:
+    exe = shutil.which("digest", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "digest"]
+
+
+def digest(ws: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    run_env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": "bench-secret", **(env or {})}
+    done = subprocess.run([*digest_cmd(), *args], cwd=ws, env=run_env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: digest {' '.join(args)} failed:\n{done.stderr}")
+    return done
+
+
+def timed(cmd: list[str], **kw: object) -> float:
+    began = time.perf_counter()
+    subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - began
+
+
+def send_digest(ws: Path, csv: Path, connections: int) -> tuple[float, int]:
+    """Seconds for a whole `digest send` (start-up and list checks included) and its peak RSS in KB."""
+    for old in (ws / "out" / "2021-03").glob("send-*"):
+        old.unlink()
+    cmd = [*digest_cmd(), "-q", "send", "--month", "2021-03", "--subscribers", str(csv), "--yes"]
+    cmd += ["--connections", str(connections)]
+    env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": "bench-secret"}
+    # A child of its own, so that RUSAGE_CHILDREN's max RSS is this send's alone.
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "subprocess.run(sys.argv[1:], check=True); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], cwd=ws, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"bench: digest send failed:\n{out.stderr}")
+    seconds, rss = out.stdout.split()
+    return float(seconds), int(rss)
+
+
+def mailmerge_files(root: Path, ws: Path, csv: Path, port: int) -> Path:
+    """mailmerge's three files: the same digest as a multipart/alternative template, same list, same sink."""
+    import json
+
+    parts = json.loads((ws / "out/2021-03/digest.parts.json").read_text(encoding="utf-8"))
+    greet, unsub = parts["placeholders"]["greeting"], parts["placeholders"]["unsubscribe_url"]
+    link = "https://example.org/unsubscribe?email={{email}}"
+
+    def jinja(text: str) -> str:
+        raw = "{% raw %}" + text + "{% endraw %}"
+        return raw.replace(greet, "{% endraw %}Hello {{name}},{% raw %}").replace(
+            unsub, "{% endraw %}" + link + "{% raw %}"
+        )
+
+    mm = root / "mailmerge"
+    mm.mkdir()
+    (mm / "mailmerge_template.txt").write_text(
+        "TO: {{email}}\n"
+        f"SUBJECT: {parts['subject']}\n"
+        f"FROM: Co-operative News <{SENDER}>\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/alternative; boundary="boundary"\n\n'
+        "--boundary\n"
+        'Content-Type: text/plain; charset="utf-8"\n\n'
+        f"{jinja(parts['text'])}\n"
+        "--boundary\n"
+        'Content-Type: text/html; charset="utf-8"\n\n'
+        f"{jinja(parts['html'])}\n"
+        "--boundary--\n",
+        encoding="utf-8",
+    )
+    shutil.copy(csv, mm / "mailmerge_database.csv")
+    (mm / "mailmerge_server.conf").write_text(
+        f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\nsecurity = Never\nratelimit = 0\n", encoding="utf-8"
+    )
+    return mm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--big", type=int, default=100_000, help="subscribers for the peak-memory run (0: skip)")
+    parser.add_argument("--mailmerge", type=int, default=10_000, help="rows for mailmerge (0: skip)")
+    parser.add_argument("--connections", default="1,2,4")
+    args = parser.parse_args()
+    n = args.subscribers
+    conns = [int(c) for c in args.connections.split(",")]
+    sink_bin, source_bin, pf_env = postfix_tools()
+    sink = Sink(sink_bin, pf_env)
+    try:
+        with tempfile.TemporaryDirectory(prefix="send-bench-") as tmp:
+            root = Path(tmp)
+            ws = workspace(root, sink.port)
+            csv = subscriber_list(root / "subscribers.csv", n)
+            sample = digest(ws, "send", "--month", "2021-03", "--subscribers", str(csv), "--dry-run")
+            size = len(sample.stdout.encode())
+            print(f"message size {size} bytes; {n} subscribers; cores {os.cpu_count()}")
+            rows = []
+            for c in conns:
+                src = timed(
+                    [str(source_bin), "-d", "-s", str(c), "-m", str(n), "-l", str(size), "-f", SENDER]
+                    + ["-t", "reader@example.org", f"127.0.0.1:{sink.port}"],
+                    env=pf_env,
+                )
+                secs, rss = send_digest(ws, csv, c)
+                rows.append((c, n / src, n / secs, rss))
+                print(
+                    f"connections {c}: smtp-source {n / src:7.0f} msg/s | digest send {n / secs:7.0f} msg/s "
+                    f"= {src / secs:.0%} of smtp-source (peak RSS {rss / 1024:.0f} MB)"
+                )
+            if args.mailmerge:
+                exe = mailmerge_bin()
+                m = args.mailmerge
+                mm = mailmerge_files(root, ws, subscriber_list(root / "mm.csv", m), sink.port)
+                cmd = [str(exe), "--no-dry-run", "--no-limit", "--output-format", "raw"]
+                secs = timed(cmd, cwd=mm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                mm_rate = m / secs
+                print(f"mailmerge {MAILMERGE_VERSION}: {m} messages in {secs:.1f} s = {mm_rate:.0f} msg/s")
+                for c, _src, rate, _rss in rows:
+                    print(f"  digest send --connections {c}: {rate / mm_rate:.1f}x mailmerge")
+            if args.big:
+                big = subscriber_list(root / "big.csv", args.big)
+                secs, rss = send_digest(ws, big, max(conns))
+                print(
+                    f"{args.big} subscribers, --connections {max(conns)}: {secs:.1f} s "
+                    f"({args.big / secs:.0f} msg/s), peak RSS {rss / 1024:.0f} MB"
+                )
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
+    main()
