@@ -81,6 +81,7 @@ class Preview:
         self._stop = threading.Event()
         self._state = BuildState(0, False, "not built yet", "", 0, {})
         self._watched: list[Path] = []
+        self._seen: tuple[tuple[str, int, int, int], ...] = ()
         self._threads: list[threading.Thread] = []
         self._serving = False
         self.server = ThreadingHTTPServer((host, port), _handler(self))
@@ -104,10 +105,18 @@ class Preview:
         """Build once; a failure becomes the served error, never an exception."""
         from digest.build import build
 
-        paths: list[Path] = []
         try:
             config = self._load()
-            paths = [p for p in (config.config_path, config.items_dir, config.templates_dir) if p is not None]
+            with self._changed:
+                self._watched = [
+                    p for p in (config.config_path, config.items_dir, config.templates_dir) if p is not None
+                ]
+        except DigestError:
+            pass  # a broken config is reported by the build below; keep watching what was watched
+        # Taken before building: a file saved while the build runs makes the next poll build again.
+        self._seen = self._signature()
+        try:
+            config = self._load()
             win = self._window(config)
             result = build(config, win, now=self._now(), out_dir=self._out)
             files = {
@@ -127,16 +136,17 @@ class Preview:
             outcome = (False, f"unexpected error: {type(err).__name__}: {err}", "", 0, {})
             self._say(traceback.format_exc())
         with self._changed:
-            if paths:
-                self._watched = paths
             ok, error, label, count, files = outcome
             self._state = BuildState(self._state.generation + 1, ok, error, label, count, files)
             self._changed.notify_all()
             return self._state
 
-    def _signature(self, extra: list[Path]) -> tuple[tuple[str, int, int, int], ...]:
+    def _signature(self) -> tuple[tuple[str, int, int, int], ...]:
+        """The stat signature of every watched file: any edit, addition or removal changes it."""
+        with self._changed:
+            roots = list(self._watched)
         sig: list[tuple[str, int, int, int]] = []
-        for root in [*self._watched, *extra]:
+        for root in roots:
             candidates = [root] if not root.is_dir() else sorted(p for p in root.rglob("*") if p.is_file())
             for path in candidates:
                 try:
@@ -146,32 +156,26 @@ class Preview:
                 sig.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(sig)
 
-    def _watch(self, extra: list[Path]) -> None:
-        last = self._signature(extra)
+    def _watch(self) -> None:
         while not self._stop.wait(self._poll):
-            now = self._signature(extra)
-            if now != last:
-                last = now
+            if self._signature() != self._seen:
                 self.rebuild()
-                last = self._signature(extra)  # what the build saw: a save during it triggers another
 
     # ---- running ----
 
-    def start(self, *, watch_also: list[Path] | None = None) -> None:
+    def start(self) -> None:
         """Build once, then serve and watch in background threads."""
         self.rebuild()
-        extra = list(watch_also or [])
         self._serving = True
-        for target in (self.server.serve_forever, lambda: self._watch(extra)):
+        for target in (self.server.serve_forever, self._watch):
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def serve_forever(self, *, watch_also: list[Path] | None = None) -> None:
+    def serve_forever(self) -> None:
         """Build, watch in the background and serve until Ctrl-C (KeyboardInterrupt) or close()."""
         self.rebuild()
-        extra = list(watch_also or [])
-        watcher = threading.Thread(target=lambda: self._watch(extra), daemon=True)
+        watcher = threading.Thread(target=self._watch, daemon=True)
         watcher.start()
         self._threads.append(watcher)
         self._serving = True
