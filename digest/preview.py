@@ -16,6 +16,7 @@ from __future__ import annotations
 import html as htmllib
 import json
 import shutil
+import sys
 import tempfile
 import threading
 import traceback
@@ -84,8 +85,7 @@ class Preview:
         self._seen: tuple[tuple[str, int, int, int], ...] = ()
         self._threads: list[threading.Thread] = []
         self._serving = False
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), _handler(self))
 
     @property
     def url(self) -> str:
@@ -236,6 +236,16 @@ def error_page(message: str) -> str:
         f"<pre id='error'>{htmllib.escape(message)}</pre>"
         "<p>Fix the file and save it: the preview rebuilds by itself.</p></body></html>"
     )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # an open event stream must not keep the process alive after Ctrl-C
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A page that went away mid-answer (the frame reloaded) is normal; anything else is printed."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return
+        super().handle_error(request, client_address)
 
 
 def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
