@@ -526,7 +526,8 @@ def rule_links_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
             yield Finding(
                 "warning",
                 "link-missing-html",
-                f"digest.txt:{line}: the address {_short(url)}{_of_item(parts, url)} is not linked in the HTML",
+                f"digest.txt:{line}: the address {_short(url)}{_of_item(parts, url)} "
+                "is not linked in the HTML",
                 parts.template(HTML_TEMPLATE),
                 "link it in digest.mjml.j2 too",
             )
