@@ -447,7 +447,7 @@ def rule_link_text(parts: Parts, doc: Doc) -> Iterable[Finding]:
                 "link-text",
                 f"digest.html:{first}: the link text {_short(shown[key])} is used for {len(hrefs)} "
                 "different addresses",
-                parts.template(HTML_TEMPLATE, shown[key].split()[0]),
+                _first_found(parts, HTML_TEMPLATE, shown[key], shown[key].split()[0]),
                 "make each link text say where it goes, e.g. include the item title",
             )
 
@@ -531,6 +531,15 @@ def rule_links_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
                 parts.template(HTML_TEMPLATE),
                 "link it in digest.mjml.j2 too",
             )
+
+
+def _first_found(parts: Parts, template: str, *needles: str) -> str:
+    """The template with the line of the first needle found in it (the whole text, then its first word)."""
+    for needle in needles:
+        where = parts.template(template, needle)
+        if ":" in where.rsplit("/", 1)[-1]:
+            return where
+    return parts.template(template)
 
 
 def _via(where: str, template: str) -> str:

@@ -195,7 +195,7 @@ def take_screenshots(
                 problems.append(
                     f"{name}: the page scrolls sideways at {width} px: "
                     f"it is {measured['scrollWidth']} px wide; "
-                    f"widest: {culprit} (use max-width/width:100% instead of a fixed width)"
+                    f"the cause: {culprit} (give it width:100% and a max-width instead of a fixed width)"
                 )
             broken = list(dict.fromkeys([*missing, *(u for u in measured["broken"] if u not in remote)]))
             for url in broken:
@@ -219,15 +219,21 @@ _MEASURE = """() => {
   const scrollWidth = Math.max(doc.scrollWidth, document.body ? document.body.scrollWidth : 0);
   let culprit = null;
   if (scrollWidth > width) {
-    for (const el of document.body.querySelectorAll('*')) {
+    const sticksOut = el => {
       const r = el.getBoundingClientRect();
-      if (r.width > 0 && r.right > width + 0.5) {
-        const cls = el.getAttribute('class');
-        const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 40);
-        culprit = '<' + el.tagName.toLowerCase() + (cls ? ' class="' + cls + '"' : '') + '> '
-          + Math.round(r.width) + ' px wide' + (text ? ' ("' + text + '")' : '');
-        break;
-      }
+      return r.width > 0 && r.right > width + 0.5;
+    };
+    const fixed = el => Math.max(parseFloat(el.getAttribute('width')) || 0,
+      el.style.width.endsWith('px') ? parseFloat(el.style.width) : 0, parseFloat(el.style.minWidth) || 0);
+    const out = Array.from(document.body.querySelectorAll('*')).filter(sticksOut);
+    // The cause: an element given a fixed width wider than the viewport, else the first one sticking out
+    // none of whose children does (a long word, an image).
+    const el = out.find(e => fixed(e) > width) || out.find(e => !Array.from(e.children).some(sticksOut));
+    if (el) {
+      const cls = el.getAttribute('class');
+      const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 40);
+      culprit = '<' + el.tagName.toLowerCase() + (cls ? ' class="' + cls + '"' : '') + '> '
+        + Math.round(el.getBoundingClientRect().width) + ' px wide' + (text ? ' ("' + text + '")' : '');
     }
   }
   const broken = Array.from(document.images)
