@@ -244,7 +244,7 @@ class Personaliser:
         self.head = head.as_bytes(policy=SMTP).rstrip(b"\r\n") + b"\r\n"
         b = self.boundary
         self.mime_head = (
-            f'Content-Type: multipart/alternative; boundary="{b}"\r\n\r\n'
+            f'Content-Type: multipart/alternative;\r\n boundary="{b}"\r\n\r\n'
             f'--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
@@ -285,6 +285,7 @@ class Personaliser:
         """One recipient's complete message (bytes with CRLF line ends, 7-bit: quoted-printable parts)."""
         check_header("To", email)
         check_header("To", name)
+        name = " ".join(name.split())
         greeting = self.greeting_for(name, fields or {})
         link, list_unsubscribe = self.unsubscribe_for(email)
         html_values = (

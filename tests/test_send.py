@@ -620,3 +620,31 @@ def test_killed_twenty_times_and_resumed_nobody_is_lost(
     print(
         f"kills={kills} mid-send={mid_send} in-flight-at-kill={sum(in_flight_at_kill)} duplicates={duplicates}"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"), [("10", 10.0), ("10/s", 10.0), ("600/m", 10.0), ("3600/h", 1.0), ("0", 0.0)]
+)
+def test_rates(text: str, per_second: float) -> None:
+    from digest.send import parse_rate
+
+    assert parse_rate(text) == per_second
+
+
+def test_a_bad_rate_is_a_usage_error(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    smtp_env(free_port())
+    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes", "--rate", "fast")
+    assert result.exit_code == 2
+    assert "Invalid value for --rate: rate 'fast': use messages per second or per hour" in result.stderr
+
+
+def test_a_rate_limited_send_still_reaches_everyone(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run(
+            "send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes", "--rate", "200/s"
+        )
+        assert result.exit_code == 0, result.stderr
+        assert server.handler.counts() == {normalised(e).lower(): 1 for e, _ in PEOPLE}
