@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from digest.config import Config
@@ -93,10 +93,14 @@ class Parts:
         for path in candidates:
             line = _find_line(path, needle) if needle else None
             if line or not needle:
-                return f"{_rel(path, self.root)}{f':{line}' if line else ''}"
-        first = candidates[0]
-        shown = _rel(first, self.root)
-        return shown if first.parent != default_templates_dir() else f"{shown} (the packaged default)"
+                return self._shown(path, line)
+        return self._shown(candidates[0], None)
+
+    def _shown(self, path: Path, line: int | None) -> str:
+        at = f":{line}" if line else ""
+        if self.templates_dir is not None and path.parent.resolve() == self.templates_dir.resolve():
+            return _rel(path, self.root) + at
+        return f"default/{path.name}{at} (the packaged default: copy it to templates/ to change it)"
 
     def item_for(self, *needles: str) -> ItemRef | None:
         """The item whose fields contain one of the needles (normalised), if any."""
@@ -576,7 +580,9 @@ def rule_text_width(parts: Parts, doc: Doc) -> Iterable[Finding]:
             "text-width",
             f"digest.txt:{n}: the line is {width} columns wide (at most {TEXT_WIDTH}): "
             f"{_short(line.strip())}",
-            _via(parts.where(TEXT_TEMPLATE, *_phrases(line)), parts.template(TEXT_TEMPLATE)),
+            f"{parts.config_name} (subject)"
+            if line.strip() == parts.subject
+            else _via(parts.where(TEXT_TEMPLATE, *_phrases(line)), parts.template(TEXT_TEMPLATE)),
             "wrap it with the `wrap` filter in digest.txt.j2, or put a long address on a line of its own",
         )
 
@@ -1010,7 +1016,7 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def format_report(report: Report, *, shown_folder: str) -> str:
+def format_report(report: Report) -> str:
     """The findings for people: one block per finding."""
     lines: list[str] = []
     for f in report.findings:
@@ -1018,8 +1024,3 @@ def format_report(report: Report, *, shown_folder: str) -> str:
         lines.append(f"    where: {f.where}")
         lines.append(f"    fix:   {f.fix}")
     return "\n".join(lines)
-
-
-def as_dict(finding: Finding) -> dict[str, Any]:
-    """One finding as a plain dict."""
-    return asdict(finding)

@@ -334,7 +334,7 @@ def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **
     if as_json:
         click.echo(report.as_json(strict=strict))
     elif report.findings:
-        click.echo(format_report(report, shown_folder=folder))
+        click.echo(format_report(report))
     failed = report.failed(strict=strict)
     e, w = report.errors, report.warnings
     counts = f"{e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''}"

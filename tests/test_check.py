@@ -336,3 +336,17 @@ def test_check_broken_fixtures(
     assert plain.exit_code == (1 if severity == "error" else 0)
     assert f"{severity}: " in plain.stdout and f"[{rule}]" in plain.stdout
     assert "    where: " in plain.stdout and "    fix:   " in plain.stdout
+
+
+def test_where_names_the_packaged_default_when_the_workspace_has_no_template(
+    sample: Parts, tmp_path: Path
+) -> None:
+    parts = replace(sample, text=sample.text.replace(TITLE, "Something else"), templates_dir=tmp_path)
+    finding = found(parts)["item-missing-text"][0]
+    assert finding.where == "default/digest.txt.j2 (the packaged default: copy it to templates/ to change it)"
+
+
+def test_a_long_subject_line_in_the_text_points_at_the_config(sample: Parts) -> None:
+    subject = "A subject that is much too long for the first line of the text part of the digest, surely"
+    parts = replace(sample, subject=subject + " x", text=f"{subject} x\n{sample.text}")
+    assert found(parts)["text-width"][0].where == "digest.toml (subject)"
