@@ -203,3 +203,52 @@ def test_ctrl_c_stops_the_command_cleanly(workspace: Path) -> None:
     assert proc.returncode == 0, rest
     assert rest.rstrip().endswith("Stopped.")
     assert "Traceback" not in rest
+
+
+def test_a_busy_port_is_a_clean_error(workspace: Path, run: Callable[..., Any]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("preview", "--month", "2021-03", "--port", str(port))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+
+
+@pytest.mark.browser
+def test_the_page_in_a_real_browser(preview: Preview, workspace: Path) -> None:
+    """The buttons switch width and scheme, and a broken build shows in the page, then goes away."""
+    from test_shots import require_browser
+
+    from digest.shots import open_browser
+
+    require_browser()
+    with open_browser() as browser:
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.goto(preview.url)
+        page.get_by_role("button", name="Mobile 375").click()
+        page.get_by_role("button", name="Dark").click()
+        frame = page.frame_locator("#frame")
+        frame.locator("h1").wait_for()
+        assert page.eval_on_selector("#frame", "f => f.getBoundingClientRect().width") == 375
+        background = page.eval_on_selector(
+            "#frame",
+            "f => getComputedStyle(f.contentDocument.querySelector('.dm-card')).backgroundColor",
+        )
+        assert background == "rgb(21, 25, 30)"  # the template's dark card, #15191e
+        template = workspace / "templates" / "digest.mjml.j2"
+        good = template.read_text()
+        template.write_text(good.replace("{% for section in sections %}", "{% for section in %}", 1))
+        page.wait_for_function(
+            "document.getElementById('status').className === 'failed'", timeout=DEADLINE * 1000
+        )
+        assert "Build failed: templates/digest.mjml.j2:" in (page.text_content("#status") or "")
+        frame.locator("#error").wait_for()
+        template.write_text(good)
+        page.wait_for_function("document.getElementById('status').className === ''", timeout=DEADLINE * 1000)
+        frame.locator("h1").wait_for()
+        page.get_by_role("button", name="Text").click()
+        frame.locator("pre").wait_for()  # Chromium shows text/plain in a <pre>
+        assert TITLE in (frame.locator("pre").text_content() or "")
