@@ -205,6 +205,35 @@ def test_starttls_with_a_trusted_certificate_and_login(
     assert b"s3cret-pw" not in b"".join(p.read_bytes() for p in (ws / "out").rglob("*") if p.is_file())
 
 
+def test_implicit_tls_with_a_trusted_certificate(
+    ws: Path, run: Run, smtp_env: Callable[..., None], tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    handler = Handler()
+    csv = subscribers(ws, PEOPLE[:1])
+    with Server(handler, ssl_context=server_tls_context(ca.issue_cert("127.0.0.1"))) as server:
+        smtp_env(server.port, "ssl", DIGEST_SMTP_CA_FILE=str(ca_file))
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert handler.counts() == {"ann@example.org": 1}
+
+
+def test_no_verify_is_loud_and_still_encrypts(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    handler = Handler()
+    tls = server_tls_context(trustme.CA().issue_cert("127.0.0.1"))  # a CA nobody trusts
+    with Server(handler, tls_context=tls, require_starttls=True) as server:
+        smtp_env(server.port, "starttls")
+        csv = subscribers(ws, PEOPLE[:1])
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--insecure-no-verify")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith(
+        f"WARNING: TLS certificate verification is OFF for 127.0.0.1:{server.port}"
+    )
+    assert handler.counts() == {"ann@example.org": 1}
+
+
 def test_an_untrusted_certificate_stops_before_anything_is_sent(
     ws: Path, run: Run, smtp_env: Callable[..., None], tmp_path: Path
 ) -> None:
