@@ -607,15 +607,15 @@ def test_killed_twenty_times_and_resumed_nobody_is_lost(
             str(csv),
         ]
         command += ["--yes", "--connections", str(connections), "--retry-delay", "0.05"]
-        for _ in range(kills):
+        for kill in range(kills):
             before = len(handler.received)
             proc = subprocess.Popen(
                 command, cwd=workspace, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            # Half the kills wait for some messages of this run to arrive, half strike at a random time
-            # (during start-up, reading the list, connecting or sending).
+            # Every other kill waits for a few messages of this run to arrive (so it strikes mid-send);
+            # the others strike at a random time: during start-up, reading the list, connecting or sending.
             deadline = time.monotonic() + 20
-            if rng.random() < 0.5:
+            if kill % 2 == 0:
                 want = before + rng.randint(1, 12)
                 while len(handler.received) < want and proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.001)
