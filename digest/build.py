@@ -18,6 +18,7 @@ from digest import __version__
 from digest.config import Config, parse_address
 from digest.errors import EmptyWindow, OutputError
 from digest.items import Scan, scan
+from digest.journal import sending_now
 from digest.message import build_message
 from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash, personalise
 from digest.select import Digest, select
@@ -168,6 +169,11 @@ def build(
     files["manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
     sizes["manifest.json"] = len(files["manifest.json"])
     folder = (out_dir or config.out_dir) / window.slug
+    busy = sending_now(folder)
+    if busy is not None:  # the swap would leave that send writing its journal into the replaced folder
+        raise OutputError(
+            f"{busy}: `digest send` is sending this digest right now; build again when it is done"
+        )
     write_folder(folder, files)
     write_index(folder.parent, title=config.title)  # out/index.html, the archive of every build
     return BuildResult(folder, digest, rendered, sizes, digest_hash, tuple(warnings), found)

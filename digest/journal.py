@@ -211,6 +211,22 @@ class Journal:
         return [(str(e), c, str(r or "")) for e, c, r in rows]
 
 
+def sending_now(folder: Path) -> Path | None:
+    """The journal in `folder` that a running `digest send` holds, if any (a rebuild must wait for it)."""
+    for path in sorted(folder.glob("send-*.sqlite")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return path
+        finally:
+            os.close(fd)
+    return None
+
+
 def open_readonly(path: Path) -> sqlite3.Connection:
     """A read-only look at a journal (for --status and --since-last-send), even while a send runs."""
     try:

@@ -255,6 +255,7 @@ def test_an_untrusted_certificate_stops_before_anything_is_sent(
     assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 def test_a_refused_login_stops_at_once(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
     handler = Handler()
     csv = subscribers(ws, PEOPLE)
@@ -319,9 +320,13 @@ def test_temporary_failures_past_the_retries_are_deferred_and_retried_by_the_nex
             "Error: 1 recipient did not get the digest (0 refused, 1 deferred: run again to retry those)\n"
         )
         assert journal_rows(ws)["ann@example.org"][:2] == ("deferred", 451)
+        assert run("build", "--since-last-send").exit_code == 1  # not sent in full yet
         again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
         assert again.exit_code == 0, again.stderr
     assert handler.counts() == {"ann@example.org": 1}
+    nothing_new = run("build", "--since-last-send")
+    assert nothing_new.exit_code == 3  # sent in full now; no item since March's newest
+    assert nothing_new.stderr == "Nothing to do: no items between 2021-04-01 and 2021-04-15: nothing built\n"
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
@@ -531,6 +536,20 @@ def test_a_subject_with_a_line_break_never_reaches_a_header(
     assert result.stderr == (
         "Error: environment variable DIGEST_SUBJECT (setting subject): must be a single line (no line breaks)\n"
     )
+
+
+def test_no_rebuild_while_a_send_holds_the_journal(ws: Path, run: Run) -> None:
+    from digest.journal import Journal
+
+    path = ws / "out" / "2021-03" / "send-subscribers.sqlite"
+    with Journal(path):
+        result = run("build", *MONTH)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: {path}: `digest send` is sending this digest right now; build again when it is done\n"
+        )
+    assert run("build", *MONTH).exit_code == 0
+    assert path.exists()  # a rebuild keeps the journal
 
 
 def test_status_without_a_send(workspace: Path, run: Run) -> None:
