@@ -525,11 +525,11 @@ def send(
     )
     for email, code, reply in report.failures:
         state.say(f"  {email}: {code or ''} {reply}".rstrip())
-    bad = report.counts.failed + report.counts.deferred
+    bad = report.refused + report.unfinished
     if bad:
         raise SendError(
             f"{bad} recipient{'s' if bad != 1 else ''} did not get the digest "
-            f"({report.counts.failed} refused, {report.counts.deferred} deferred: run again to retry those)"
+            f"({report.refused} refused, {report.unfinished} deferred: run again to retry those)"
         )
 
 

@@ -169,6 +169,11 @@ class Journal:
             self.db.execute("commit")
             self.db.execute("pragma synchronous=normal")
 
+    def keys(self, status: str) -> set[str]:
+        """The recipients in one state."""
+        with self._lock:
+            return {r[0] for r in self.db.execute("select key from recipients where status = ?", (status,))}
+
     def done_keys(self) -> set[str]:
         """Recipients that must not get another message: sent, or refused for good (5xx)."""
         with self._lock:
@@ -262,11 +267,11 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None
     best: tuple[str, Path] | None = None
     for path in journals(out_dir):
         try:
-            counts, meta = read_counts(path)
+            _counts, meta = read_counts(path)
         except JournalError:
             continue
         done = meta.get("completed_at")
-        if done and counts.pending == 0 and counts.deferred == 0 and (best is None or done > best[0]):
+        if done and (best is None or done > best[0]):
             best = (done, path.parent)
     if best is None:
         return None

@@ -373,6 +373,8 @@ class SendReport:
     elapsed: float
     counts: Counts
     failures: list[tuple[str, int | None, str]]
+    refused: int = 0  # people on the list now whom the server refused for good (5xx)
+    unfinished: int = 0  # people on the list now still pending or deferred: the next run tries them
 
 
 @dataclass
@@ -409,6 +411,8 @@ class _Run:
                 if sub is None:
                     break
                 conn = self.send(conn, sub)
+        except Exception as err:  # e.g. the journal's disk is full: stop everyone, say why
+            self.fail(f"{type(err).__name__}: {err}")
         finally:
             _close(conn)
 
@@ -496,6 +500,7 @@ def send_all(
             allow_changed=options.allow_changed,
         )
         journal.add_pending((s.key, s.email) for s in iter_subscribers(subscribers, listed))
+        journal.set_meta(completed_at="")
         done = journal.done_keys()
         todo = sum(s.key not in done for s in iter_subscribers(subscribers, listed))
         already = listed.count - todo
@@ -530,7 +535,15 @@ def send_all(
                     t.join(60)
                 raise
         counts = journal.counts()
-        if counts.pending == 0 and counts.deferred == 0 and not run.fatal:
+        # Judged on the list as it is now: rows of people taken off it since an earlier run do not count.
+        sent_keys, failed_keys = journal.keys("sent"), journal.keys("failed")
+        refused = unfinished = 0
+        for s in iter_subscribers(subscribers, listed):
+            refused += s.key in failed_keys
+            unfinished += s.key not in sent_keys and s.key not in failed_keys
+        del sent_keys, failed_keys
+        # "Sent in full" (for build --since-last-send): everyone on the list is sent or refused for good.
+        if not run.fatal and unfinished == 0:
             journal.set_meta(completed_at=datetime.now(UTC).isoformat(timespec="seconds"))
         report = SendReport(
             path,
@@ -542,6 +555,8 @@ def send_all(
             time.monotonic() - began,
             counts,
             journal.failures(),
+            refused,
+            unfinished,
         )
     if run.fatal:
         raise SendError(

@@ -696,3 +696,19 @@ def test_a_rate_limited_send_still_reaches_everyone(
         )
         assert result.exit_code == 0, result.stderr
         assert server.handler.counts() == {normalised(e).lower(): 1 for e, _ in PEOPLE}
+
+
+def test_someone_taken_off_the_list_is_not_sent_and_does_not_hold_up_completion(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler(refuse={"ann@example.org": "452 mailbox full"})) as server:
+        smtp_env(server.port)
+        csv = subscribers(ws, PEOPLE[:3])
+        first = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retries", "0")
+        assert first.exit_code == 1  # Ann deferred
+        csv = subscribers(ws, PEOPLE[1:3])  # Ann unsubscribed in the meantime
+        server.handler.refuse.clear()
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert "ann@example.org" not in server.handler.counts()
+    assert again.exit_code == 0, again.stderr  # her deferred row no longer counts
+    assert run("build", "--since-last-send").exit_code == 3  # but the list as it is now got it in full
