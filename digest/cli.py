@@ -436,6 +436,11 @@ def send(
         return
     if test_address is None and subscribers is None:
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
+    env = sending.environ()
+    # Settings first: a mistake there should not wait for a build.
+    settings = (
+        None if dry_run else sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
+    )
     parts = sending.load_parts(folder)
     if parts is None:
         state.say(f"{_shown(folder)}/ is not built yet: building it first")
@@ -444,7 +449,6 @@ def send(
             state.warn(warning)
         parts = sending.load_parts(result.folder)
         assert parts is not None
-    env = sending.environ()
     maker = sending.personaliser(config, parts, now=state.now, environ=env)
     sender = config.sender.addr_spec
     if dry_run:
@@ -469,7 +473,7 @@ def send(
 
             require_clean(listed)
         return
-    settings = sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
+    assert settings is not None
     if not settings.verify:
         click.secho(
             f"WARNING: TLS certificate verification is OFF for {settings.address}: "
