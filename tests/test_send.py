@@ -712,3 +712,30 @@ def test_someone_taken_off_the_list_is_not_sent_and_does_not_hold_up_completion(
         assert "ann@example.org" not in server.handler.counts()
     assert again.exit_code == 0, again.stderr  # her deferred row no longer counts
     assert run("build", "--since-last-send").exit_code == 3  # but the list as it is now got it in full
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("DIGEST_SMTP_PORT", "smtp", "smtp.port): expected a port number"),
+        ("DIGEST_SMTP_SECURITY", "tls", "smtp.security): expected starttls, ssl or none, got 'tls'"),
+        ("DIGEST_SMTP_VERIFY", "maybe", "smtp.verify): expected true or false"),
+        (
+            "DIGEST_UNSUBSCRIBE_URL",
+            "http://x.org/u?e={email}",
+            "send.unsubscribe_url): must be an https:// URL",
+        ),
+        ("DIGEST_UNSUBSCRIBE_URL", "https://x.org/u?e={mail}", "unknown field {mail}"),
+        ("DIGEST_SEND_RATE", "fast", "send.rate): rate 'fast': use messages per second or per hour"),
+        ("DIGEST_GREETING", "Hi {name!r},", "send.greeting): 'Hi {name!r},': use plain column names"),
+        ("DIGEST_SEND_CONNECTIONS", "0", "send.connections): expected a whole number from 1 to 64"),
+    ],
+)
+def test_bad_send_settings_name_the_variable(
+    ws: Path, run: Run, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, why: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = run("send", *MONTH, "--subscribers", "x.csv", "--dry-run")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: environment variable {variable} (setting ")
+    assert why in result.stderr
