@@ -8,6 +8,8 @@ times reset, and no program can set it back — so:
 
 - a file whose ctime is older than the index (less a safety margin) is as the index describes it;
 - every other file (new, edited, moved in, renamed) is parsed again, as are files that failed last time;
+- so is every file in a folder that the index does not know under that name and inode: a folder moved
+  in, renamed or replaced changes its own ctime, not that of the files inside it;
 - the files the index places inside the window are parsed too (the build needs their full text).
 
 No item inside a window can be missed, whatever its file is called. The index is only a cache: when it is
@@ -22,7 +24,7 @@ from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
-VERSION = 2
+VERSION = 3
 # ctime may lag the wall clock by a timer tick, and a file can change while a scan runs: anything changed
 # in the last seconds before a scan started is parsed again by the next scan.
 MARGIN_NS = 2_000_000_000
@@ -52,11 +54,13 @@ class Index:
         wanted = {"version": str(VERSION), "items_dir": items_dir, "tz": tz}
         if any(meta.get(k) != v for k, v in wanted.items()):
             db.executescript(
-                "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS bad; DELETE FROM meta;"
+                "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS bad; DROP TABLE IF EXISTS dirs;"
+                "DELETE FROM meta;"
                 "CREATE TABLE files (key TEXT PRIMARY KEY, ts REAL NOT NULL, draft INTEGER NOT NULL,"
                 " slug TEXT NOT NULL);"
                 "CREATE INDEX files_ts ON files (ts); CREATE INDEX files_slug ON files (slug);"
                 "CREATE TABLE bad (key TEXT PRIMARY KEY);"
+                "CREATE TABLE dirs (key TEXT PRIMARY KEY, inode INTEGER NOT NULL);"
             )
             db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
             return
@@ -76,6 +80,10 @@ class Index:
     def bad_keys(self) -> set[str]:
         """Files that failed to parse last time: always parsed again."""
         return {k for (k,) in self._query("SELECT key FROM bad", ())}
+
+    def known_dirs(self) -> dict[str, int]:
+        """Every folder the last scan saw (key relative to the items folder, "" for itself) and its inode."""
+        return {k: int(i) for k, i in self._query("SELECT key, inode FROM dirs", ())}
 
     def in_window(self, start: float | None, end: float | None) -> list[str]:
         """Keys of the indexed, non-draft files whose date falls in [start, end)."""
@@ -116,6 +124,7 @@ class Index:
         bad: Iterable[str],
         gone: Iterable[str],
         scan_started_ns: int,
+        dirs: dict[str, int] | None = None,
     ) -> None:
         """Record what this scan parsed, and that the index is now current as of the scan's start."""
         if self.db is None:
@@ -130,6 +139,9 @@ class Index:
             db.execute("DELETE FROM bad")
             db.executemany("INSERT OR REPLACE INTO bad VALUES (?)", ((k,) for k in bad))
             db.executemany("DELETE FROM files WHERE key = ?", ((k,) for k in gone))
+            if dirs is not None:
+                db.execute("DELETE FROM dirs")
+                db.executemany("INSERT INTO dirs VALUES (?, ?)", dirs.items())
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('built_ns', ?)", (str(scan_started_ns - MARGIN_NS),)
             )

@@ -130,6 +130,43 @@ def _text(value: Any, *, multiline: bool) -> str:
     return cleaned
 
 
+def _front_matter(fm: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """YAML front matter -> (fields, line of each field). Values are built one field at a time, so that a
+    value YAML cannot build (`date: 2021-02-30`) and a field given twice are reported at their line."""
+    loader = _Loader(fm)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            why = " ".join(str(x) for x in (err.context, err.problem) if x)
+            raise _Bad(mark.line + 1 if mark else 1, f"malformed front matter: {why}") from None
+        except yaml.YAMLError as err:
+            raise _Bad(1, f"malformed front matter: {err}") from None
+        if not isinstance(node, yaml.MappingNode):
+            raise _Bad(2, "front matter must be 'field: value' lines")
+        data: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Bad(line, "front matter must be 'field: value' lines")
+            key = str(key_node.value)
+            if key in lines:
+                raise _Bad(line, f"field {key!r} is given twice (also on line {lines[key]})")
+            try:
+                data[key] = loader.construct_object(value_node, deep=True)
+            except (ValueError, OverflowError, yaml.YAMLError) as err:
+                why = str(getattr(err, "problem", None) or err)
+                raise _Bad(
+                    value_node.start_mark.line + 1, f"{key}: cannot read {value_node.value!r}: {why}"
+                ) from None
+            lines[key] = line
+        return data, lines
+    finally:
+        loader.dispose()
+
+
 def _field(data: dict[str, Any], lines: dict[str, int], name: str, check: Any) -> Any:
     try:
         return check(data[name])
@@ -151,22 +188,7 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
         fm, body = _FRONT.split(text)
     except ValueError:
         raise _Bad(1, "front matter is not closed: add a line '---' after the fields") from None
-    loader = _Loader(fm)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else 1
-        why = " ".join(str(x) for x in (err.context, err.problem) if x)
-        raise _Bad(line, f"malformed front matter: {why}") from None
-    except yaml.YAMLError as err:
-        raise _Bad(1, f"malformed front matter: {err}") from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise _Bad(2, "front matter must be 'field: value' lines")
-    lines = {str(k.value): k.start_mark.line + 1 for k, _v in node.value if isinstance(k, yaml.ScalarNode)}
+    data, lines = _front_matter(fm)
     for key in data:
         if key not in REQUIRED and key not in OPTIONAL:
             hint = difflib.get_close_matches(str(key), REQUIRED + OPTIONAL, n=1)
@@ -232,17 +254,25 @@ def slug_of(rel: Path) -> str:
     return rel.name.rsplit(".", 1)[0]
 
 
-def iter_item_files(items_dir: Path) -> Iterator[tuple[str, str, os.stat_result]]:
-    """(key, path, stat) of every item file below items_dir, recursively, in no particular order.
+def iter_item_files(
+    items_dir: Path, *, known_dirs: dict[str, int], since_ns: int, dirs: dict[str, int]
+) -> Iterator[tuple[str, str, bool]]:
+    """(key, path, changed) of every item file below items_dir, recursively, in no particular order.
 
-    The key is the path relative to items_dir with "/" separators. Names starting with "." or "_" are
-    skipped. Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
+    The key is the path relative to items_dir with "/" separators; names starting with "." or "_" are
+    skipped. `changed` is true when the file's ctime is `since_ns` or later, or when it lies in a folder
+    the index does not know under that name and inode (a folder moved in, renamed or replaced keeps the
+    old ctimes of the files inside it). `dirs` receives every folder's key and inode, for the next scan.
+    Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
     """
     root = str(items_dir)
     cut = len(root) + 1
-    stack = [root]
+    root_inode = os.stat(root).st_ino
+    dirs[""] = root_inode
+    stack = [(root, known_dirs.get("") != root_inode)]
     while stack:
-        with os.scandir(stack.pop()) as entries:
+        folder, new = stack.pop()
+        with os.scandir(folder) as entries:
             for entry in entries:
                 name = entry.name
                 if name[0] in "._":
@@ -250,9 +280,14 @@ def iter_item_files(items_dir: Path) -> Iterator[tuple[str, str, os.stat_result]
                 # The common case first: an item file (d_type tells is_file without a system call).
                 if name.endswith(SUFFIXES) and entry.is_file():
                     key = entry.path[cut:]
-                    yield (key if os.sep == "/" else key.replace(os.sep, "/")), entry.path, entry.stat()
+                    if os.sep != "/":
+                        key = key.replace(os.sep, "/")
+                    yield key, entry.path, new or entry.stat().st_ctime_ns >= since_ns
                 elif entry.is_dir():
-                    stack.append(entry.path)
+                    key = entry.path[cut:].replace(os.sep, "/")
+                    inode = entry.stat().st_ino
+                    dirs[key] = inode
+                    stack.append((entry.path, new or known_dirs.get(key) != inode))
 
 
 @dataclass(frozen=True)
@@ -288,9 +323,11 @@ def scan(
 
     keys: list[str] = []
     changed: list[tuple[str, str]] = []
-    for key, path, st in iter_item_files(items_dir):
+    known_dirs = index.known_dirs() if index and built else {}
+    dirs: dict[str, int] = {}
+    for key, path, is_new in iter_item_files(items_dir, known_dirs=known_dirs, since_ns=built, dirs=dirs):
         keys.append(key)
-        if st.st_ctime_ns >= built or key in retry:
+        if is_new or key in retry:
             changed.append((key, path))
 
     parsed: dict[str, Item] = {}
@@ -346,6 +383,7 @@ def scan(
             bad=list(problems),
             gone=[*gone, *problems],
             scan_started_ns=started,
+            dirs=dirs if dirs != known_dirs else None,
         )
         index.close()
     if problems:

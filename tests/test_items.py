@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +121,18 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
             "items/bad.md:6: draft: expected true or false, got str",
         ),
         ("- just\n- a list\n", "items/bad.md:2: front matter must be 'field: value' lines"),
+        (
+            "title: T\ndate: 2021-02-30\ncategory: News\nsummary: S\n",
+            "items/bad.md:3: date: cannot read '2021-02-30': day is out of range for month",
+        ),
+        (
+            "title: T\ndate: 2021-03-23T25:00:00+01:00\ncategory: News\nsummary: S\n",
+            "items/bad.md:3: date: cannot read '2021-03-23T25:00:00+01:00': hour must be in 0..23",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ntitle: U\ncategory: News\nsummary: S\n",
+            "items/bad.md:4: field 'title' is given twice (also on line 2)",
+        ),
     ],
 )
 def test_bad_front_matter_is_reported_with_its_line(tmp_path: Path, front: str, expected: str) -> None:
@@ -235,6 +248,31 @@ def test_index_never_misses_an_edited_or_new_file(tmp_path: Path, no_margin: Non
     tick()
     again = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
     assert (again.parsed_files, len(again.items)) == (4, 4)  # now all four are indexed in March
+
+
+@pytest.mark.parametrize("how", ["rename", "move-in", "replace", "nested-rename"])
+def test_index_never_misses_files_in_a_moved_folder(tmp_path: Path, no_margin: None, how: str) -> None:
+    """Moving or renaming a folder changes the folder's ctime, not the ctime of the files inside it."""
+    items, cache, outside = tmp_path / "items", tmp_path / "cache", tmp_path / "outside"
+    make_archive(items / "a" / "b", 12)  # one of them in March
+    write_item(outside / "c" / "d", "moved.md", GOOD.replace("2021-03-10", "2020-03-05"))
+    tick()
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    tick()
+    if how == "rename":
+        (items / "a").rename(items / "z")
+    elif how == "move-in":
+        (outside / "c").rename(items / "c")
+    elif how == "replace":  # same folder name, another folder (from a backup, say)
+        shutil.rmtree(items / "a")
+        (outside / "c").rename(items / "a")
+    else:
+        (items / "a" / "b").rename(items / "a" / "renamed")
+    tick()
+    found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    uncached = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1])
+    assert sorted(i.source for i in found.items) == sorted(i.source for i in uncached.items)
+    assert len(found.items) == {"rename": 1, "move-in": 2, "replace": 1, "nested-rename": 1}[how]
 
 
 def test_duplicate_slug_found_against_the_index(tmp_path: Path, no_margin: None) -> None:
