@@ -9,6 +9,7 @@ stops everything at once. Every result is in the journal (digest/journal.py) the
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -291,7 +292,7 @@ def deliver(conn: smtplib.SMTP, sender: str, message: Outgoing) -> str:
             conn.send(b".\r\n")  # a server that said 354 with no recipient: end the empty message
             conn.getreply()
         else:
-            conn.rset()
+            _rset(conn)
         if mcode != 250:
             raise _Reply(mcode, _reply_text(mtext), "MAIL FROM")
         if rcode not in (250, 251):
@@ -299,21 +300,31 @@ def deliver(conn: smtplib.SMTP, sender: str, message: Outgoing) -> str:
         raise _Reply(dcode, _reply_text(dtext), "DATA")
     code, text = conn.mail(sender)
     if code != 250:
-        conn.rset()
+        _rset(conn)
         raise _Reply(code, _reply_text(text), "MAIL FROM")
     code, text = conn.rcpt(rcpt)
     if code not in (250, 251):
-        conn.rset()
+        _rset(conn)
         raise _Reply(code, _reply_text(text), "RCPT TO")
     conn.putcmd("data")
     code, text = conn.getreply()
     if code != 354:
+        # The server keeps the transaction open after refusing DATA: without RSET the next MAIL FROM
+        # would get "503 nested MAIL command".
+        _rset(conn)
         raise _Reply(code, _reply_text(text), "DATA")
     conn.send(message.wire)  # already dot-stuffed and terminated
     code, text = conn.getreply()
     if code != 250:
         raise _Reply(code, _reply_text(text), "end of DATA")
     return f"{code} {_reply_text(text)}"
+
+
+def _rset(conn: smtplib.SMTP) -> None:
+    """End a refused transaction. A connection that died meanwhile is left for the next use to notice
+    (it then raises SMTPServerDisconnected, which is retried on a fresh connection); the refusal stands."""
+    with contextlib.suppress(smtplib.SMTPException, OSError):
+        conn.rset()
 
 
 def _close(conn: smtplib.SMTP | None) -> None:
@@ -435,18 +446,23 @@ class _Run:
                 self.fail(str(err))
                 return None
             except _Reply as err:
-                if err.code >= 500:
+                code: int | None = err.code
+                last = f"{err.stage}: {err.code} {err.text}"
+                if err.stage == "MAIL FROM" and err.code == 503:
+                    # "Bad sequence of commands": the state of this connection was refused, not the sender.
+                    # Start again on a fresh connection, retried like a 4xx.
+                    _close(conn)
+                    conn = None
+                elif err.code >= 500:
                     if err.stage == "MAIL FROM":
                         self.fail(f"{self.settings.address} refused the sender {self.sender}: {err}")
                         return conn
                     self.journal.record(sub.key, "failed", code=err.code, reply=f"{err.stage}: {err.text}")
                     self.done("failed")
                     return conn
-                last = f"{err.stage}: {err.code} {err.text}"
-                if err.code == 421:  # the server is closing this connection
+                elif err.code == 421:  # the server is closing this connection
                     _close(conn)
                     conn = None
-                code: int | None = err.code
             except (smtplib.SMTPException, OSError) as err:
                 _close(conn)
                 conn = None

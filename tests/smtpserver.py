@@ -1,8 +1,9 @@
 """A real SMTP server for the send tests: aiosmtpd in-process on 127.0.0.1, with faults on demand.
 
 Every accepted message is kept as (envelope recipients, raw bytes). Faults are injected by the server,
-never by patching smtplib: temporary replies (421/451) for the next DATA commands, a 550 for chosen
-recipients, a dropped connection, a login check, STARTTLS with a certificate made by the test.
+never by patching smtplib: temporary replies (421/451) at the end of the next messages' data, a 550 for
+chosen recipients, replies to the DATA command itself (before any 354), a dropped connection, a login
+check, STARTTLS with a certificate made by the test.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 
 def free_port() -> int:
@@ -35,6 +36,11 @@ class Handler:
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # recipient -> "550 ..." reply to RCPT
     data_faults: list[str] = field(default_factory=list)  # next DATA replies: "451 ...", "421 ...", "drop"
+    # Replies to the DATA command itself, instead of 354 (the transaction stays open, as a real server's
+    # does): the next DATA commands, then every DATA command of a transaction for these recipients.
+    data_command_faults: list[str] = field(default_factory=list)
+    data_command_refuse: dict[str, str] = field(default_factory=dict)  # recipient -> "554 ..."
+    mail_faults: list[str] = field(default_factory=list)  # next MAIL FROM replies, e.g. "503 ..."
     pipelining: bool = False
     delay: float = 0.0  # seconds before each DATA reply: keeps messages in flight (kill test)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,6 +52,17 @@ class Handler:
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            fault = self.mail_faults.pop(0) if self.mail_faults else None
+        if fault:
+            return fault
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -71,6 +88,16 @@ class Handler:
             self.received.append((list(envelope.rcpt_tos), envelope.content))
         return "250 2.0.0 Ok: queued as TEST"
 
+    def data_command_fault(self, envelope: Envelope) -> str | None:
+        """The reply to give the DATA command of this transaction instead of 354, if any."""
+        with self.lock:
+            if self.data_command_faults:
+                return self.data_command_faults.pop(0)
+        for rcpt in envelope.rcpt_tos:
+            if rcpt.lower() in self.data_command_refuse:
+                return self.data_command_refuse[rcpt.lower()]
+        return None
+
     def messages(self) -> dict[str, EmailMessage]:
         """The received messages by envelope recipient (each recipient must appear once)."""
         out: dict[str, EmailMessage] = {}
@@ -88,13 +115,32 @@ class Handler:
             return Counter(r[0].lower() for r, _ in self.received)
 
 
+class _SMTP(SMTP):
+    """aiosmtpd's server, with a hook before the 354 of DATA (aiosmtpd has no handler hook there)."""
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        if isinstance(handler, Handler) and self.envelope is not None and self.envelope.rcpt_tos:
+            fault = handler.data_command_fault(self.envelope)
+            if fault:
+                await self.push(fault)  # no RSET of our own: the client must send one
+                return
+        await super().smtp_DATA(arg)
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _SMTP(self.handler, **self.SMTP_kwargs)
+
+
 class Server:
     """An aiosmtpd Controller on 127.0.0.1:<free port>; stop() in a finally."""
 
     def __init__(self, handler: Handler, **smtp_options: Any) -> None:
         self.handler = handler
         self.port = free_port()
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, **smtp_options)
+        self.controller = _Controller(handler, hostname="127.0.0.1", port=self.port, **smtp_options)
 
     def __enter__(self) -> Server:
         self.controller.start()

@@ -354,6 +354,43 @@ def test_a_550_for_one_address_is_recorded_and_the_others_arrive(
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
+def test_a_refused_data_command_ends_the_transaction_and_the_send_goes_on(
+    ws: Path, run: Run, smtp_env: Callable[..., None], pipelining: bool
+) -> None:
+    # The server answers DATA itself (not the message) with 451 once, then 554 for Bob's transaction, and
+    # keeps the transaction open as real servers do: without an RSET the next MAIL FROM gets a 503.
+    handler = Handler(
+        pipelining=pipelining,
+        data_command_faults=["451 4.3.0 try again later"],
+        data_command_refuse={"bob@example.org": "554 5.7.1 not for bob"},
+    )
+    csv = subscribers(ws, PEOPLE)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+    assert result.exit_code == 1, result.stderr
+    assert "3 sent, 1 failed, 0 deferred in this run" in result.stderr
+    assert "  Bob@example.org: 554 DATA: 5.7.1 not for bob\n" in result.stderr
+    assert "refused the sender" not in result.stderr
+    assert handler.data_command_faults == []
+    assert handler.counts() == {"ann@example.org": 1, "zoe@example.net": 1, "x@example.com": 1}
+    assert journal_rows(ws)["bob@example.org"][:2] == ("failed", 554)
+
+
+def test_a_503_to_mail_from_is_not_a_refused_sender(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    handler = Handler(mail_faults=["503 5.5.1 Error: nested MAIL command"])
+    csv = subscribers(ws, PEOPLE)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+    assert result.exit_code == 0, result.stderr
+    assert handler.mail_faults == []
+    assert handler.counts() == {e.lower(): 1 for e, _ in PEOPLE}
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
 def test_a_dropped_connection_is_reopened_and_nothing_is_lost(
     ws: Path, run: Run, smtp_env: Callable[..., None], pipelining: bool
 ) -> None:
