@@ -32,15 +32,45 @@ NASTY = [
 ]
 fragments = st.one_of(st.sampled_from(NASTY), st.text(min_size=1, max_size=40))
 field_text = st.lists(fragments, min_size=1, max_size=4).map(" ".join)
+URLS = [
+    "https://example.org/a?b=1&c=2#d",
+    "http://example.org/",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    'https://example.org/"><script>alert(1)</script>',
+    "//example.org/protocol-relative",
+    "/relative/path",
+    "mailto:someone@example.org",
+    "vbscript:msgbox(1)",
+]
+BODIES = [
+    "[click](JaVaScRiPt:alert(1))",
+    "[click](java&#x09;script:alert(1))",
+    '<a href="javascript:alert(1)">raw</a>',
+    "<javascript:alert(1)>",
+    "![pic](javascript:alert(1))",
+    "[ok](https://example.org/ok) and ![pic](https://example.org/p.png)",
+    "<script>alert(1)</script>\n\n<img src=x onerror=alert(1)>",
+    "[ref][1]\n\n[1]: javascript:alert(1)",
+]
+SAFE = ("https://", "http://", "mailto:", "#")
 
 
 def squash(text: str) -> str:
     return "".join(text.split())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(title=field_text, summary=field_text)
-def test_any_title_and_summary(tmp_path_factory, title: str, summary: str) -> None:  # type: ignore[no-untyped-def]
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    title=field_text,
+    summary=field_text,
+    url=st.one_of(st.none(), st.sampled_from(URLS)),
+    body=st.one_of(st.just(""), st.lists(st.sampled_from(BODIES), max_size=3).map("\n\n".join)),
+)
+def test_any_item(tmp_path_factory, title: str, summary: str, url: str | None, body: str) -> None:  # type: ignore[no-untyped-def]
     ws = tmp_path_factory.mktemp("ws")
     shutil.copy(REPO / "digest.toml", ws / "digest.toml")
     (ws / "items").mkdir()
@@ -58,17 +88,21 @@ def test_any_title_and_summary(tmp_path_factory, title: str, summary: str) -> No
         assert result.exit_code == 1, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert result.stderr.startswith("Error: items/item.md:"), result.stderr
-        assert any(f": {name}: " in result.stderr for name in ("title", "summary")), result.stderr
+        assert any(f": {name}: " in result.stderr for name in ("title", "summary", "url")), result.stderr
         assert not (ws / "out").exists()
         return
     out = ws / "out" / "2021-03"
     html = (out / "digest.html").read_text(encoding="utf-8")
     text = (out / "digest.txt").read_text(encoding="utf-8")
     doc = lxml.html.document_fromstring(html)
-    # No markup from the item made it into the document as markup.
-    assert not doc.xpath("//script") and not doc.xpath("//img")
-    assert not doc.xpath("//*[@onerror]")
-    assert all(not a.get("href", "").lower().startswith("javascript:") for a in doc.iter("a"))
+    # No markup from the item made it into the document as markup; every link and image is http(s),
+    # mailto or an in-page anchor.
+    assert not doc.xpath("//script")
+    assert not [e for e in doc.iter() if isinstance(e.tag, str) and any(a.startswith("on") for a in e.attrib)]
+    for element, attribute in [*((a, "href") for a in doc.iter("a")), *((i, "src") for i in doc.iter("img"))]:
+        assert element.get(attribute, "").startswith(SAFE), lxml.html.tostring(element)
+    if url is not None and url.startswith(("https://", "http://")):
+        assert any(a.get("href") == url for a in doc.iter("a"))
     # The title and summary are there, as text, whole (whitespace aside).
     (h3,) = doc.xpath("//h3")
     assert squash(h3.text_content()) == squash(title)
