@@ -441,13 +441,13 @@ def send(
     settings = (
         None if dry_run else sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
     )
-    parts = sending.load_parts(folder)
+    parts = sending.load_parts(folder, tz=config.tz)
     if parts is None:
         state.say(f"{_shown(folder)}/ is not built yet: building it first")
         result = run_build(config, win, now=state.now, out_dir=out_dir)
         for warning in result.warnings:
             state.warn(warning)
-        parts = sending.load_parts(result.folder)
+        parts = sending.load_parts(result.folder, tz=config.tz)
         assert parts is not None
     maker = sending.personaliser(config, parts, now=state.now, environ=env)
     sender = config.sender.addr_spec

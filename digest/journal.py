@@ -259,38 +259,45 @@ def journals(out_dir: Path) -> Iterator[Path]:
         yield from sorted(out_dir.glob("*/send-*.sqlite"))
 
 
-def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None:
-    """The folder of the digest most recently sent to a whole list, and the instant after its newest item.
+def item_end(value: str, tz: tzinfo) -> datetime:
+    """The instant just after an item's manifest date; a date-only item counts as the whole of that day."""
+    if "T" in value:
+        return datetime.fromisoformat(value) + timedelta(microseconds=1)
+    day = date.fromisoformat(value) + timedelta(days=1)
+    return datetime.combine(day, dtime(), tzinfo=tz)
 
-    An item with a date only counts as the whole of that day, so the next digest starts the day after.
+
+def newest_item_end(manifest: Path, tz: tzinfo) -> datetime | None:
+    """The instant just after the newest item of a built digest (its manifest.json); None if it has none."""
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        ends = [item_end(str(item["date"]), tz) for item in data["items"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise JournalError(f"{manifest}: cannot read the digest's items: {err}") from err
+    return max(ends, default=None)
+
+
+def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None:
+    """The folder of the newest digest sent to a whole list, and the instant after its newest item.
+
+    Each journal records, when its send completes, the newest item of the version it sent
+    (`newest_item_end`); the largest over every complete journal wins. The manifest in the folder now is
+    not read: a rebuild since, or an older digest sent late to another list, must not move the window.
     """
-    best: tuple[str, Path] | None = None
+    best: tuple[datetime, Path] | None = None
     for path in journals(out_dir):
         try:
             _counts, meta = read_counts(path)
         except JournalError:
             continue
-        done = meta.get("completed_at")
-        if done and (best is None or done > best[0]):
-            best = (done, path.parent)
+        if not meta.get("completed_at"):
+            continue
+        try:
+            end = datetime.fromisoformat(meta.get("newest_item_end", ""))
+        except ValueError:
+            continue  # a journal from before this was recorded, or a digest without items
+        if end.tzinfo is not None and (best is None or end > best[0]):
+            best = (end, path.parent)
     if best is None:
         return None
-    folder = best[1]
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        newest: datetime | None = None
-        for item in manifest["items"]:
-            value = str(item["date"])
-            if "T" in value:
-                when = datetime.fromisoformat(value) + timedelta(microseconds=1)
-            else:
-                day = date.fromisoformat(value) + timedelta(days=1)
-                when = datetime.combine(day, dtime(), tzinfo=tz)
-            newest = when if newest is None or when > newest else newest
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise JournalError(
-            f"{folder / 'manifest.json'}: cannot read the last sent digest's items: {err}"
-        ) from err
-    if newest is None:
-        return None
-    return folder, newest
+    return best[1], best[0].astimezone(tz)

@@ -21,15 +21,15 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
 from digest.config import Config, parse_address
-from digest.errors import ConfigError, SendError
-from digest.journal import Counts, Journal, journal_path
+from digest.errors import ConfigError, JournalError, SendError
+from digest.journal import Counts, Journal, journal_path, newest_item_end
 from digest.message import Outgoing, Personaliser
 from digest.subscribers import Subscriber, SubscriberList, check_subscribers, iter_subscribers, require_clean
 
@@ -124,9 +124,10 @@ class Parts:
     text: str
     content_hash: str
     placeholders: dict[str, str]
+    newest_end: datetime | None = None  # just after the newest item: where the next digest starts
 
 
-def load_parts(folder: Path) -> Parts | None:
+def load_parts(folder: Path, *, tz: tzinfo = UTC) -> Parts | None:
     """The parts `digest build` left in out/<slug>/, or None when that digest has not been built."""
     path = folder / PARTS_FILE
     if not path.is_file():
@@ -134,7 +135,7 @@ def load_parts(folder: Path) -> Parts | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         tokens = {k: str(data["placeholders"][k]) for k in ("greeting", "unsubscribe_url")}
-        return Parts(
+        parts = Parts(
             folder,
             str(data["subject"]),
             str(data["html"]),
@@ -142,10 +143,15 @@ def load_parts(folder: Path) -> Parts | None:
             str(data["content_hash"]),
             tokens,
         )
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if str(manifest["content_hash"]) != parts.content_hash:
+            raise ValueError("manifest.json is of another build")
+        newest = newest_item_end(folder / "manifest.json", tz)
+    except (OSError, ValueError, KeyError, TypeError, JournalError) as err:
         raise SendError(
             f"{path}: cannot read the built digest ({err}); build it again with `digest build`"
         ) from err
+    return replace(parts, newest_end=newest)
 
 
 def personaliser(config: Config, parts: Parts, *, now: datetime, environ: Mapping[str, str]) -> Personaliser:
@@ -560,7 +566,15 @@ def send_all(
         del sent_keys, failed_keys
         # "Sent in full" (for build --since-last-send): everyone on the list is sent or refused for good.
         if not run.fatal and unfinished == 0:
-            journal.set_meta(completed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            done_meta = {"completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            # What went out, for the next --since-last-send: the newest item of this version. A run that
+            # sent nothing keeps the record of an earlier version that the list did get.
+            if parts.newest_end is not None and (
+                run.tally["sent"] or journal.get("sent_content_hash") in (None, parts.content_hash)
+            ):
+                done_meta["newest_item_end"] = parts.newest_end.isoformat()
+                done_meta["sent_content_hash"] = parts.content_hash
+            journal.set_meta(**done_meta)
         report = SendReport(
             path,
             listed,

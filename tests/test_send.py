@@ -632,6 +632,62 @@ def test_build_since_last_send_starts_after_the_newest_item_sent(
     assert [i["title"] for i in manifest["items"]] == ["Item of 2021-04-14", "Item of 2021-04-01"]
 
 
+def _news(workspace: Path, name: str, day: str) -> None:
+    write_item(
+        workspace / "items",
+        name,
+        f"""
+        ---
+        title: Item of {day}
+        date: {day}
+        category: News
+        summary: Something.
+        ---
+        """,
+    )
+
+
+def test_since_last_send_is_what_was_sent_not_what_was_rebuilt_since(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    # March goes out without its 31 March item (written late); then the item is added and March rebuilt.
+    # Nobody got that item: the next digest must start after what was sent, not after the rebuilt folder.
+    late = next((workspace / "items").glob("2021-03-31-*.md"))
+    late_text = late.read_text(encoding="utf-8")
+    late.unlink()
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        sent = run("send", *MONTH, "--subscribers", str(subscribers(workspace, PEOPLE)), "--yes")
+        assert sent.exit_code == 0, sent.stderr
+    late.write_text(late_text, encoding="utf-8")
+    assert run("build", *MONTH).exit_code == 0
+    result = run("build", "--since-last-send")
+    assert result.exit_code == 0, result.stderr
+    assert "-> out/2021-03-31_2021-04-15/" in result.stderr
+    import json
+
+    manifest = json.loads((workspace / "out" / "2021-03-31_2021-04-15" / "manifest.json").read_text())
+    assert [i["date"] for i in manifest["items"]] == ["2021-03-31"]
+
+
+def test_since_last_send_is_not_moved_back_by_an_older_digest_sent_late(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    _news(workspace, "april.md", "2021-04-10")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        first = subscribers(workspace, PEOPLE[:2])
+        for month in ("2021-03", "2021-04"):
+            assert run("send", "--month", month, "--subscribers", str(first), "--yes").exit_code == 0
+        # A second list joins late and gets March, after April went out to the first list.
+        late = subscribers(workspace, PEOPLE[2:], name="late.csv")
+        assert run("send", *MONTH, "--subscribers", str(late), "--yes").exit_code == 0
+    _news(workspace, "after.md", "2021-04-12")
+    result = run("build", "--since-last-send")
+    assert result.exit_code == 0, result.stderr
+    assert "1 item in 1 category -> out/2021-04-11_2021-04-15/" in result.stderr
+
+
 # ---- killed at random moments, resumed each time ----
 
 
