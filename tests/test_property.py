@@ -75,9 +75,10 @@ def test_any_item(tmp_path_factory, title: str, summary: str, url: str | None, b
     shutil.copy(REPO / "digest.toml", ws / "digest.toml")
     (ws / "items").mkdir()
     front = {"title": title, "date": "2021-03-15", "category": "News", "summary": summary}
-    (ws / "items" / "item.md").write_text(
-        "---\n" + yaml.safe_dump(front, allow_unicode=True) + "---\n", encoding="utf-8"
-    )
+    if url is not None:
+        front["url"] = url
+    text = "---\n" + yaml.safe_dump(front, allow_unicode=True) + "---\n" + body + "\n"
+    (ws / "items" / "item.md").write_text(text, encoding="utf-8")
     result = CliRunner().invoke(
         main,
         ["--now", NOW, "--config", str(ws / "digest.toml"), "build", "--month", "2021-03"],
