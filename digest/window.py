@@ -60,7 +60,7 @@ def month(value: str, tz: ZoneInfo, locale: str) -> Window:
     first = date(int(m[1]), int(m[2]), 1)
     nxt = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     label = format_date(first, "LLLL y", locale=locale)
-    return Window(_midnight(first, tz), _midnight(nxt, tz), label[:1].upper() + label[1:], value.strip())
+    return Window(_midnight(first, tz), _midnight(nxt, tz), label, value.strip())
 
 
 def week(value: str, tz: ZoneInfo, locale: str) -> Window:

@@ -45,6 +45,7 @@ def test_html_structure(workspace: Path, run: Run) -> None:
     assert 'href="https://example.org/coop-digest/2021-03/"' in html
     assert 'href="mailto:news@example.org?subject=unsubscribe"' in html
     assert "__DIGEST_" not in html
+    assert "fonts.googleapis.com" not in html  # no third-party request from the subscriber's mail client
 
 
 def test_read_more_links_are_descriptive_and_unique(workspace: Path, run: Run) -> None:
