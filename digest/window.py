@@ -44,8 +44,8 @@ def _bound(text: str, tz: ZoneInfo, *, what: str) -> tuple[datetime, bool]:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise WindowError(
-            f"{what} {text!r}: use a date (2021-03-31) or a date and time with an offset "
-            "(2021-03-31T18:00+01:00)"
+            f"{what} {text!r}: use a date (2021-03-31) or a date and time, in the configured time zone "
+            "(2021-03-31T18:00) or with an offset (2021-03-31T18:00+01:00)"
         ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=tz)  # a time without offset is read in the configured zone

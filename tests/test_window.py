@@ -39,7 +39,7 @@ def test_december_rolls_over_and_month_names_follow_the_language() -> None:
     assert (w.start, w.end, w.label) == (
         datetime(2020, 12, 1, tzinfo=TZ),
         datetime(2021, 1, 1, tzinfo=TZ),
-        "décembre 2020"  # French month names are lower case,
+        "décembre 2020",  # French month names are lower case,
     )
 
 
@@ -77,6 +77,10 @@ def test_since_with_offset_and_open_end() -> None:
     assert w.end == NOW
 
 
+def test_since_without_offset_is_read_in_the_configured_zone() -> None:
+    assert win(since_="2021-03-05T10:00", until_="2021-03-06").start == datetime(2021, 3, 5, 10, 0, tzinfo=TZ)
+
+
 def test_last() -> None:
     w = win(last_="30d")
     assert (w.start, w.end) == (NOW - timedelta(days=30), NOW)
@@ -93,7 +97,7 @@ def test_last() -> None:
         ({"last_": "30"}, "--last '30': use a number and a unit: 30d (days), 2w (weeks) or 12h (hours)"),
         (
             {"since_": "yesterday"},
-            "--since 'yesterday': use a date (2021-03-31) or a date and time with an offset",
+            "--since 'yesterday': use a date (2021-03-31) or a date and time, in the configured time zone",
         ),
         ({"until_": "2021-03-01"}, "--until needs --since"),
         (
