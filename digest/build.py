@@ -1,5 +1,8 @@
 """Items + window -> out/<slug>/: digest.html, index.html (web version), digest.txt, digest.eml,
-manifest.json (and digest.mjml with keep_mjml). Written atomically: a failed build leaves the old folder.
+digest.mjml, manifest.json. Written atomically: a failed build leaves the old folder.
+
+The manifest and digest.mjml hold all `digest check` reads: it lints the build, never the items or
+templates as they are now.
 """
 
 from __future__ import annotations
@@ -82,7 +85,6 @@ def build(
     *,
     now: datetime,
     out_dir: Path | None = None,
-    keep_mjml: bool = False,
 ) -> BuildResult:
     """Build the digest of one window into <out_dir>/<slug>/, atomically."""
     digest, found = collect(config, window)
@@ -111,9 +113,8 @@ def build(
         "index.html": web.html.encode(),
         "digest.txt": text.encode(),
         "digest.eml": msg.as_bytes(),
+        "digest.mjml": rendered.mjml.encode(),  # what was compiled: `digest check` lints it
     }
-    if keep_mjml:
-        files["digest.mjml"] = rendered.mjml.encode()
     # The un-personalised parts, so that `digest send` sends exactly what was built and reviewed.
     # The placeholders are per process (render.py), so the file names the ones its html and text contain.
     parts = {
@@ -143,6 +144,9 @@ def build(
         },
         "subject": rendered.subject,
         "preheader": rendered.preheader,
+        "web_url": f"{config.base_url}{window.slug}/",
+        # What digest.html shows where each recipient's own values go (`digest check` looks for them).
+        "preview_values": preview_values(config),
         "content_hash": digest_hash,
         "item_count": len(digest.items),
         "sections": [
@@ -157,6 +161,11 @@ def build(
                 "category": i.category,
                 "url": i.url,
                 "source": _rel(config.items_dir / i.source, root),
+                # The item as built, so that `digest check` maps a finding to it without reading items/.
+                "summary": i.summary,
+                "body": i.body,
+                "image": i.image,
+                "image_alt": i.image_alt,
             }
             for i in digest.items
         ],

@@ -4,9 +4,11 @@ Each finding has a severity (error or warning), a rule id, what is wrong, where 
 or a template, with a line when one can be found) and how. `check` exits non-zero on errors, and with
 --strict on warnings too.
 
-What is linted: digest.html (the email as sent, preview values filled in), digest.txt, the subject and
-preheader from manifest.json, and the MJML the HTML template produces (digest.mjml when the build kept it,
-otherwise the MJML rendered again from the current templates). mjml-python (MRML) compiles without
+What is linted is what the build wrote, and only that: digest.html (the email as sent, preview values
+filled in), digest.txt, digest.mjml (the MJML that was compiled), and from manifest.json the subject, the
+preheader, the web version's address and the items as they were built. items/ is not read (an item file
+added or edited since the build changes nothing); the templates folder only serves to name the template
+file and line where a finding is fixed. mjml-python (MRML) compiles without
 validating: it silently drops unknown tags and ignores unknown attributes. So the MJML rules here are our
 own: unknown mj-* tags, attributes a component does not have, components in a parent that cannot hold them,
 raw HTML outside mj-text/mj-raw, and mj-image without alt. Attribute values (colours, units) are not checked.
@@ -20,7 +22,6 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Literal
@@ -57,7 +58,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class ItemRef:
-    """What the linter needs to know of one item: its text, links and source file."""
+    """What the linter needs to know of one item, as built: its text, links and source file."""
 
     title: str
     source: str  # relative to the workspace root, e.g. items/2021-03-23-foo.md
@@ -65,6 +66,21 @@ class ItemRef:
     body: str = ""
     url: str | None = None
     image: str | None = None
+    image_alt: str | None = None
+
+    def field_of(self, needle: str) -> str | None:
+        """The name of the field (title, summary, body, url, image) whose text holds the needle."""
+        n = _norm(needle)
+        if not n:
+            return None
+        fields = {
+            "title": self.title,
+            "summary": self.summary,
+            "body": self.body,
+            "url": self.url or "",
+            "image": self.image or "",
+        }
+        return next((name for name, text in fields.items() if text and n in _norm(text)), None)
 
 
 @dataclass(frozen=True)
@@ -105,24 +121,21 @@ class Parts:
     def item_for(self, *needles: str) -> ItemRef | None:
         """The item whose fields contain one of the needles (normalised), if any."""
         for needle in needles:
-            n = _norm(needle)
-            if not n:
-                continue
             for item in self.items:
-                fields = [item.title, item.summary, item.body, item.url or "", item.image or ""]
-                if any(n in _norm(f) for f in fields if f):
+                if item.field_of(needle):
                     return item
         return None
 
     def where(self, template: str, *needles: str) -> str:
-        """The item file holding one of the needles (with the line), else the template."""
-        item = self.item_for(*needles)
-        if item is not None:
-            for needle in needles:
-                line = _find_line(self.root / item.source, needle)
-                if line:
-                    return f"{item.source}:{line}"
-            return item.source
+        """The item file holding one of the needles (and in which field), else the template.
+
+        The item file is named, not read: it may have changed since the build.
+        """
+        for needle in needles:
+            for item in self.items:
+                field_name = item.field_of(needle)
+                if field_name:
+                    return f"{item.source} ({field_name})"
         for needle in needles:
             found = self.template(template, needle)
             if ":" in found.rsplit("/", 1)[-1]:
@@ -169,48 +182,52 @@ class Report:
 # ---- reading the built digest ----
 
 
-def load_parts(config: Config, window: Window, *, now: datetime, out_dir: Path | None = None) -> Parts:
-    """Read out/<slug>/ (and render the MJML again unless the build kept it)."""
-    from digest.build import collect, preview_values
-    from digest.render import Renderer
-
+def load_parts(config: Config, window: Window, *, out_dir: Path | None = None) -> Parts:
+    """Read what the build wrote in out/<slug>/; never items/ or the templates as they are now."""
     folder = (out_dir or config.out_dir) / window.slug
+    shown = _rel(folder, config.root)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
-        raise NotBuilt(
-            f"{_rel(folder, config.root)}/ has not been built: run `digest build` for this window first"
-        )
+        raise NotBuilt(f"{shown}/ has not been built: run `digest build` for this window first")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         html_bytes = (folder / "digest.html").read_bytes()
         text = (folder / "digest.txt").read_text(encoding="utf-8")
+        mjml_source = (folder / "digest.mjml").read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise DigestError(
+            f"{shown}/: {Path(str(err.filename)).name} is missing: run `digest build` for this window again"
+        ) from err
     except (OSError, ValueError) as err:
-        raise DigestError(f"{_rel(folder, config.root)}/: cannot read the build: {err}") from err
-    digest, _found = collect(config, window)
-    mjml_path = folder / "digest.mjml"
-    if mjml_path.is_file():
-        mjml_source = mjml_path.read_text(encoding="utf-8")
-    else:
-        mjml_source = Renderer(config, now=now).render(digest).mjml
-    items = tuple(
-        ItemRef(
-            title=i.title,
-            source=_rel(config.items_dir / i.source, config.root),
-            summary=i.summary,
-            body=i.body,
-            url=i.url,
-            image=i.image,
+        raise DigestError(f"{shown}/: cannot read the build: {err}") from err
+    try:
+        items = tuple(
+            ItemRef(
+                title=str(i["title"]),
+                source=str(i["source"]),
+                summary=str(i["summary"]),
+                body=str(i.get("body") or ""),
+                url=i.get("url"),
+                image=i.get("image"),
+                image_alt=i.get("image_alt"),
+            )
+            for i in manifest["items"]
         )
-        for i in digest.items
-    )
+        web_url = str(manifest["web_url"])
+        unsubscribe_url = str(manifest["preview_values"]["unsubscribe_url"])
+    except (KeyError, TypeError) as err:
+        raise DigestError(
+            f"{shown}/manifest.json lacks what `digest check` reads ({err}): "
+            "it was written by an older digest; run `digest build` for this window again"
+        ) from err
     return Parts(
         html=html_bytes.decode("utf-8", errors="replace"),
         text=text,
         subject=str(manifest.get("subject", "")),
         preheader=str(manifest.get("preheader", "")),
         mjml=mjml_source,
-        web_url=f"{config.base_url}{window.slug}/",
-        unsubscribe_url=preview_values(config)["unsubscribe_url"],
+        web_url=web_url,
+        unsubscribe_url=unsubscribe_url,
         items=items,
         html_bytes=len(html_bytes),
         root=config.root,
@@ -219,9 +236,9 @@ def load_parts(config: Config, window: Window, *, now: datetime, out_dir: Path |
     )
 
 
-def check(config: Config, window: Window, *, now: datetime, out_dir: Path | None = None) -> Report:
+def check(config: Config, window: Window, *, out_dir: Path | None = None) -> Report:
     """Lint the built digest of a window."""
-    parts = load_parts(config, window, now=now, out_dir=out_dir)
+    parts = load_parts(config, window, out_dir=out_dir)
     folder = (out_dir or config.out_dir) / window.slug
     return Report(folder=folder, window=window.slug, findings=tuple(lint(parts)))
 
@@ -370,14 +387,20 @@ def rule_img_alt(parts: Parts, doc: Doc) -> Iterable[Finding]:
             if img.alt is not None and img.width in ("0", "1") and img.height in ("0", "1"):
                 continue  # a tracking pixel or spacer: alt="" is right for it
             what = "no alt attribute" if img.alt is None else "an empty alt text"
+            item = parts.item_for(img.src)
+            where = parts.where(HTML_TEMPLATE, img.src)
+            fix = 'add alt="what the image shows" to the <img> (or mj-image) in the template'
+            if item is not None and not item.image_alt:
+                fix = "give the item an image_alt describing the picture"
+            elif item is not None:  # the item has its text: the template does not use it
+                where = _first_found(parts, HTML_TEMPLATE, "image_alt", "<mj-image", "<img")
+                fix = 'give the image alt="{{ item.image_alt }}" in the template (the item has the text)'
             yield Finding(
                 "error" if img.alt is None else "warning",
                 "img-alt",
                 f"digest.html:{img.line}: the image {_short(img.src)} has {what}",
-                parts.where(HTML_TEMPLATE, img.src),
-                "give the item an image_alt describing the picture"
-                if parts.item_for(img.src)
-                else 'add alt="what the image shows" to the <img> (or mj-image) in the template',
+                where,
+                fix,
             )
 
 

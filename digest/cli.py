@@ -135,7 +135,8 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
     type=click.Path(path_type=Path, file_okay=False),
     help="Put the <slug>/ folder under this folder instead of out/.",
 )
-@click.option("--keep-mjml", is_flag=True, help="Also write digest.mjml, the MJML that was compiled.")
+# digest.mjml is always written now (`digest check` lints it); the flag stays so that scripts keep working.
+@click.option("--keep-mjml", is_flag=True, hidden=True)
 @click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
 @click.option(
     "--since-last-send",
@@ -162,7 +163,7 @@ def build(
         if since_last_send
         else get_window(state, config, **window)
     )
-    result = run_build(config, win, now=state.now, out_dir=out_dir, keep_mjml=keep_mjml)
+    result = run_build(config, win, now=state.now, out_dir=out_dir)
     for warning in result.warnings:
         state.warn(warning)
     state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
@@ -329,7 +330,7 @@ def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **
 
     config = state.config()
     win = get_window(state, config, **window)
-    report = run_check(config, win, now=state.now, out_dir=out_dir)
+    report = run_check(config, win, out_dir=out_dir)
     folder = _shown(report.folder)
     if as_json:
         click.echo(report.as_json(strict=strict))

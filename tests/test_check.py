@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import NOW, REPO
+from conftest import NOW, REPO, write_item
 
 from digest.build import build
 from digest.check import Finding, Parts, display_width, lint, lint_mjml, load_parts
@@ -35,7 +35,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
     now = datetime.fromisoformat(NOW)
     window = resolve(tz=config.tz, locale=config.language, now=now, month_="2021-03")
     build(config, window, now=now)
-    yield load_parts(config, window, now=now)
+    yield load_parts(config, window)
 
 
 def found(parts: Parts) -> dict[str, list[Finding]]:
@@ -86,8 +86,19 @@ def test_img_alt_points_at_the_item(sample: Parts) -> None:
         replace(sample, items=(item, *sample.items[1:])), '<img src="https://example.org/photo.jpg">'
     )
     finding = found(parts)["img-alt"][0]
-    assert finding.where.startswith(item.source)
-    assert "image_alt" in finding.fix
+    assert finding.where == f"{item.source} (image)"
+    assert finding.fix == "give the item an image_alt describing the picture"
+
+
+def test_img_alt_of_an_item_with_image_alt_points_at_the_template(sample: Parts) -> None:
+    """The item has its alt text: the template that drops it is the place to fix."""
+    item = replace(sample.items[0], image="https://example.org/photo.jpg", image_alt="A photo")
+    parts = with_html(
+        replace(sample, items=(item, *sample.items[1:])), '<img src="https://example.org/photo.jpg">'
+    )
+    finding = found(parts)["img-alt"][0]
+    assert finding.where.startswith("templates/digest.mjml.j2:")
+    assert "{{ item.image_alt }}" in finding.fix
 
 
 @pytest.mark.parametrize(
@@ -189,7 +200,7 @@ def test_text_width_points_at_the_item(sample: Parts, tmp_path: Path) -> None:
     item = sample.items[0]
     line = "   " + item.summary[:90]
     finding = found(replace(sample, text=sample.text + line + "\n"))["text-width"][0]
-    assert finding.where.split(":")[0] == item.source
+    assert finding.where == f"{item.source} (summary) (shown by templates/digest.txt.j2)"
 
 
 def test_subject_and_preheader_length(sample: Parts) -> None:
@@ -350,3 +361,74 @@ def test_a_long_subject_line_in_the_text_points_at_the_config(sample: Parts) -> 
     subject = "A subject that is much too long for the first line of the text part of the digest, surely"
     parts = replace(sample, subject=subject + " x", text=f"{subject} x\n{sample.text}")
     assert found(parts)["text-width"][0].where == "digest.toml (subject)"
+
+
+# ---- check lints what the build wrote, not the workspace as it is now ----
+
+
+def test_a_bad_item_added_after_the_build_does_not_break_check(workspace: Path, run: Run) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0
+    write_item(workspace / "items", "2021-03-10-bad.md", "---\ntitle: T\ndate: soon\ncategory: News\n---\n")
+    write_item(workspace / "items", "2019-01-01-bad.md", "no front matter at all\n")
+    assert run("build", "--month", "2021-03").exit_code == 1  # the items are bad indeed
+    result = run("check", "--month", "2021-03", "--strict")
+    assert result.exit_code == 0, result.output
+    assert "check passed (strict): 0 errors, 0 warnings in out/2021-03/" in result.stderr
+
+
+def test_an_item_edited_after_the_build_creates_no_finding(workspace: Path, run: Run) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0
+    item = next((workspace / "items").glob("2021-03-23-ilo-coop-participates-in-two*.md"))
+    item.write_text(item.read_text().replace(TITLE, "A title the build never saw " + "x" * 80))
+    result = run("check", "--month", "2021-03", "--strict", "--json")
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["findings"] == []
+
+
+def test_a_template_changed_after_the_build_is_not_linted(workspace: Path, run: Run) -> None:
+    """The MJML rules read digest.mjml, the MJML that was compiled, not the templates as they are now."""
+    assert run("build", "--month", "2021-03").exit_code == 0
+    shutil.copy(FIXTURES / "unknown-tag" / "digest.mjml.j2", workspace / "templates" / "digest.mjml.j2")
+    assert run("check", "--month", "2021-03", "--strict").exit_code == 0
+    assert run("build", "--month", "2021-03").exit_code == 0  # built with it, the check finds it
+    result = run("check", "--month", "2021-03", "--json")
+    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["mjml-unknown-tag"]
+
+
+def test_the_build_items_come_from_the_manifest(workspace: Path, run: Run) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0
+    config = load_config(workspace / "digest.toml", environ={})
+    window = resolve(tz=config.tz, locale=config.language, now=datetime.fromisoformat(NOW), month_="2021-03")
+    manifest = json.loads((workspace / "out" / "2021-03" / "manifest.json").read_text())
+    assert set(manifest["items"][0]) == {
+        *("slug", "title", "date", "category", "url", "source"),  # as before
+        *("summary", "body", "image", "image_alt"),  # for check
+    }
+    shutil.rmtree(workspace / "items")
+    parts = load_parts(config, window)
+    assert len(parts.items) == 10
+    first = next(i for i in parts.items if i.title == TITLE)
+    assert first.url == URL and first.summary and first.source.startswith("items/2021-03-23-")
+    assert parts.web_url == "https://example.org/coop-digest/2021-03/"
+    assert parts.mjml == (workspace / "out" / "2021-03" / "digest.mjml").read_text()
+
+
+def test_a_build_without_what_check_reads_asks_for_a_rebuild(workspace: Path, run: Run) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0
+    out = workspace / "out" / "2021-03"
+    (out / "digest.mjml").unlink()
+    result = run("check", "--month", "2021-03")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: out/2021-03/: digest.mjml is missing: run `digest build` for this window again\n",
+    )
+    assert run("build", "--month", "2021-03").exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["web_url"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = run("check", "--month", "2021-03")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: out/2021-03/manifest.json lacks what `digest check` reads ('web_url'): "
+        "it was written by an older digest; run `digest build` for this window again\n"
+    )

@@ -77,6 +77,7 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [
         "digest.eml",
         "digest.html",
+        "digest.mjml",
         "digest.parts.json",
         "digest.txt",
         "index.html",
