@@ -20,6 +20,7 @@ from typing import Any
 from digest import __version__
 from digest.config import Config, parse_address
 from digest.errors import EmptyWindow, OutputError
+from digest.fsutil import atomic_write, rel_path
 from digest.items import Scan, scan
 from digest.journal import sending_now
 from digest.message import build_message
@@ -160,7 +161,7 @@ def build(
                 "date": i.when.date().isoformat() if i.all_day else i.when.isoformat(),
                 "category": i.category,
                 "url": i.url,
-                "source": _rel(config.items_dir / i.source, root),
+                "source": rel_path(config.items_dir / i.source, root),
                 # The item as built, so that `digest check` maps a finding to it without reading items/.
                 "summary": i.summary,
                 "body": i.body,
@@ -192,13 +193,6 @@ def _day(dt: datetime, *, end: bool = False) -> str:
     return (dt - timedelta(microseconds=1) if end else dt).date().isoformat()
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def write_folder(folder: Path, files: dict[str, bytes]) -> None:
     """Write files into a fresh sibling folder, then swap it in; files not written by a build are kept."""
     parent = folder.parent
@@ -213,10 +207,7 @@ def write_folder(folder: Path, files: dict[str, bytes]) -> None:
     old: Path | None = None
     try:
         for name, data in files.items():
-            with open(stage / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            atomic_write(stage / name, data)
         if folder.exists():
             for entry in folder.iterdir():
                 if entry.name not in BUILD_FILES and not entry.name.startswith("."):

@@ -27,14 +27,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from digest.build import GMAIL_CLIP_BYTES
 from digest.config import Config
 from digest.errors import DigestError
+from digest.fsutil import rel_path
 from digest.render import HTML_TEMPLATE, TEXT_TEMPLATE, default_templates_dir
 from digest.window import Window
 
 Severity = Literal["error", "warning"]
 
-GMAIL_CLIP_BYTES = 102 * 1024
 GMAIL_WARN_BYTES = 90 * 1024
 TEXT_WIDTH = 78
 SUBJECT_MAX = 78
@@ -84,7 +85,7 @@ class ItemRef:
 
 
 @dataclass(frozen=True)
-class Parts:
+class BuiltDigest:
     """The built digest, as the rules see it."""
 
     html: str
@@ -115,7 +116,7 @@ class Parts:
     def _shown(self, path: Path, line: int | None) -> str:
         at = f":{line}" if line else ""
         if self.templates_dir is not None and path.parent.resolve() == self.templates_dir.resolve():
-            return _rel(path, self.root) + at
+            return rel_path(path, self.root) + at
         return f"default/{path.name}{at} (the packaged default: copy it to templates/ to change it)"
 
     def item_for(self, *needles: str) -> ItemRef | None:
@@ -182,10 +183,10 @@ class Report:
 # ---- reading the built digest ----
 
 
-def load_parts(config: Config, window: Window, *, out_dir: Path | None = None) -> Parts:
+def load_built(config: Config, window: Window, *, out_dir: Path | None = None) -> BuiltDigest:
     """Read what the build wrote in out/<slug>/; never items/ or the templates as they are now."""
     folder = (out_dir or config.out_dir) / window.slug
-    shown = _rel(folder, config.root)
+    shown = rel_path(folder, config.root)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         raise NotBuilt(f"{shown}/ has not been built: run `digest build` for this window first")
@@ -220,7 +221,7 @@ def load_parts(config: Config, window: Window, *, out_dir: Path | None = None) -
             f"{shown}/manifest.json lacks what `digest check` reads ({err}): "
             "it was written by an older digest; run `digest build` for this window again"
         ) from err
-    return Parts(
+    return BuiltDigest(
         html=html_bytes.decode("utf-8", errors="replace"),
         text=text,
         subject=str(manifest.get("subject", "")),
@@ -232,18 +233,18 @@ def load_parts(config: Config, window: Window, *, out_dir: Path | None = None) -
         html_bytes=len(html_bytes),
         root=config.root,
         templates_dir=config.templates_dir,
-        config_name=_rel(config.config_path, config.root) if config.config_path else "digest.toml",
+        config_name=rel_path(config.config_path, config.root) if config.config_path else "digest.toml",
     )
 
 
 def check(config: Config, window: Window, *, out_dir: Path | None = None) -> Report:
     """Lint the built digest of a window."""
-    parts = load_parts(config, window, out_dir=out_dir)
+    parts = load_built(config, window, out_dir=out_dir)
     folder = (out_dir or config.out_dir) / window.slug
     return Report(folder=folder, window=window.slug, findings=tuple(lint(parts)))
 
 
-def lint(parts: Parts) -> list[Finding]:
+def lint(parts: BuiltDigest) -> list[Finding]:
     """Every rule over the parts, in a stable order."""
     doc = parse_html(parts.html)
     findings: list[Finding] = []
@@ -354,10 +355,10 @@ def parse_html(source: str) -> Doc:
 
 # ---- the rules ----
 
-Rule = Callable[[Parts, Doc], Iterable[Finding]]
+Rule = Callable[[BuiltDigest, Doc], Iterable[Finding]]
 
 
-def rule_html_size(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_html_size(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """Gmail clips an HTML part over 102 KB (warn from 90 KB)."""
     size = parts.html_bytes or len(parts.html.encode())
     fix = "set [categories] limit in digest.toml (the rest go to the web version), or shorten summaries"
@@ -380,7 +381,7 @@ def rule_html_size(parts: Parts, doc: Doc) -> Iterable[Finding]:
         )
 
 
-def rule_img_alt(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_img_alt(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """Every image needs alt text (screen readers, clients that block images)."""
     for img in doc.images:
         if img.alt is None or not img.alt.strip():
@@ -404,7 +405,7 @@ def rule_img_alt(parts: Parts, doc: Doc) -> Iterable[Finding]:
             )
 
 
-def rule_links(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_links(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """Links must be absolute http(s) or mailto; in-page #anchors must exist."""
     for link in doc.links:
         href = (link.href or "").strip()
@@ -454,7 +455,7 @@ def rule_links(parts: Parts, doc: Doc) -> Iterable[Finding]:
             )
 
 
-def rule_link_text(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_link_text(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """The same link text for different targets ("Read more" x 10) tells a screen reader nothing."""
     targets: dict[str, dict[str, int]] = {}
     shown: dict[str, str] = {}
@@ -479,7 +480,7 @@ def rule_link_text(parts: Parts, doc: Doc) -> Iterable[Finding]:
             )
 
 
-def rule_items_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_items_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """Every item must be in the HTML and in the text part."""
     html_text = _norm(doc.text)
     text = _norm(parts.text)
@@ -530,7 +531,7 @@ def _base(url: str) -> str:
     return htmllib.unescape(url).split("#", 1)[0].strip()
 
 
-def rule_links_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_links_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """Every link of the HTML must be in the text part, and every URL of the text in the HTML."""
     html_urls: dict[str, int] = {}
     for link in doc.links:
@@ -560,7 +561,7 @@ def rule_links_in_both(parts: Parts, doc: Doc) -> Iterable[Finding]:
             )
 
 
-def _first_found(parts: Parts, template: str, *needles: str) -> str:
+def _first_found(parts: BuiltDigest, template: str, *needles: str) -> str:
     """The template with the line of the first needle found in it (the whole text, then its first word)."""
     for needle in needles:
         where = parts.template(template, needle)
@@ -574,7 +575,7 @@ def _via(where: str, template: str) -> str:
     return where if where.split(":")[0] == template.split(":")[0] else f"{where} (shown by {template})"
 
 
-def _of_item(parts: Parts, url: str) -> str:
+def _of_item(parts: BuiltDigest, url: str) -> str:
     item = parts.item_for(url)
     return f" (of {item.source})" if item else ""
 
@@ -589,7 +590,7 @@ def display_width(line: str) -> int:
     return width
 
 
-def rule_text_width(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_text_width(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """Text lines over 78 columns wrap badly; a line that is only a URL cannot be broken and is fine."""
     for n, line in enumerate(parts.text.splitlines(), 1):
         width = display_width(line)
@@ -610,7 +611,7 @@ def rule_text_width(parts: Parts, doc: Doc) -> Iterable[Finding]:
         )
 
 
-def rule_subject_preheader(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_subject_preheader(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """A subject over 78 and a preheader over 100 characters are cut off in the inbox list."""
     if len(parts.subject) > SUBJECT_MAX:
         yield Finding(
@@ -636,7 +637,7 @@ _UNSUBSCRIBE_WORDS = re.compile(
 )
 
 
-def rule_required_links(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_required_links(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """The email needs an unsubscribe link and a link to the web version, in both parts."""
     hrefs = {_base(link.href or "") for link in doc.links}
     unsub = _base(parts.unsubscribe_url)
@@ -670,7 +671,7 @@ def rule_required_links(parts: Parts, doc: Doc) -> Iterable[Finding]:
             )
 
 
-def rule_mjml(parts: Parts, doc: Doc) -> Iterable[Finding]:
+def rule_mjml(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     """MJML problems that mjml-python passes over in silence."""
     for line, rule, severity, message, needle, fix in lint_mjml(parts.mjml):
         yield Finding(
@@ -1030,13 +1031,6 @@ def _find_line(path: Path, needle: str) -> int | None:
     if idx < 0:
         idx = text.casefold().find(n.casefold())
     return text.count("\n", 0, idx) + 1 if idx >= 0 else None
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def format_report(report: Report) -> str:

@@ -7,12 +7,10 @@ Status goes to stderr, content (lists, messages) to stdout. Exit codes: 0 ok, 1 
 from __future__ import annotations
 
 import functools
-import re
 import shutil
 import sys
 import threading
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -227,13 +225,6 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def slugify(title: str, *, max_len: int = 60) -> str:
-    """An ASCII file-name slug of a title."""
-    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:max_len].rstrip("-")
-    return slug or "item"
-
-
 @main.command()
 @click.argument("title")
 @click.option("--category", required=True, help="The item's category, e.g. News.")
@@ -244,6 +235,7 @@ def slugify(title: str, *, max_len: int = 60) -> str:
 def new(state: State, /, title: str, category: str, summary: str, url: str | None) -> None:
     """Create an item file dated today, ready to edit."""
     from digest.items import check_url
+    from digest.select import slugify
 
     config = state.config()
     if not title.strip() or "\n" in title or "\r" in title:
@@ -254,7 +246,7 @@ def new(state: State, /, title: str, category: str, summary: str, url: str | Non
         except ValueError as err:
             raise DigestError(str(err)) from None
     today = state.now.astimezone(config.tz).date()
-    path = config.items_dir / f"{today.isoformat()}-{slugify(title)}.md"
+    path = config.items_dir / f"{today.isoformat()}-{slugify(title, max_len=60)}.md"
     if path.exists():
         raise DigestError(f"{_shown(path)} already exists")
     fields: dict[str, Any] = {"title": title.strip(), "date": today, "category": category.strip()}

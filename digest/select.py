@@ -49,10 +49,16 @@ class Digest:
         return sum(s.total for s in self.sections)
 
 
-def anchor_of(name: str) -> str:
-    """A stable ASCII id for a heading."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+def slugify(text: str, *, max_len: int | None = None, fallback: str = "item") -> str:
+    """A stable ASCII slug of a text ("Économie sociale" -> "economie-sociale"), for file names and ids.
+
+    At most max_len characters (no dash left at the end); `fallback` when no letter or digit is left.
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    if max_len is not None:
+        slug = slug[:max_len].rstrip("-")
+    return slug or fallback
 
 
 def select(
@@ -77,7 +83,7 @@ def select(
     for name in [*(c for c in order if c in groups), *extra]:
         newest = sorted(groups[name], key=lambda i: (-i.when.timestamp(), i.title.casefold(), i.slug))
         shown = newest[:limit] if limit else newest
-        anchor = anchor_of(name)
+        anchor = slugify(name, fallback="section")
         while anchor in used:
             anchor += "-x"
         used.add(anchor)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from digest.errors import BrowserError, OutputError, ScreenshotError
+from digest.fsutil import atomic_write
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
@@ -186,7 +186,7 @@ def take_screenshots(
             finally:
                 context.close()
             try:
-                _write(folder / name, png)
+                atomic_write(folder / name, png)
             except OSError as err:
                 raise OutputError(f"{folder / name}: cannot write the screenshot: {err.strerror}") from err
             files.append(folder / name)
@@ -252,18 +252,6 @@ def _in_folder(root: Path, url: str, prefix: str) -> Path | None:
     if target != root and root not in target.parents:
         return None
     return target if target.is_file() else None
-
-
-def _write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _first_line(err: Exception) -> str:

@@ -8,8 +8,6 @@ screenshot as a thumbnail. Links are relative, so the folder can be published an
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from digest.errors import OutputError
+from digest.fsutil import atomic_write
 from digest.shots import SHOT_FILES, shot_name
 
 INDEX_NAME = "index.html"
@@ -95,11 +94,7 @@ def write_index(out_dir: Path, *, title: str) -> Site:
     path = out_dir / INDEX_NAME
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".index-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        atomic_write(path, html.encode())
     except OSError as err:
         raise OutputError(f"{path}: cannot write the archive page: {err.strerror}") from err
     return Site(path=path, entries=tuple(listed), skipped=tuple(skipped))

@@ -14,7 +14,7 @@ from click.testing import Result
 from conftest import NOW, REPO, write_item
 
 from digest.build import build
-from digest.check import Finding, Parts, display_width, lint, lint_mjml, load_parts
+from digest.check import BuiltDigest, Finding, display_width, lint, lint_mjml, load_built
 from digest.config import load_config
 from digest.window import resolve
 
@@ -25,7 +25,7 @@ URL = "https://www.ilo.org/global/topics/cooperatives/news/WCMS_776368/lang--en/
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltDigest]:
     """The sample digest of March 2021, built once for the module, as the linter reads it."""
     ws = tmp_path_factory.mktemp("sample")
     shutil.copy(REPO / "digest.toml", ws / "digest.toml")
@@ -35,22 +35,22 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
     now = datetime.fromisoformat(NOW)
     window = resolve(tz=config.tz, locale=config.language, now=now, month_="2021-03")
     build(config, window, now=now)
-    yield load_parts(config, window)
+    yield load_built(config, window)
 
 
-def found(parts: Parts) -> dict[str, list[Finding]]:
+def found(parts: BuiltDigest) -> dict[str, list[Finding]]:
     by_rule: dict[str, list[Finding]] = {}
     for finding in lint(parts):
         by_rule.setdefault(finding.rule, []).append(finding)
     return by_rule
 
 
-def with_html(parts: Parts, snippet: str) -> Parts:
+def with_html(parts: BuiltDigest, snippet: str) -> BuiltDigest:
     """The sample with some HTML added at the end of the body."""
     return replace(parts, html=parts.html.replace("</body>", f"{snippet}</body>"), html_bytes=0)
 
 
-def test_the_sample_has_no_findings(sample: Parts) -> None:
+def test_the_sample_has_no_findings(sample: BuiltDigest) -> None:
     """The passing case of every rule at once: the sample digest, as built, is clean."""
     assert lint(sample) == []
 
@@ -58,8 +58,8 @@ def test_the_sample_has_no_findings(sample: Parts) -> None:
 # ---- each rule: a failing case, and a passing case next to it ----
 
 
-def test_html_size(sample: Parts) -> None:
-    def padded(kb: float) -> Parts:
+def test_html_size(sample: BuiltDigest) -> None:
+    def padded(kb: float) -> BuiltDigest:
         pad = int(kb * 1024) - len(sample.html.encode()) - len("<!---->")
         return with_html(sample, f"<!--{'x' * pad}-->")
 
@@ -69,7 +69,7 @@ def test_html_size(sample: Parts) -> None:
     assert "Gmail clips" in found(padded(103))["html-size"][0].message
 
 
-def test_img_alt(sample: Parts) -> None:
+def test_img_alt(sample: BuiltDigest) -> None:
     missing = found(with_html(sample, '<img src="https://example.org/chart.png">'))["img-alt"]
     assert [f.severity for f in missing] == ["error"]
     assert "chart.png" in missing[0].message and "no alt attribute" in missing[0].message
@@ -80,7 +80,7 @@ def test_img_alt(sample: Parts) -> None:
     assert "img-alt" not in found(with_html(sample, pixel))
 
 
-def test_img_alt_points_at_the_item(sample: Parts) -> None:
+def test_img_alt_points_at_the_item(sample: BuiltDigest) -> None:
     item = replace(sample.items[0], image="https://example.org/photo.jpg")
     parts = with_html(
         replace(sample, items=(item, *sample.items[1:])), '<img src="https://example.org/photo.jpg">'
@@ -90,7 +90,7 @@ def test_img_alt_points_at_the_item(sample: Parts) -> None:
     assert finding.fix == "give the item an image_alt describing the picture"
 
 
-def test_img_alt_of_an_item_with_image_alt_points_at_the_template(sample: Parts) -> None:
+def test_img_alt_of_an_item_with_image_alt_points_at_the_template(sample: BuiltDigest) -> None:
     """The item has its alt text: the template that drops it is the place to fix."""
     item = replace(sample.items[0], image="https://example.org/photo.jpg", image_alt="A photo")
     parts = with_html(
@@ -113,7 +113,7 @@ def test_img_alt_of_an_item_with_image_alt_points_at_the_template(sample: Parts)
         ("#nowhere", "link-anchor"),
     ],
 )
-def test_bad_links(sample: Parts, href: str, rule: str) -> None:
+def test_bad_links(sample: BuiltDigest, href: str, rule: str) -> None:
     findings = found(with_html(sample, f'<a href="{href}">Somewhere</a>'))
     assert [f.severity for f in findings[rule]] == ["error"]
     assert not {"link-empty", "link-relative", "link-scheme", "link-anchor"} - {rule} & findings.keys()
@@ -122,16 +122,16 @@ def test_bad_links(sample: Parts, href: str, rule: str) -> None:
 @pytest.mark.parametrize(
     "href", ["https://example.org/a", "http://example.org/b", "mailto:news@example.org", "#news"]
 )
-def test_good_links(sample: Parts, href: str) -> None:
+def test_good_links(sample: BuiltDigest, href: str) -> None:
     findings = found(with_html(sample, f'<a href="{href}">Somewhere</a>'))
     assert not {"link-empty", "link-relative", "link-scheme", "link-anchor"} & findings.keys()
 
 
-def test_an_anchor_without_href_is_empty(sample: Parts) -> None:
+def test_an_anchor_without_href_is_empty(sample: BuiltDigest) -> None:
     assert "link-empty" in found(with_html(sample, "<a>Nowhere</a>"))
 
 
-def test_link_text_repeated_for_different_targets(sample: Parts) -> None:
+def test_link_text_repeated_for_different_targets(sample: BuiltDigest) -> None:
     links = "".join(f'<a href="https://example.org/{n}">Read more</a>' for n in range(3))
     finding = found(with_html(sample, links))["link-text"]
     assert len(finding) == 1 and finding[0].severity == "warning"
@@ -141,45 +141,45 @@ def test_link_text_repeated_for_different_targets(sample: Parts) -> None:
     assert "link-text" not in found(with_html(sample, same))
 
 
-def test_item_missing_from_the_text_part(sample: Parts) -> None:
+def test_item_missing_from_the_text_part(sample: BuiltDigest) -> None:
     text = sample.text.replace(TITLE, "Something else")
     finding = found(replace(sample, text=text))["item-missing-text"]
     assert len(finding) == 1 and TITLE[:40] in finding[0].message
     assert finding[0].where.endswith("digest.txt.j2")
 
 
-def test_item_missing_from_the_html(sample: Parts) -> None:
+def test_item_missing_from_the_html(sample: BuiltDigest) -> None:
     html = sample.html.replace(TITLE, "Something else")
     finding = found(replace(sample, html=html))["item-missing-html"]
     assert len(finding) == 1 and finding[0].where.endswith("digest.mjml.j2")
 
 
-def test_a_title_only_in_the_hidden_preheader_does_not_count(sample: Parts) -> None:
+def test_a_title_only_in_the_hidden_preheader_does_not_count(sample: BuiltDigest) -> None:
     first = sample.items[0].title
     html = sample.html.replace(first, "Something else")
     hidden = html.replace("<body", f'<body><div style="display:none">{first}</div', 1)
     assert "item-missing-html" in found(replace(sample, html=hidden))
 
 
-def test_link_missing_from_the_text_part(sample: Parts) -> None:
+def test_link_missing_from_the_text_part(sample: BuiltDigest) -> None:
     finding = found(replace(sample, text=sample.text.replace(URL, "")))["link-missing-text"]
     assert len(finding) == 1 and finding[0].severity == "warning"
     assert finding[0].where.endswith("digest.txt.j2")
 
 
-def test_link_in_the_text_part_missing_from_the_html(sample: Parts) -> None:
+def test_link_in_the_text_part_missing_from_the_html(sample: BuiltDigest) -> None:
     text = sample.text + "\nSee also https://example.org/elsewhere.\n"
     finding = found(replace(sample, text=text))["link-missing-html"]
     assert len(finding) == 1 and "https://example.org/elsewhere" in finding[0].message
 
 
-def test_markdown_links_in_the_text_part_are_read_whole(sample: Parts) -> None:
+def test_markdown_links_in_the_text_part_are_read_whole(sample: BuiltDigest) -> None:
     parts = with_html(sample, '<a href="https://example.org/x_(y)">x</a>')
     parts = replace(parts, text=parts.text + "\nSee [x](https://example.org/x_(y)).\n")
     assert "link-missing-html" not in found(parts) and "link-missing-text" not in found(parts)
 
 
-def test_text_width(sample: Parts) -> None:
+def test_text_width(sample: BuiltDigest) -> None:
     long = "word " * 16 + "wordy"  # 85 columns
     finding = found(replace(sample, text=sample.text + long + "\n"))["text-width"]
     assert len(finding) == 1 and "85 columns" in finding[0].message
@@ -189,21 +189,21 @@ def test_text_width(sample: Parts) -> None:
     assert "text-width" not in found(replace(sample, text=sample.text + url_line + "\n"))
 
 
-def test_text_width_counts_wide_characters_twice(sample: Parts) -> None:
+def test_text_width_counts_wide_characters_twice(sample: BuiltDigest) -> None:
     assert display_width("日本") == 4
     cjk = "日本語" * 14  # 42 characters, 84 columns
     assert "text-width" in found(replace(sample, text=sample.text + cjk + "\n"))
     assert "text-width" not in found(replace(sample, text=sample.text + "日本語" * 13 + "\n"))
 
 
-def test_text_width_points_at_the_item(sample: Parts, tmp_path: Path) -> None:
+def test_text_width_points_at_the_item(sample: BuiltDigest, tmp_path: Path) -> None:
     item = sample.items[0]
     line = "   " + item.summary[:90]
     finding = found(replace(sample, text=sample.text + line + "\n"))["text-width"][0]
     assert finding.where == f"{item.source} (summary) (shown by templates/digest.txt.j2)"
 
 
-def test_subject_and_preheader_length(sample: Parts) -> None:
+def test_subject_and_preheader_length(sample: BuiltDigest) -> None:
     assert "subject-length" in found(replace(sample, subject="s" * 79))
     assert "subject-length" not in found(replace(sample, subject="s" * 78))
     assert "preheader-length" in found(replace(sample, preheader="p" * 101))
@@ -211,7 +211,7 @@ def test_subject_and_preheader_length(sample: Parts) -> None:
     assert found(replace(sample, subject="s" * 79))["subject-length"][0].where == "digest.toml (subject)"
 
 
-def test_unsubscribe_missing(sample: Parts) -> None:
+def test_unsubscribe_missing(sample: BuiltDigest) -> None:
     html = sample.html.replace(sample.unsubscribe_url, "https://example.org/").replace(">Unsubscribe<", "><")
     findings = found(replace(sample, html=html))["unsubscribe-missing"]
     assert [f.message for f in findings] == ["the HTML has no unsubscribe link"]
@@ -220,12 +220,12 @@ def test_unsubscribe_missing(sample: Parts) -> None:
     assert [f.message for f in findings] == ["the text part has no unsubscribe link"]
 
 
-def test_an_unsubscribe_link_of_your_own_counts(sample: Parts) -> None:
+def test_an_unsubscribe_link_of_your_own_counts(sample: BuiltDigest) -> None:
     html = sample.html.replace(sample.unsubscribe_url, "https://lists.example.org/leave?id=1")
     assert "unsubscribe-missing" not in found(replace(sample, html=html))
 
 
-def test_web_version_link_missing(sample: Parts) -> None:
+def test_web_version_link_missing(sample: BuiltDigest) -> None:
     html = sample.html.replace(sample.web_url, "https://example.org/elsewhere/")
     findings = found(replace(sample, html=html))["web-link-missing"]
     assert [f.message for f in findings] == [f"the HTML has no link to the web version ({sample.web_url})"]
@@ -277,7 +277,7 @@ def test_mjml_broken(broken: str, rule: str, words: str) -> None:
     assert any(words in p[3] for p in problems), problems
 
 
-def test_mjml_findings_name_the_template_line(sample: Parts, tmp_path: Path) -> None:
+def test_mjml_findings_name_the_template_line(sample: BuiltDigest, tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     shutil.copytree(FIXTURES / "unknown-tag", templates)
     mjml = sample.mjml.replace(
@@ -350,14 +350,14 @@ def test_check_broken_fixtures(
 
 
 def test_where_names_the_packaged_default_when_the_workspace_has_no_template(
-    sample: Parts, tmp_path: Path
+    sample: BuiltDigest, tmp_path: Path
 ) -> None:
     parts = replace(sample, text=sample.text.replace(TITLE, "Something else"), templates_dir=tmp_path)
     finding = found(parts)["item-missing-text"][0]
     assert finding.where == "default/digest.txt.j2 (the packaged default: copy it to templates/ to change it)"
 
 
-def test_a_long_subject_line_in_the_text_points_at_the_config(sample: Parts) -> None:
+def test_a_long_subject_line_in_the_text_points_at_the_config(sample: BuiltDigest) -> None:
     subject = "A subject that is much too long for the first line of the text part of the digest, surely"
     parts = replace(sample, subject=subject + " x", text=f"{subject} x\n{sample.text}")
     assert found(parts)["text-width"][0].where == "digest.toml (subject)"
@@ -405,7 +405,7 @@ def test_the_build_items_come_from_the_manifest(workspace: Path, run: Run) -> No
         *("summary", "body", "image", "image_alt"),  # for check
     }
     shutil.rmtree(workspace / "items")
-    parts = load_parts(config, window)
+    parts = load_built(config, window)
     assert len(parts.items) == 10
     first = next(i for i in parts.items if i.title == TITLE)
     assert first.url == URL and first.summary and first.source.startswith("items/2021-03-23-")

@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest.items import Item
-from digest.select import anchor_of, select
+from digest.select import select, slugify
 from digest.window import month
 
 TZ = ZoneInfo("UTC")
@@ -62,8 +62,11 @@ def test_no_items_no_sections() -> None:
 
 
 def test_anchors() -> None:
-    assert anchor_of("Spotlight Interviews with Co-operators") == "spotlight-interviews-with-co-operators"
-    assert anchor_of("Économie sociale") == "economie-sociale"
-    assert anchor_of("!!!") == "section"
+    assert slugify("Spotlight Interviews with Co-operators") == "spotlight-interviews-with-co-operators"
+    assert slugify("Économie sociale") == "economie-sociale"
+    assert slugify("!!!", fallback="section") == "section"
+    assert slugify("!!!") == "item"
+    assert slugify("A title that runs on and on", max_len=12) == "a-title-that"
+    assert slugify("A title that runs", max_len=8) == "a-title"  # no dash left at the end
     digest = select([item("a", 1, "A b"), item("b", 2, "A-b")], MARCH)
     assert [s.anchor for s in digest.sections] == ["a-b", "a-b-x"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from conftest import write_item
 
 from digest.check import parse_html
+from digest.errors import OutputError
 from digest.shots import SHOT_FILES
 from digest.site import entries, write_index
 
@@ -114,3 +117,19 @@ def test_names_are_escaped(workspace: Path, run: Run) -> None:
 def test_an_empty_out_folder(tmp_path: Path) -> None:
     html = write_index(tmp_path / "out", title="News").path.read_text()
     assert "Nothing built yet" in html
+
+
+def test_a_failed_write_keeps_the_old_page_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    write_index(out, title="Old")
+
+    def fail(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OutputError, match=r"index\.html: cannot write the archive page: No space left"):
+        write_index(out, title="New")
+    assert "<h1>Old</h1>" in (out / "index.html").read_text()
+    assert [p.name for p in out.iterdir()] == ["index.html"]
