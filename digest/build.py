@@ -22,7 +22,7 @@ from digest.config import Config, parse_address
 from digest.errors import EmptyWindow, OutputError
 from digest.fsutil import atomic_write, rel_path
 from digest.items import Scan, scan
-from digest.journal import sending_now
+from digest.journal import FolderBusy, folder_lock, lock_path, recover_folder, sending_now
 from digest.message import build_message
 from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash, personalise
 from digest.select import Digest, select
@@ -179,12 +179,23 @@ def build(
     files["manifest.json"] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
     sizes["manifest.json"] = len(files["manifest.json"])
     folder = (out_dir or config.out_dir) / window.slug
-    busy = sending_now(folder)
-    if busy is not None:  # the swap would leave that send writing its journal into the replaced folder
+    try:
+        # Held from the check to the swap: a send starting meanwhile waits, then opens the new folder.
+        with folder_lock(folder, exclusive=True):
+            busy = sending_now(folder)
+            if busy is not None:  # the swap would leave that send writing its journal into the old folder
+                raise OutputError(
+                    f"{busy}: `digest send` is sending this digest right now; build again when it is done"
+                )
+            write_folder(folder, files)
+    except FolderBusy:
+        busy = sending_now(folder)
         raise OutputError(
             f"{busy}: `digest send` is sending this digest right now; build again when it is done"
-        )
-    write_folder(folder, files)
+            if busy is not None
+            else f"{lock_path(folder)}: a `digest send` or another `digest build` is using {folder} "
+            "right now; build again when it is done"
+        ) from None
     write_index(folder.parent, title=config.title)  # out/index.html, the archive of every build
     return BuildResult(folder, digest, rendered, sizes, digest_hash, tuple(warnings), found)
 
@@ -194,8 +205,13 @@ def _day(dt: datetime, *, end: bool = False) -> str:
 
 
 def write_folder(folder: Path, files: dict[str, bytes]) -> None:
-    """Write files into a fresh sibling folder, then swap it in; files not written by a build are kept."""
+    """Write files into a fresh sibling folder, then swap it in; files not written by a build are kept.
+
+    Call it holding the folder's lock (journal.folder_lock). It first puts back what a build killed
+    between its two renames left aside.
+    """
     parent = folder.parent
+    recover_folder(folder)  # a build killed between the two renames left the live folder aside
     try:
         parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=parent))

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from digest.build import GMAIL_CLIP_BYTES
 from digest.config import Config
-from digest.errors import DigestError
+from digest.errors import DigestError, NotBuilt
 from digest.fsutil import rel_path
 from digest.render import HTML_TEMPLATE, TEXT_TEMPLATE, default_templates_dir
 from digest.window import Window
@@ -40,10 +40,6 @@ GMAIL_WARN_BYTES = 90 * 1024
 TEXT_WIDTH = 78
 SUBJECT_MAX = 78
 PREHEADER_MAX = 100
-
-
-class NotBuilt(DigestError):
-    """`digest check` was asked about a window whose folder has not been built."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +185,7 @@ def load_built(config: Config, window: Window, *, out_dir: Path | None = None) -
     shown = rel_path(folder, config.root)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
-        raise NotBuilt(f"{shown}/ has not been built: run `digest build` for this window first")
+        raise NotBuilt(shown)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         html_bytes = (folder / "digest.html").read_bytes()

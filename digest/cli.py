@@ -418,6 +418,7 @@ def send(
     config = state.config()
     win = get_window(state, config, **window)
     folder = (out_dir or config.out_dir) / win.slug
+    sending.repair_folder(folder)  # a build killed mid-swap may have left the journals aside
     if status:
         paths = [journal_path(folder, subscribers)] if subscribers else sorted(folder.glob("send-*.sqlite"))
         if not paths or not paths[0].exists():

@@ -33,6 +33,15 @@ class OutputError(DigestError):
     """The build folder cannot be written."""
 
 
+class NotBuilt(DigestError):
+    """Raised when `digest check` or `digest shots` is asked about a window whose out/<slug>/ folder has not
+    been built (it has no manifest.json); `folder` is the folder as the message shows it."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        super().__init__(f"{folder}/ has not been built: run `digest build` for this window first")
+
+
 class BrowserError(DigestError):
     """Headless Chromium (or Playwright, which drives it) is missing or cannot start or load the page."""
 

@@ -29,7 +29,15 @@ from email_validator import EmailNotValidError, validate_email
 
 from digest.config import Config, parse_address
 from digest.errors import ConfigError, JournalError, SendError
-from digest.journal import Counts, Journal, journal_path, newest_item_end
+from digest.journal import (
+    Counts,
+    FolderBusy,
+    Journal,
+    folder_lock,
+    journal_path,
+    newest_item_end,
+    recover_folder,
+)
 from digest.message import Outgoing, Personaliser
 from digest.subscribers import Subscriber, SubscriberList, check_subscribers, iter_subscribers, require_clean
 
@@ -364,6 +372,30 @@ class RateLimit:
 
 # ---- a whole send ----
 
+LOCK_WAIT = 120.0  # seconds a send waits for a build of the same digest to finish writing it
+
+
+@contextlib.contextmanager
+def using_folder(folder: Path) -> Iterator[None]:
+    """Hold the digest folder's lock as a send does (shared: sends to other lists may run too), so that no
+    build replaces the folder meanwhile; first put back journals a build killed mid-swap left aside."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(folder, exclusive=False, wait=LOCK_WAIT))
+        except FolderBusy as err:
+            raise SendError(
+                f"{err}: a `digest build` of this digest is still writing it after {LOCK_WAIT:.0f} s; "
+                "nothing was sent"
+            ) from None
+        recover_folder(folder)
+        yield
+
+
+def repair_folder(folder: Path) -> None:
+    """Put back what a build killed mid-swap left aside (out/<slug>/ itself, or its journals), if anything."""
+    with using_folder(folder):
+        pass
+
 
 @dataclass(frozen=True, kw_only=True)
 class SendOptions:
@@ -514,7 +546,13 @@ def send_all(
         require_clean(listed)
     path = journal_path(parts.folder, subscribers)
     began = time.monotonic()
-    with Journal(path) as journal:
+    with using_folder(parts.folder), Journal(path) as journal:
+        current = load_parts(parts.folder)
+        if current is None or current.content_hash != parts.content_hash:
+            raise SendError(
+                f"{parts.folder}: the digest was rebuilt just as this send began; nothing was sent: "
+                "run the command again (to send the new version)"
+            )
         journal.bind(
             content_hash=parts.content_hash,
             subject=parts.subject,

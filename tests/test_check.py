@@ -16,6 +16,7 @@ from conftest import NOW, REPO, write_item
 from digest.build import build
 from digest.check import BuiltDigest, Finding, display_width, lint, lint_mjml, load_built
 from digest.config import load_config
+from digest.errors import NotBuilt
 from digest.window import resolve
 
 Run = Callable[..., Result]
@@ -311,9 +312,14 @@ def test_check_json(workspace: Path, run: Run) -> None:
 def test_check_before_building(workspace: Path, run: Run) -> None:
     result = run("check", "--month", "2021-03")
     assert result.exit_code == 1
-    assert result.stderr.startswith(
-        "Error: out/2021-03/ has not been built: run `digest build` for this window first"
+    assert result.stderr == (
+        "Error: out/2021-03/ has not been built: run `digest build` for this window first\n"
     )
+    config = load_config(workspace / "digest.toml", environ={})
+    window = resolve(tz=config.tz, locale=config.language, now=datetime.fromisoformat(NOW), month_="2021-03")
+    with pytest.raises(NotBuilt) as raised:  # a DigestError of its own, for callers of the library
+        load_built(config, window)
+    assert raised.value.folder == "out/2021-03"
 
 
 @pytest.mark.parametrize(

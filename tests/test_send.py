@@ -589,6 +589,163 @@ def test_no_rebuild_while_a_send_holds_the_journal(ws: Path, run: Run) -> None:
     assert path.exists()  # a rebuild keeps the journal
 
 
+def test_no_rebuild_while_a_send_holds_the_folder_lock(ws: Path, run: Run) -> None:
+    from digest.journal import folder_lock
+
+    folder = ws / "out" / "2021-03"
+    with folder_lock(folder, exclusive=False):  # as a send does from before it opens its journal
+        result = run("build", *MONTH)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("Error: ")
+        assert result.stderr.endswith(
+            f".2021-03.lock: a `digest send` or another `digest build` is using {folder} right now; "
+            "build again when it is done\n"
+        )
+    assert run("build", *MONTH).exit_code == 0
+    assert not (ws / "out" / ".2021-03.lock").exists()  # the last holder removes it
+
+
+def test_a_send_holds_the_folder_lock_while_it_sends(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    import fcntl
+
+    lock = ws / "out" / ".2021-03.lock"
+    handler = Handler()
+    seen: list[str] = []
+    original = handler.handle_DATA
+
+    async def probing(server_: object, session: object, envelope: object) -> str:
+        # What a `digest build` would find now, mid-send.
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            seen.append("no lock file")
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except BlockingIOError:
+                seen.append("held")
+            finally:
+                os.close(fd)
+        return await original(server_, session, envelope)  # type: ignore[arg-type]
+
+    handler.handle_DATA = probing  # type: ignore[method-assign]
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert seen == ["held"] * len(PEOPLE)
+    assert not lock.exists()
+
+
+def test_a_send_waits_while_a_build_holds_the_folder_lock(
+    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import types
+
+    from digest import journal
+    from digest.journal import folder_lock
+
+    building = contextlib.ExitStack()
+    building.enter_context(folder_lock(ws / "out" / "2021-03", exclusive=True))
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the send found the lock taken: the build finishes meanwhile
+        waits.append(seconds)
+        building.close()
+
+    monkeypatch.setattr(journal, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert len(server.handler.received) == len(PEOPLE)
+    assert len(waits) == 1
+
+
+def test_a_send_gives_up_if_a_build_holds_the_folder_lock_too_long(
+    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.journal import folder_lock
+
+    monkeypatch.setattr("digest.send.LOCK_WAIT", 0.0)
+    with folder_lock(ws / "out" / "2021-03", exclusive=True), Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+        assert result.exit_code == 1
+        assert result.stderr.endswith(
+            ".2021-03.lock: held by another `digest build` or `digest send`: a `digest build` of this digest "
+            "is still writing it after 0 s; nothing was sent\n"
+        )
+        assert server.handler.received == []
+    assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
+
+
+def _crash_mid_swap(ws: Path) -> Path:
+    """Leave out/2021-03 as a build killed between its two renames does: moved aside, nothing in place."""
+    aside = ws / "out" / ".2021-03.old-k1ll3d"
+    aside.mkdir()
+    os.replace(ws / "out" / "2021-03", aside / "2021-03")
+    return aside
+
+
+def test_a_send_after_a_build_killed_mid_swap_finds_its_journal(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:2])), "--yes").exit_code == 0
+        aside = _crash_mid_swap(ws)
+        result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert "2 sent, 0 failed, 0 deferred in this run (2 done before" in result.stderr
+        assert sorted(server.handler.counts().values()) == [1, 1, 1, 1]
+    assert not aside.exists()
+    assert "is not built yet" not in result.stderr  # the folder was put back, not rebuilt
+
+
+def test_a_build_after_a_build_killed_mid_swap_keeps_the_journal(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:2])), "--yes").exit_code == 0
+    _crash_mid_swap(ws)
+    assert run("build", *MONTH).exit_code == 0
+    assert {k: v[0] for k, v in journal_rows(ws).items()} == {
+        "ann@example.org": "sent",
+        "bob@example.org": "sent",
+    }
+    assert [p.name for p in (ws / "out").iterdir() if p.name.startswith(".")] == []
+
+
+def test_journals_left_only_in_the_old_folder_are_carried_over(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    # Killed after both renames but before the old folder was removed, a journal only there (say a send
+    # to a second list started and ended in between) must not be lost.
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:2])), "--yes").exit_code == 0
+        aside = _crash_mid_swap(ws)
+        import shutil
+
+        shutil.copytree(aside / "2021-03", ws / "out" / "2021-03")
+        (ws / "out" / "2021-03" / "send-subscribers.sqlite").unlink()
+        status = run("send", *MONTH, "--status")
+        assert status.exit_code == 0, status.stderr
+        assert status.stdout == (
+            "out/2021-03/send-subscribers.sqlite: 2 sent, 0 failed, 0 deferred, 0 pending (complete)\n"
+        )
+        again = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:2])), "--yes")
+        assert again.exit_code == 0, again.stderr
+        assert sorted(server.handler.counts().values()) == [1, 1]
+    assert not aside.exists()
+
+
 def test_status_without_a_send(workspace: Path, run: Run) -> None:
     result = run("send", *MONTH, "--status")
     assert result.exit_code == 1
