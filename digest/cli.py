@@ -37,10 +37,10 @@ class State:
     now: datetime
     _config: Config | None = None
 
-    def config(self, **overrides: Any) -> Config:
-        """Load the configuration once (flags given as overrides win over the file)."""
-        if self._config is None or overrides:
-            self._config = load_config(self.config_path, overrides=overrides)
+    def config(self) -> Config:
+        """Load the configuration once; every command after that gets the same one."""
+        if self._config is None:
+            self._config = load_config(self.config_path)
             if self._config.config_path is None and not self._config.items_dir.is_dir():
                 raise DigestError(
                     f"no {CONFIG_NAME} in {Path.cwd()} or its parent folders, and no items/ folder here: "

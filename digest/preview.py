@@ -105,18 +105,17 @@ class Preview:
         """Build once; a failure becomes the served error, never an exception."""
         from digest.build import build
 
-        try:
-            config = self._load()
-            with self._changed:
-                self._watched = [
-                    p for p in (config.config_path, config.items_dir, config.templates_dir) if p is not None
-                ]
-        except DigestError:
-            pass  # a broken config is reported by the build below; keep watching what was watched
-        # Taken before building: a file saved while the build runs makes the next poll build again.
+        # Taken before loading anything: a file saved while the build runs makes the next poll build again.
         self._seen = self._signature()
         try:
-            config = self._load()
+            config = self._load()  # once per build; if it fails, what was watched stays watched
+            watched = [
+                p for p in (config.config_path, config.items_dir, config.templates_dir) if p is not None
+            ]
+            with self._changed:
+                moved, self._watched = watched != self._watched, watched
+            if moved:  # the first build, or the config names other folders: sign those as they are now
+                self._seen = self._signature()
             win = self._window(config)
             result = build(config, win, now=self._now(), out_dir=self._out)
             files = {

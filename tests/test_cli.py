@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
+from conftest import NOW
 
 from digest import __version__
 from digest.items import scan
@@ -168,3 +171,19 @@ def test_quiet_and_verbose(workspace: Path, run: Run) -> None:
     assert run("-q", "build", "--month", "2021-03").stderr == ""
     verbose = run("-v", "build", "--month", "2021-03")
     assert verbose.stderr.startswith("scanned 10 item files, parsed ")
+
+
+def test_the_config_is_loaded_once_per_run(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import digest.cli as cli
+
+    loaded: list[Path | None] = []
+    real = cli.load_config
+
+    def counting(path: Path | None) -> Any:
+        loaded.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cli, "load_config", counting)
+    state = cli.State(config_path=None, verbosity=0, now=datetime.fromisoformat(NOW))
+    assert state.config() is state.config()
+    assert loaded == [None]

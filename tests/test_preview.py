@@ -23,7 +23,7 @@ from urllib.request import urlopen
 import pytest
 from conftest import NOW, REPO
 
-from digest.config import load_config
+from digest.config import Config, load_config
 from digest.preview import Preview, force_scheme
 from digest.window import resolve
 
@@ -149,6 +149,37 @@ def test_a_broken_item_is_shown_with_its_file_and_line(preview: Preview, workspa
     assert after["ok"] is False
     assert f"items/{ITEM}:4: unknown field 'catgory'" in after["error"]
     assert "unknown field &#x27;catgory&#x27;" in get(preview.url + "digest.html")[2]
+
+
+def test_each_build_loads_the_config_once(workspace: Path) -> None:
+    now = datetime.fromisoformat(NOW)
+    loads: list[Config] = []
+
+    def load() -> Config:
+        loads.append(load_config(workspace / "digest.toml", environ={}))
+        return loads[-1]
+
+    server = Preview(
+        load=load,
+        window=lambda c: resolve(tz=c.tz, locale=c.language, now=now, month_="2021-03"),
+        now=lambda: now,
+    )
+    try:
+        assert server.rebuild().ok and len(loads) == 1
+        assert server.rebuild().ok and len(loads) == 2
+    finally:
+        server.close()
+
+
+def test_a_broken_config_is_shown_and_still_watched(preview: Preview, workspace: Path) -> None:
+    config = workspace / "digest.toml"
+    good = config.read_text()
+    config.write_text(good.replace('title = "Co-operative News Digest"', "title = "))
+    after = rebuilt_after(preview, 1)
+    assert after["ok"] is False and "digest.toml" in after["error"]
+    config.write_text(good.replace('title = "Co-operative News Digest"', 'title = "Coop Weekly"'))
+    assert rebuilt_after(preview, 2)["ok"] is True
+    assert "Coop Weekly" in get(preview.url + "digest.html")[2]
 
 
 def test_events_announce_each_build(preview: Preview, workspace: Path) -> None:
