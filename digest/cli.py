@@ -22,7 +22,7 @@ import yaml
 
 from digest import __version__
 from digest.config import CONFIG_NAME, Config, load_config
-from digest.errors import DigestError, EmptyWindow, SendError
+from digest.errors import DigestError, EmptyWindow, NotBuilt, SendError
 from digest.window import Window, resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -304,7 +304,7 @@ def shots(state: State, /, out_dir: Path | None, **window: str | None) -> None:
     win = get_window(state, config, **window)
     folder = (out_dir or config.out_dir) / win.slug
     if not (folder / "manifest.json").is_file():
-        raise DigestError(f"{_shown(folder)}/ has not been built: run `digest build` for this window first")
+        raise NotBuilt(_shown(folder))
     _screenshots(state, config, folder, win)
 
 
