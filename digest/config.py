@@ -54,6 +54,7 @@ class Config:
     smtp_username: str = ""
     smtp_verify: bool = True
     smtp_timeout: float = 30.0
+    smtp_ca_file: Path | None = None  # extra CA certificates (PEM) for a private relay, besides the system's
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""
@@ -167,6 +168,11 @@ def _limit(v: Any) -> int:
 
 def _path(v: Any) -> Path:
     return Path(_nonempty_line(v))
+
+
+def _optional_path(v: Any) -> Path | None:
+    s = _line(v).strip()
+    return Path(s) if s else None
 
 
 def _port(v: Any) -> int:
@@ -286,6 +292,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[Any], Any], str]] = {
     "smtp.username": ("smtp_username", _line, "DIGEST_SMTP_USERNAME"),
     "smtp.verify": ("smtp_verify", _bool, "DIGEST_SMTP_VERIFY"),
     "smtp.timeout": ("smtp_timeout", _seconds, "DIGEST_SMTP_TIMEOUT"),
+    "smtp.ca_file": ("smtp_ca_file", _optional_path, "DIGEST_SMTP_CA_FILE"),
     "send.unsubscribe_url": ("unsubscribe_url", _unsubscribe_url, "DIGEST_UNSUBSCRIBE_URL"),
     "send.unsubscribe_mailto": ("unsubscribe_mailto", _mailbox, "DIGEST_UNSUBSCRIBE_MAILTO"),
     "send.list_id": ("list_id", _list_id, "DIGEST_LIST_ID"),
@@ -375,6 +382,8 @@ def load_config(
 
     for name in _PATH_FIELDS & values.keys():
         values[name] = root / values[name]
+    if values.get("smtp_ca_file") is not None:
+        values["smtp_ca_file"] = root / values["smtp_ca_file"]
     config = Config(root=root, config_path=path, **values)
     # Default paths are relative to the root too.
     return replace(

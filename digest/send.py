@@ -95,9 +95,16 @@ def smtp_settings(
             f"smtp.username is {config.smtp_username!r} but DIGEST_SMTP_PASSWORD is not set "
             "(the password is read from the environment only)"
         )
-    cafile = ca_file or (Path(environ["DIGEST_SMTP_CA_FILE"]) if environ.get("DIGEST_SMTP_CA_FILE") else None)
-    if cafile is not None and not cafile.is_file():
-        raise ConfigError(f"DIGEST_SMTP_CA_FILE: {cafile}: no such file")
+    cafile = ca_file or config.smtp_ca_file
+    if cafile is not None:
+        if not cafile.is_file():
+            raise ConfigError(f"smtp.ca_file (DIGEST_SMTP_CA_FILE): {cafile}: no such file")
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(cafile))
+        except ssl.SSLError as err:
+            raise ConfigError(
+                f"smtp.ca_file (DIGEST_SMTP_CA_FILE): {cafile}: not PEM CA certificates ({err.reason or err})"
+            ) from err
     return SmtpSettings(
         host=config.smtp_host,
         port=config.smtp_port or DEFAULT_PORTS[security],
@@ -217,7 +224,9 @@ def _ehlo_name() -> str:
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
     """Verification on unless turned off explicitly; an extra CA file for a private relay."""
-    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    context = ssl.create_default_context()  # the system's CA certificates...
+    if settings.ca_file is not None:
+        context.load_verify_locations(cafile=str(settings.ca_file))  # ...and the extra ones, not instead
     if not settings.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -220,6 +220,47 @@ def test_implicit_tls_with_a_trusted_certificate(
     assert handler.counts() == {"ann@example.org": 1}
 
 
+def test_the_ca_file_adds_to_the_system_certificates_not_replaces_them(
+    ws: Path, run: Run, smtp_env: Callable[..., None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The relay's certificate comes from a CA in the "system" store (OpenSSL reads SSL_CERT_FILE); the
+    # private relay's CA is the extra file. Both must be trusted.
+    system, private = trustme.CA(), trustme.CA()
+    system.cert_pem.write_to_path(str(tmp_path / "system.pem"))
+    private.cert_pem.write_to_path(str(tmp_path / "private.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "system.pem"))
+    options = {"tls_context": server_tls_context(system.issue_cert("127.0.0.1")), "require_starttls": True}
+    with Server(Handler(), **options) as server:
+        smtp_env(server.port, "starttls", DIGEST_SMTP_CA_FILE=str(tmp_path / "private.pem"))
+        result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:1])), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert server.handler.counts() == {"ann@example.org": 1}
+
+
+def test_the_ca_file_in_the_config_is_relative_to_it(
+    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    (ws / "certs").mkdir()
+    ca.cert_pem.write_to_path(str(ws / "certs" / "relay-ca.pem"))
+    config = ws / "digest.toml"
+    config.write_text(config.read_text() + '\n[smtp]\nca_file = "certs/relay-ca.pem"\n')
+    csv = subscribers(ws, PEOPLE[:1])
+    monkeypatch.chdir(ws / "items")  # the config is found in the parent; its paths are relative to it
+    options = {"tls_context": server_tls_context(ca.issue_cert("127.0.0.1")), "require_starttls": True}
+    with Server(Handler(), **options) as server:
+        smtp_env(server.port, "starttls")
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert server.handler.counts() == {"ann@example.org": 1}
+    (ws / "certs" / "relay-ca.pem").write_text("not a certificate\n")
+    bad = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith(
+        f"Error: smtp.ca_file (DIGEST_SMTP_CA_FILE): {ws / 'certs' / 'relay-ca.pem'}: not PEM CA certificates ("
+    )
+
+
 def test_no_verify_is_loud_and_still_encrypts(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
     handler = Handler()
     tls = server_tls_context(trustme.CA().issue_cert("127.0.0.1"))  # a CA nobody trusts
