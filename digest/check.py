@@ -97,16 +97,18 @@ class BuiltDigest:
     templates_dir: Path | None = None
     config_name: str = "digest.toml"
 
-    def template(self, name: str, needle: str | None = None) -> str:
-        """Where a template problem is fixed: the workspace's own template if it has one, with a line."""
+    def template(self, name: str, *needles: str) -> str:
+        """Where a template problem is fixed: the workspace's own template if it has one, else the packaged
+        default; with the line of the first needle found (tried in order), if any is."""
         candidates = []
         if self.templates_dir is not None and (self.templates_dir / name).is_file():
             candidates.append(self.templates_dir / name)
         candidates.append(default_templates_dir() / name)
-        for path in candidates:
-            line = _find_line(path, needle) if needle else None
-            if line or not needle:
-                return self._shown(path, line)
+        for needle in needles:
+            for path in candidates:
+                line = _find_line(path, needle)
+                if line:
+                    return self._shown(path, line)
         return self._shown(candidates[0], None)
 
     def _shown(self, path: Path, line: int | None) -> str:
@@ -117,27 +119,24 @@ class BuiltDigest:
 
     def item_for(self, *needles: str) -> ItemRef | None:
         """The item whose fields contain one of the needles (normalised), if any."""
-        for needle in needles:
-            for item in self.items:
-                if item.field_of(needle):
-                    return item
-        return None
+        found = self._item_field(needles)
+        return found[0] if found else None
 
     def where(self, template: str, *needles: str) -> str:
         """The item file holding one of the needles (and in which field), else the template.
 
         The item file is named, not read: it may have changed since the build.
         """
+        found = self._item_field(needles)
+        return f"{found[0].source} ({found[1]})" if found else self.template(template, *needles)
+
+    def _item_field(self, needles: tuple[str, ...]) -> tuple[ItemRef, str] | None:
         for needle in needles:
             for item in self.items:
                 field_name = item.field_of(needle)
                 if field_name:
-                    return f"{item.source} ({field_name})"
-        for needle in needles:
-            found = self.template(template, needle)
-            if ":" in found.rsplit("/", 1)[-1]:
-                return found
-        return self.template(template)
+                    return item, field_name
+        return None
 
 
 @dataclass(frozen=True)
@@ -390,7 +389,7 @@ def rule_img_alt(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
             if item is not None and not item.image_alt:
                 fix = "give the item an image_alt describing the picture"
             elif item is not None:  # the item has its text: the template does not use it
-                where = _first_found(parts, HTML_TEMPLATE, "image_alt", "<mj-image", "<img")
+                where = parts.template(HTML_TEMPLATE, "image_alt", "<mj-image", "<img")
                 fix = 'give the image alt="{{ item.image_alt }}" in the template (the item has the text)'
             yield Finding(
                 "error" if img.alt is None else "warning",
@@ -471,7 +470,7 @@ def rule_link_text(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
                 "link-text",
                 f"digest.html:{first}: the link text {_short(shown[key])} is used for {len(hrefs)} "
                 "different addresses",
-                _first_found(parts, HTML_TEMPLATE, shown[key], shown[key].split()[0]),
+                parts.template(HTML_TEMPLATE, shown[key], shown[key].split()[0]),
                 "make each link text say where it goes, e.g. include the item title",
             )
 
@@ -555,15 +554,6 @@ def rule_links_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
                 parts.template(HTML_TEMPLATE),
                 "link it in digest.mjml.j2 too",
             )
-
-
-def _first_found(parts: BuiltDigest, template: str, *needles: str) -> str:
-    """The template with the line of the first needle found in it (the whole text, then its first word)."""
-    for needle in needles:
-        where = parts.template(template, needle)
-        if ":" in where.rsplit("/", 1)[-1]:
-            return where
-    return parts.template(template)
 
 
 def _via(where: str, template: str) -> str:

@@ -17,6 +17,7 @@ from digest.build import build
 from digest.check import BuiltDigest, Finding, display_width, lint, lint_mjml, load_built
 from digest.config import load_config
 from digest.errors import NotBuilt
+from digest.render import default_templates_dir
 from digest.window import resolve
 
 Run = Callable[..., Result]
@@ -361,6 +362,25 @@ def test_where_names_the_packaged_default_when_the_workspace_has_no_template(
     parts = replace(sample, text=sample.text.replace(TITLE, "Something else"), templates_dir=tmp_path)
     finding = found(parts)["item-missing-text"][0]
     assert finding.where == "default/digest.txt.j2 (the packaged default: copy it to templates/ to change it)"
+
+
+def test_template_tries_each_needle_in_order(sample: BuiltDigest, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.txt.j2").write_text(
+        "{# needle-one here is a comment #}\nx\nneedle-two\nneedle-one\n"
+    )
+    parts = replace(sample, templates_dir=templates, root=tmp_path)
+    assert parts.template("digest.txt.j2", "needle-one", "needle-two") == "templates/digest.txt.j2:4"
+    assert parts.template("digest.txt.j2", "absent", "needle-two") == "templates/digest.txt.j2:3"
+    assert parts.template("digest.txt.j2", "absent") == "templates/digest.txt.j2"
+    assert parts.template("digest.txt.j2") == "templates/digest.txt.j2"
+    # a needle only the packaged default has: the default, with its line
+    default = (default_templates_dir() / "digest.txt.j2").read_text()
+    line = next(n for n, text in enumerate(default.splitlines(), 1) if "{{ intro" in text)
+    assert parts.template("digest.txt.j2", "absent", "{{ intro") == (
+        f"default/digest.txt.j2:{line} (the packaged default: copy it to templates/ to change it)"
+    )
 
 
 def test_a_long_subject_line_in_the_text_points_at_the_config(sample: BuiltDigest) -> None:
