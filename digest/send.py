@@ -193,6 +193,17 @@ def personaliser(config: Config, parts: Parts, *, now: datetime, environ: Mappin
     )
 
 
+def check_greeting(maker: Personaliser, listed: SubscriberList) -> None:
+    """Refuse a greeting that names a column the list does not have: a typo must not become "Hello,"."""
+    # {name} is always known: a list without that column simply has no names (the fallback greeting).
+    unknown = sorted(maker.greeting_uses - {"name", *listed.columns})
+    if unknown:
+        raise ConfigError(
+            f"[send] greeting uses {{{unknown[0]}}}, which is not a column of {listed.path} "
+            f"(columns: {', '.join(listed.columns)})"
+        )
+
+
 # ---- SMTP ----
 
 
@@ -551,6 +562,7 @@ def send_all(
 ) -> SendReport:
     """Send the digest to every subscriber not yet sent or refused, recording each result in the journal."""
     listed = check_subscribers(subscribers)
+    check_greeting(maker, listed)
     if not options.skip_invalid:
         require_clean(listed)
     path = journal_path(parts.folder, subscribers)
@@ -669,6 +681,7 @@ def send_test(settings: SmtpSettings, sender: str, maker: Personaliser, address:
 def dry_run(maker: Personaliser, subscribers: Path) -> tuple[Outgoing | None, SubscriberList]:
     """The first subscriber's complete message and the list's counts; connects to nothing."""
     listed = check_subscribers(subscribers)
+    check_greeting(maker, listed)
     first = next(iter_subscribers(subscribers, listed), None)
     message = maker.message(first.email, first.name, first.fields) if first else None
     return message, listed

@@ -49,6 +49,7 @@ class SubscriberList:
     fixes: dict[str, str] = field(default_factory=dict, repr=False)
     signature: tuple[int, ...] = ()
     bad_lines: frozenset[int] = frozenset()
+    columns: tuple[str, ...] = ()  # the header row, lower-cased, as the rows' fields are keyed
 
 
 def _open(path: Path) -> TextIO:
@@ -170,8 +171,23 @@ def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> Subscriber
     if _signature(path) != signature:
         raise SubscriberError([f"{path}: the list changed while it was being read; run the command again"])
     return SubscriberList(
-        path, len(seen), duplicates, tuple(problems), bad, fixes, signature, frozenset(bad_lines)
+        path,
+        len(seen),
+        duplicates,
+        tuple(problems),
+        bad,
+        fixes,
+        signature,
+        frozenset(bad_lines),
+        _columns(path),
     )
+
+
+def _columns(path: Path) -> tuple[str, ...]:
+    # The header was checked by the pass that just read the whole file.
+    with _open(path) as f:
+        header = next(csv.reader(f, strict=True), [])
+    return tuple(c for c in (c.strip().lower() for c in header) if c)
 
 
 def require_clean(found: SubscriberList) -> None:

@@ -487,6 +487,35 @@ def test_dry_run_prints_one_message_and_connects_to_nothing(
     assert not list((workspace / "out" / "2021-03").glob("send-*"))  # no journal either
 
 
+@pytest.mark.parametrize("mode", ["--yes", "--dry-run"])
+def test_a_greeting_naming_a_column_the_list_lacks_is_an_error(
+    ws: Path, run: Run, smtp_env: Callable[..., None], mode: str
+) -> None:
+    path = ws / "subscribers.csv"
+    path.write_text("email,name,city\nann@example.org,Ann,Geneva\n", encoding="utf-8")
+    with Server(Handler()) as server:
+        smtp_env(server.port, DIGEST_GREETING="Dear {nmae} of {city},")
+        result = run("send", *MONTH, "--subscribers", "subscribers.csv", mode)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "Error: [send] greeting uses {nmae}, which is not a column of subscribers.csv "
+            "(columns: email, name, city)\n"
+        )
+        assert result.stdout == ""
+        assert server.handler.received == []
+    assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
+
+
+def test_the_default_greeting_needs_no_name_column(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    (ws / "subscribers.csv").write_text("email\nann@example.org\n", encoding="utf-8")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", "subscribers.csv", "--yes")
+        assert result.exit_code == 0, result.stderr
+        text, _html = parts(server.handler.messages()["ann@example.org"])
+    assert "Hello," in text.splitlines()
+
+
 def test_test_address_gets_one_copy_outside_the_journal(
     ws: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:

@@ -21,6 +21,7 @@ def test_good_rows_stream_in_order_with_every_column(tmp_path: Path) -> None:
     path = write(tmp_path, "Email,Name,City\nann@example.org,Ann Lee,Lyon\nbob@example.org,,Rome\n")
     found = check_subscribers(path)
     assert (found.count, found.duplicates, found.bad_rows) == (2, 0, 0)
+    assert found.columns == ("email", "name", "city")  # as the fields are keyed (the greeting uses them)
     rows = list(iter_subscribers(path, found))
     assert [(s.email, s.name, s.fields["city"], s.line) for s in rows] == [
         ("ann@example.org", "Ann Lee", "Lyon", 2),
@@ -83,6 +84,7 @@ def test_an_international_domain_is_sent_as_ascii(tmp_path: Path) -> None:
 def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path: Path) -> None:
     path = write(tmp_path, "\ufeffemail,name\nann@example.org,Ann\n")
     assert check_subscribers(path).count == 1
+    assert check_subscribers(path).columns == ("email", "name")
 
 
 @pytest.mark.parametrize(
