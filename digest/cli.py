@@ -431,10 +431,9 @@ def send(
     if test_address is None and subscribers is None:
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
     env = sending.environ()
-    # Settings first: a mistake there should not wait for a build.
-    settings = (
-        None if dry_run else sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
-    )
+    # Settings first: a mistake there should not wait for a build. A dry run checks them as a real send
+    # does (it only connects to nothing), so that it shows whether the real one would start.
+    settings = sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
     parts = sending.load_parts(folder, tz=config.tz)
     if parts is None:
         state.say(f"{_shown(folder)}/ is not built yet: building it first")
@@ -467,7 +466,6 @@ def send(
 
             require_clean(listed)
         return
-    assert settings is not None
     if not settings.verify:
         click.secho(
             f"WARNING: TLS certificate verification is OFF for {settings.address}: "

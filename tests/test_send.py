@@ -622,6 +622,25 @@ def test_clear_text_is_refused_to_a_host_that_is_not_loopback(
     )
 
 
+def test_a_dry_run_checks_the_smtp_settings_as_a_real_send_does(
+    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp_env(free_port())
+    csv = str(subscribers(ws, PEOPLE))
+    monkeypatch.setenv("DIGEST_SMTP_HOST", "192.0.2.10")  # TEST-NET-1: never contacted
+    real, dry = [run("send", *MONTH, "--subscribers", csv, flag) for flag in ("--yes", "--dry-run")]
+    assert real.exit_code == dry.exit_code == 1
+    assert dry.stderr == real.stderr
+    assert dry.stderr.startswith('Error: smtp.security = "none" sends in clear text')
+    assert dry.stdout == ""
+    monkeypatch.setenv("DIGEST_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIGEST_SMTP_USERNAME", "digest")  # and no DIGEST_SMTP_PASSWORD
+    real, dry = [run("send", *MONTH, "--subscribers", csv, flag) for flag in ("--yes", "--dry-run")]
+    assert real.exit_code == dry.exit_code == 1
+    assert dry.stderr == real.stderr
+    assert "DIGEST_SMTP_PASSWORD is not set" in dry.stderr
+
+
 def test_secrets_in_the_config_file_are_refused(workspace: Path, run: Run) -> None:
     config = workspace / "digest.toml"
     config.write_text(config.read_text() + '\n[smtp]\nhost = "smtp.example.org"\npassword = "hunter2"\n')
