@@ -492,10 +492,13 @@ def send(
         if yes:
             return True
         state.say(f"journal: {counts}")
-        return click.confirm(
+        answer = click.confirm(
             f"Send {parts.subject!r} to {todo} recipient{'s' if todo != 1 else ''} via {settings.address}?",
             err=True,
         )
+        if not sys.stdin.isatty():  # piped: no terminal echoed the answer and its line end
+            click.echo(err=True)
+        return answer
 
     progress = _Progress(enabled=state.verbosity >= 0)
 

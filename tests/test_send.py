@@ -544,6 +544,22 @@ def test_a_real_send_asks_first_and_no_means_nothing_is_sent(
     assert yes.exit_code == 0, yes.stderr
 
 
+def test_a_piped_answer_to_the_prompt_ends_its_line(ws: Path, smtp_env: Callable[..., None]) -> None:
+    # A real process with a pipe for stdin (CliRunner echoes input as a terminal would, so it cannot tell).
+    csv = subscribers(ws, PEOPLE[:1])
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        command = [sys.executable, "-m", "digest", "--now", NOW, "send", *MONTH, "--subscribers", str(csv)]
+        done = subprocess.run(
+            command, cwd=ws, env=env, input="y\n", capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert server.handler.counts() == {"ann@example.org": 1}
+    prompt = next(line for line in done.stderr.splitlines() if line.startswith("Send 'Co-operative"))
+    assert prompt.endswith("? [y/N]: ")  # the status that follows starts on a line of its own
+
+
 def test_bad_rows_are_all_reported_before_anything_is_sent(
     ws: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
