@@ -188,7 +188,7 @@ class Renderer:
         """Render the email (or, with web=True, the web version: no limits cut, no personal parts)."""
         ctx = self._context(digest, web=web)
         source = self._template(HTML_TEMPLATE, ctx)
-        html = inline_css(compile_mjml(source, template=HTML_TEMPLATE))
+        html = inline_css(compile_mjml(source, template=HTML_TEMPLATE, keep_failed=self.config.cache_dir))
         text = "" if web else self._template(TEXT_TEMPLATE, ctx)
         text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n" if text else ""
         return Rendered(mjml=source, html=html, text=text, subject=ctx["subject"], preheader=ctx["preheader"])
@@ -238,8 +238,11 @@ def _runtime_location(err: Exception, name: str) -> str:
     return where
 
 
-def compile_mjml(source: str, *, template: str) -> str:
-    """MJML -> HTML with mjml-python (MRML); errors name the template and the line of the MJML."""
+def compile_mjml(source: str, *, template: str, keep_failed: Path | None = None) -> str:
+    """MJML -> HTML with mjml-python (MRML); errors name the template and the line of the MJML.
+
+    A build that fails writes nothing to out/, so MJML that does not compile is kept in `keep_failed`
+    (the cache folder) as failed.mjml, for the template author to look at."""
     try:
         # fonts={}: MRML would otherwise link Google Fonts for font names it knows (Roboto, Ubuntu...): a
         # request to a third party from every subscriber's mail client, and no help offline.
@@ -254,9 +257,16 @@ def compile_mjml(source: str, *, template: str) -> str:
             column = offset - (source.rfind("\n", 0, offset) + 1) + 1
             snippet = source.splitlines()[line - 1].strip()[:80] if source else ""
             where = f" at line {line}, column {column} of the generated MJML: {snippet!r}"
+        kept = ""
+        if keep_failed is not None:
+            try:
+                keep_failed.mkdir(parents=True, exist_ok=True)
+                (keep_failed / "failed.mjml").write_text(source, encoding="utf-8")
+                kept = f" (the MJML is in {_template_path(str(keep_failed / 'failed.mjml'), 'failed.mjml')})"
+            except OSError:
+                pass
         raise TemplateError(
-            f"{template}: the MJML it produced does not compile: {message}{where} "
-            "(build with --keep-mjml to see the MJML, or check it with MJML's own tools)"
+            f"{template}: the MJML it produced does not compile: {message}{where}{kept}"
         ) from err
     return str(out)
 

@@ -168,7 +168,8 @@ def test_broken_mjml_names_the_template_and_mjml_line(workspace: Path, run: Run)
     result = run("build", "--month", "2021-03")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: digest.mjml.j2: the MJML it produced does not compile: ")
-    assert "--keep-mjml" in result.stderr
+    assert result.stderr.endswith(" (the MJML is in .digest-cache/failed.mjml)\n")
+    assert (workspace / ".digest-cache" / "failed.mjml").read_text().startswith("<mjml>\n<mj-body>")
     assert not (workspace / "out").exists()
 
 
