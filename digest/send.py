@@ -396,9 +396,10 @@ LOCK_WAIT = 120.0  # seconds a send waits for a build of the same digest to fini
 
 
 @contextlib.contextmanager
-def using_folder(folder: Path) -> Iterator[None]:
+def using_folder(folder: Path, *, content_hash: str | None = None) -> Iterator[None]:
     """Hold the digest folder's lock as a send does (shared: sends to other lists may run too), so that no
-    build replaces the folder meanwhile; first put back journals a build killed mid-swap left aside."""
+    build replaces the folder meanwhile; first put back journals a build killed mid-swap left aside.
+    With `content_hash`, refuse if the folder no longer holds that build (rebuilt since it was read)."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(folder_lock(folder, exclusive=False, wait=LOCK_WAIT))
@@ -408,6 +409,13 @@ def using_folder(folder: Path) -> Iterator[None]:
                 "nothing was sent"
             ) from None
         recover_folder(folder)
+        if content_hash is not None:
+            current = load_parts(folder)
+            if current is None or current.content_hash != content_hash:
+                raise SendError(
+                    f"{folder}: the digest was rebuilt just as this send began; nothing was sent: "
+                    "run the command again (to send the new version)"
+                )
         yield
 
 
@@ -567,13 +575,7 @@ def send_all(
         require_clean(listed)
     path = journal_path(parts.folder, subscribers)
     began = time.monotonic()
-    with using_folder(parts.folder), Journal(path) as journal:
-        current = load_parts(parts.folder)
-        if current is None or current.content_hash != parts.content_hash:
-            raise SendError(
-                f"{parts.folder}: the digest was rebuilt just as this send began; nothing was sent: "
-                "run the command again (to send the new version)"
-            )
+    with using_folder(parts.folder, content_hash=parts.content_hash), Journal(path) as journal:
         journal.bind(
             content_hash=parts.content_hash,
             subject=parts.subject,

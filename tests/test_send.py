@@ -789,6 +789,37 @@ def test_a_send_gives_up_if_a_build_holds_the_folder_lock_too_long(
     assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
 
 
+def test_a_send_refuses_a_folder_rebuilt_after_it_was_read(ws: Path, smtp_env: Callable[..., None]) -> None:
+    from dataclasses import replace
+    from datetime import datetime
+
+    from digest import send as sending
+    from digest.config import load_config
+    from digest.errors import SendError
+
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        config = load_config(cwd=ws)
+        built = sending.load_parts(ws / "out" / "2021-03")
+        assert built is not None
+        read_before = replace(built, content_hash="0" * 64)  # what the send read before a rebuild swapped in
+        with pytest.raises(
+            SendError, match="the digest was rebuilt just as this send began; nothing was sent"
+        ):
+            sending.send_all(
+                settings=sending.smtp_settings(config, os.environ),
+                sender=config.sender.addr_spec,
+                maker=sending.personaliser(
+                    config, read_before, now=datetime.fromisoformat(NOW), environ=os.environ
+                ),
+                parts=read_before,
+                subscribers=subscribers(ws, PEOPLE),
+                options=sending.SendOptions(),
+            )
+        assert server.handler.received == []
+    assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
+
+
 def _crash_mid_swap(ws: Path) -> Path:
     """Leave out/2021-03 as a build killed between its two renames does: moved aside, nothing in place."""
     aside = ws / "out" / ".2021-03.old-k1ll3d"
