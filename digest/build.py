@@ -212,6 +212,8 @@ def write_folder(folder: Path, files: dict[str, bytes]) -> None:
     """
     parent = folder.parent
     recover_folder(folder)  # a build killed between the two renames left the live folder aside
+    for orphan in parent.glob(f".{folder.name}.new-*"):  # a build killed while writing (we hold the lock)
+        shutil.rmtree(orphan, ignore_errors=True)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=parent))

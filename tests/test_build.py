@@ -152,6 +152,13 @@ def test_failed_build_leaves_out_as_it_was(workspace: Path, run: Run) -> None:
     assert sorted(p.name for p in (workspace / "out").iterdir()) == ["2021-03", "index.html"]
 
 
+def test_a_build_killed_while_writing_leaves_nothing_behind_next_time(workspace: Path, run: Run) -> None:
+    (workspace / "out" / ".2021-03.new-abc123").mkdir(parents=True)  # as a killed build leaves it
+    (workspace / "out" / ".2021-03.new-abc123" / "digest.html").write_text("half")
+    assert run("build", "--month", "2021-03").exit_code == 0
+    assert sorted(p.name for p in (workspace / "out").iterdir()) == ["2021-03", "index.html"]
+
+
 def test_rebuild_replaces_build_files_and_keeps_others(workspace: Path, run: Run) -> None:
     assert run("build", "--month", "2021-03", "--keep-mjml").exit_code == 0
     out = workspace / "out" / "2021-03"
