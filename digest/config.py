@@ -160,10 +160,17 @@ def _categories(v: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _limit(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError("expected a whole number >= 0 (0 means no limit)")
+def _whole(v: Any, *, lo: int, hi: int, expected: str) -> int:
+    """A whole number in [lo, hi], from TOML or from an environment variable's text."""
+    if isinstance(v, str) and v.strip().isdigit():
+        v = int(v.strip())
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ValueError(f"expected {expected}")
     return v
+
+
+def _limit(v: Any) -> int:
+    return _whole(v, lo=0, hi=10**6, expected="a whole number >= 0 (0 means no limit)")
 
 
 def _path(v: Any) -> Path:
@@ -176,11 +183,8 @@ def _optional_path(v: Any) -> Path | None:
 
 
 def _port(v: Any) -> int:
-    if isinstance(v, str) and v.strip().isdigit():
-        v = int(v.strip())
-    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
-        raise ValueError("expected a port number (1-65535; 0 for the usual port of the security mode)")
-    return v
+    expected = "a port number (1-65535; 0 for the usual port of the security mode)"
+    return _whole(v, lo=0, hi=65535, expected=expected)
 
 
 def _security(v: Any) -> str:
@@ -209,11 +213,7 @@ def _seconds(v: Any) -> float:
 
 
 def _count(v: Any) -> int:
-    if isinstance(v, str) and v.strip().isdigit():
-        v = int(v.strip())
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
-        raise ValueError("expected a whole number from 1 to 64")
-    return v
+    return _whole(v, lo=1, hi=64, expected="a whole number from 1 to 64")
 
 
 def _unsubscribe_url(v: Any) -> str:

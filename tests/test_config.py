@@ -81,6 +81,12 @@ def test_toml_syntax_error_has_the_line(tmp_path: Path) -> None:
     assert str(info.value) == f"{path}: Invalid value (at line 2, column 9)"
 
 
+def test_numbers_from_the_environment(tmp_path: Path) -> None:
+    assert load_config(cwd=tmp_path, environ={"DIGEST_CATEGORY_LIMIT": "3"}).category_limit == 3
+    with pytest.raises(ConfigError, match=r"DIGEST_CATEGORY_LIMIT .*expected a whole number >= 0"):
+        load_config(cwd=tmp_path, environ={"DIGEST_CATEGORY_LIMIT": "-1"})
+
+
 def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(cwd=tmp_path, environ={"DIGEST_TIMEZONE": "Nowhere"})
