@@ -12,7 +12,17 @@ from click.testing import CliRunner, Result
 from digest.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-NOW = "2021-04-15T12:00:00+00:00"  # "today" for tests: the default window is then March 2021
+NOW = "2021-04-15T12:00:00+00:00"
+# What a plain `digest build` writes into out/<slug>/, sorted.
+BUILT = [
+    "digest.eml",
+    "digest.html",
+    "digest.mjml",
+    "digest.parts.json",
+    "digest.txt",
+    "index.html",
+    "manifest.json",
+]  # "today" for tests: the default window is then March 2021
 
 
 @pytest.fixture(autouse=True)

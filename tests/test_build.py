@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import REPO, write_item
+from conftest import BUILT, REPO, write_item
 
 Run = Callable[..., Result]
 GOLDEN = REPO / "tests" / "golden" / "2021-03"
@@ -48,15 +48,7 @@ def test_sample_build(workspace: Path, run: Run) -> None:
         r"10 items in 2 categories -> out/2021-03/ \(html \d+ KB, text \d+ KB\)\n", result.stderr
     ), result.stderr
     out = workspace / "out" / "2021-03"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "digest.eml",
-        "digest.html",
-        "digest.mjml",
-        "digest.parts.json",
-        "digest.txt",
-        "index.html",
-        "manifest.json",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == BUILT
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["name"] for s in manifest["sections"]] == ["News", "Spotlight Interviews with Co-operators"]
     assert [s["shown"] for s in manifest["sections"]] == [9, 1]

@@ -10,7 +10,7 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-from conftest import REPO
+from conftest import BUILT, REPO
 
 
 def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
@@ -74,15 +74,7 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     assert build.stderr.startswith("1 item in 1 category -> out/")
     (folder,) = [p for p in (home / "news" / "out").iterdir() if p.is_dir()]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "digest.eml",
-        "digest.html",
-        "digest.mjml",
-        "digest.parts.json",
-        "digest.txt",
-        "index.html",
-        "manifest.json",
-    ]
+    assert sorted(p.name for p in folder.iterdir()) == BUILT
     # The packaged templates stand behind a workspace without its own.
     for template in (home / "news" / "templates").iterdir():
         template.unlink()
