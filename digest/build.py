@@ -21,7 +21,7 @@ from digest import __version__
 from digest.config import Config, parse_address
 from digest.errors import EmptyWindow, OutputError
 from digest.fsutil import atomic_write, rel_path
-from digest.items import Scan, scan
+from digest.items import Item, Scan, Scanner, scan
 from digest.journal import FolderBusy, folder_lock, lock_path, recover_folder, sending_now
 from digest.message import build_message
 from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash, personalise
@@ -72,6 +72,19 @@ def collect(config: Config, window: Window) -> tuple[Digest, Scan]:
     return digest, found
 
 
+def _render(
+    renderer: Renderer, config: Config, window: Window, items: list[Item]
+) -> tuple[Digest, Rendered, Rendered]:
+    """The digest of these items, rendered as the email and as the web version (which no limit cuts)."""
+    digest = select(items, window, order=config.category_order, limit=config.category_limit)
+    if not digest.sections:
+        raise EmptyWindow(
+            f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built"
+        )
+    full = select(items, window, order=config.category_order) if config.category_limit else digest
+    return digest, renderer.render(digest), renderer.render(full, web=True)
+
+
 def preview_values(config: Config) -> dict[str, str]:
     """What the built (not yet personalised) digest shows where a recipient's values go."""
     return {
@@ -88,15 +101,18 @@ def build(
     out_dir: Path | None = None,
 ) -> BuildResult:
     """Build the digest of one window into <out_dir>/<slug>/, atomically."""
-    digest, found = collect(config, window)
-    if not digest.sections:
-        raise EmptyWindow(
-            f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built"
-        )
     renderer = Renderer(config, now=now)
-    rendered = renderer.render(digest)
-    full = select(found.items, window, order=config.category_order) if config.category_limit else digest
-    web = renderer.render(full, web=True)
+    scanner = Scanner(config.items_dir, tz=config.tz, cache_dir=config.cache_dir, relative_to=config.root)
+    # With a warm index, render the window as the index knows it while a second process lists the folder
+    # (on a 100,000-file archive that listing is a third of the build); then check, and render again only
+    # when the listing found the window changed.
+    scanner.start_walk(background=True)
+    guess = scanner.speculate(window.start, window.end) if scanner.warm else None
+    drafts = _render(renderer, config, window, guess) if guess else None
+    found = scanner.finish(window.start, window.end)
+    if drafts is None or found.items != guess:
+        drafts = _render(renderer, config, window, found.items)
+    digest, rendered, web = drafts
     html, text = personalise(rendered, **preview_values(config))
     digest_hash = content_hash(rendered)
     sender = config.sender

@@ -19,10 +19,13 @@ whose date falls inside the window: no item inside a window is missed, whatever 
 from __future__ import annotations
 
 import difflib
+import marshal
 import os
 import re
+import sys
+import threading
 import time as clock
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -313,83 +316,186 @@ def scan(
     Raises ItemError listing every bad file in the whole folder, whatever the window. With a cache_dir,
     an index there (see digest/index.py) spares parsing the files outside the window that did not change.
     """
-    if not items_dir.is_dir():
-        raise ItemError([f"{items_dir}: items folder not found"])
-    shown = relative_to or items_dir.parent
-    started = clock.time_ns()
-    index = Index(cache_dir / "items-index.sqlite", items_dir=items_dir, tz=tz.key) if cache_dir else None
-    built = index.built_ns if index else 0
-    retry = index.bad_keys() if index and built else set()
+    scanner = Scanner(items_dir, tz=tz, cache_dir=cache_dir, relative_to=relative_to)
+    scanner.start_walk(background=False)
+    return scanner.finish(start, end)
 
-    keys: list[str] = []
-    changed: list[tuple[str, str]] = []
-    known_dirs = index.known_dirs() if index and built else {}
-    dirs: dict[str, int] = {}
-    for key, path, is_new in iter_item_files(items_dir, known_dirs=known_dirs, since_ns=built, dirs=dirs):
-        keys.append(key)
-        if is_new or key in retry:
-            changed.append((key, path))
 
-    parsed: dict[str, Item] = {}
-    problems: dict[str, str] = {}
+@dataclass(frozen=True)
+class Walk:
+    """What listing the items folder found: how many item files, the ones to parse, and the folders."""
 
-    def display(key: str) -> str:
-        path = items_dir / key
+    count: int
+    changed: list[tuple[str, str]]
+    dirs: dict[str, int]
+
+
+class Scanner:
+    """scan() in steps, so that a build can render from the index's idea of the window while the folder is
+    listed in a second process, then check that idea (`finish`) before it writes anything."""
+
+    def __init__(
+        self, items_dir: Path, *, tz: ZoneInfo, cache_dir: Path | None, relative_to: Path | None
+    ) -> None:
+        if not items_dir.is_dir():
+            raise ItemError([f"{items_dir}: items folder not found"])
+        self.items_dir, self.tz = items_dir, tz
+        self.shown = relative_to or items_dir.parent
+        self.started = clock.time_ns()
+        self.index = (
+            Index(cache_dir / "items-index.sqlite", items_dir=items_dir, tz=tz.key) if cache_dir else None
+        )
+        self.built = self.index.built_ns if self.index else 0
+        self.retry = self.index.bad_keys() if self.index and self.built else set()
+        self.known_dirs = self.index.known_dirs() if self.index and self.built else {}
+        self.parsed: dict[str, Item] = {}
+        self.problems: dict[str, str] = {}
+        self.gone: list[str] = []
+        self.reads = 0  # files parsed (a changed file that the window also holds counts twice)
+        self._walk: Callable[[], Walk] = self._walk_here
+
+    def _walk_here(self) -> Walk:
+        dirs: dict[str, int] = {}
+        count = 0
+        changed = []
+        for key, path, is_new in iter_item_files(
+            self.items_dir, known_dirs=self.known_dirs, since_ns=self.built, dirs=dirs
+        ):
+            count += 1
+            if is_new or key in self.retry:
+                changed.append((key, path))
+        return Walk(count, changed, dirs)
+
+    def start_walk(self, *, background: bool) -> None:
+        """List the folder now, or (background=True, on Linux) in a forked process, joined by finish()."""
+        if background and self.built and sys.platform == "linux" and threading.active_count() == 1:
+            self._walk = _in_child(self._walk_here, fallback=self._walk_here)
+        else:
+            walk = self._walk_here()
+            self._walk = lambda: walk
+
+    @property
+    def warm(self) -> bool:
+        """Whether the index knows the folder, so that speculate() means something."""
+        return bool(self.index and self.built)
+
+    def speculate(self, start: datetime | None, end: datetime | None) -> list[Item]:
+        """The window's items as the index has them (files changed since are only known after finish)."""
+        for key in self._in_window(start, end):
+            if (
+                key not in self.parsed
+                and key not in self.problems
+                and not self._load(key, str(self.items_dir / key))
+            ):
+                self.gone.append(key)
+        return [self.parsed[k] for k in sorted(self.parsed) if _wanted(self.parsed[k], start, end)]
+
+    def _in_window(self, start: datetime | None, end: datetime | None) -> list[str]:
+        if not (self.index and self.built):
+            return []
+        return self.index.in_window(start.timestamp() if start else None, end.timestamp() if end else None)
+
+    def _display(self, key: str) -> str:
+        path = self.items_dir / key
         try:
-            return str(path.relative_to(shown))
+            return str(path.relative_to(self.shown))
         except ValueError:
             return str(path)
 
-    def load(key: str, path: str) -> bool:
+    def _load(self, key: str, path: str) -> bool:
         """Parse one file into parsed/problems; False when the file is no longer there."""
+        self.parsed.pop(key, None)
+        self.problems.pop(key, None)
         try:
             raw = Path(path).read_bytes()
         except FileNotFoundError:
             return False
         except OSError as err:
-            problems[key] = f"{display(key)}:1: cannot read: {err.strerror}"
+            self.problems[key] = f"{self._display(key)}:1: cannot read: {err.strerror}"
             return True
+        self.reads += 1
         try:
-            parsed[key] = parse_item(Path(key), raw, tz)
+            self.parsed[key] = parse_item(Path(key), raw, self.tz)
         except _Bad as bad:
-            problems[key] = f"{display(key)}:{bad.line}: {bad.why}"
+            self.problems[key] = f"{self._display(key)}:{bad.line}: {bad.why}"
         return True
 
-    for key, path in changed:
-        load(key, path)
-    fresh = set(parsed)  # parsed because new or changed: the index learns these
+    def finish(self, start: datetime | None, end: datetime | None) -> Scan:
+        """Join the listing, parse what changed, check slugs, update the index: the true window."""
+        walk = self._walk()
+        parsed, problems, display, index = self.parsed, self.problems, self._display, self.index
+        for key, path in walk.changed:
+            if not self._load(key, path):
+                self.gone.append(key)
+        fresh = {key for key, _ in walk.changed if key in parsed}  # the index learns these
+        if index and self.built:
+            # Unchanged files the index places inside the window: the build needs their full text.
+            for key in self._in_window(start, end):
+                if (
+                    key not in parsed
+                    and key not in problems
+                    and not self._load(key, str(self.items_dir / key))
+                ):
+                    self.gone.append(key)  # deleted or renamed since: the new name was parsed as changed
+            _check_slugs_against_index(index, fresh, parsed, problems, self.gone, self.items_dir, display)
+        _check_slugs(parsed, problems, display)
+        if index:
+            if index.count() != walk.count - len(problems):
+                present = {
+                    key for key, _, _ in iter_item_files(self.items_dir, known_dirs={}, since_ns=0, dirs={})
+                }
+                self.gone.extend(k for k in index.all_keys() if k not in present)
+            index.update(
+                good=[
+                    (k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug)
+                    for k in fresh
+                    if k not in problems
+                ],
+                bad=list(problems),
+                gone=[*self.gone, *problems],
+                scan_started_ns=self.started,
+                dirs=walk.dirs if walk.dirs != self.known_dirs else None,
+            )
+            index.close()
+        if problems:
+            raise ItemError([problems[k] for k in sorted(problems, key=display)])
+        items = [parsed[k] for k in sorted(parsed) if _wanted(parsed[k], start, end)]
+        return Scan(items=items, total_files=walk.count, parsed_files=self.reads)
 
-    gone: list[str] = []
-    lo = start.timestamp() if start else None
-    hi = end.timestamp() if end else None
-    if index and built:
-        # Unchanged files the index places inside the window: the build needs their full text.
-        for key in index.in_window(lo, hi):
-            if key not in parsed and key not in problems and not load(key, str(items_dir / key)):
-                gone.append(key)  # deleted or renamed since: the new name was parsed as changed
-        _check_slugs_against_index(index, fresh, parsed, problems, gone, items_dir, display)
-    _check_slugs(parsed, problems, display)
 
-    if index:
-        if index.count() != len(keys) - len(problems):
-            present = set(keys)
-            gone.extend(k for k in index.all_keys() if k not in present)
-        index.update(
-            good=[
-                (k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug)
-                for k in fresh
-                if k not in problems
-            ],
-            bad=list(problems),
-            gone=[*gone, *problems],
-            scan_started_ns=started,
-            dirs=dirs if dirs != known_dirs else None,
-        )
-        index.close()
-    if problems:
-        raise ItemError([problems[k] for k in sorted(problems, key=display)])
-    items = [parsed[k] for k in sorted(parsed) if _wanted(parsed[k], start, end)]
-    return Scan(items=items, total_files=len(keys), parsed_files=len(parsed) + len(problems))
+def _in_child(work: Callable[[], Walk], *, fallback: Callable[[], Walk]) -> Callable[[], Walk]:
+    """Run `work` in a forked process (its system calls then overlap the parent's rendering); the returned
+    function waits for the result. Any failure of the child means `fallback` runs here instead."""
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return fallback
+    if pid == 0:  # the child: list the folder, send the result, leave without any clean-up of the parent's
+        status = 1
+        try:
+            os.close(read_end)
+            walk = work()
+            data = marshal.dumps((walk.count, walk.changed, walk.dirs))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+
+    def join() -> Walk:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return fallback()
+        count, changed, dirs = marshal.loads(data)  # noqa: S302 - our own child's output, through a pipe
+        return Walk(count, [tuple(c) for c in changed], dirs)
+
+    return join
 
 
 def _wanted(item: Item, start: datetime | None, end: datetime | None) -> bool:

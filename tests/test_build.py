@@ -204,3 +204,27 @@ def test_big_digest_warns_about_gmail_clipping(workspace: Path, run: Run) -> Non
     assert result.exit_code == 0
     assert re.search(r"Warning: the HTML is \d+ KB: Gmail clips messages over 102 KB", result.stderr)
     assert run("-q", "build", "--month", "2021-03").stderr == ""
+
+
+def test_an_item_added_to_a_warm_index_is_built(
+    workspace: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build renders the window the index knows while the folder is listed; a new item changes that."""
+    import time
+
+    monkeypatch.setattr("digest.index.MARGIN_NS", 0)
+    time.sleep(0.05)
+    assert run("build", "--month", "2021-03").exit_code == 0  # the index is now warm
+    time.sleep(0.05)
+    write_item(
+        workspace / "items",
+        "zz-no-date-in-name.md",
+        "---\ntitle: Late news\ndate: 2021-03-30\ncategory: News\nsummary: S\n---\n",
+    )
+    (next((workspace / "items").glob("2021-03-23-ilo-coop-participates-in-two*.md"))).unlink()
+    assert run("build", "--month", "2021-03").exit_code == 0
+    html = (workspace / "out" / "2021-03" / "digest.html").read_text()
+    assert "Late news" in html
+    assert "two parallel events at CSW65" not in html
+    manifest = json.loads((workspace / "out" / "2021-03" / "manifest.json").read_text())
+    assert manifest["item_count"] == 10

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, write_item
 
 from digest.errors import ItemError
-from digest.items import scan
+from digest.items import Scanner, Walk, _in_child, scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -329,3 +329,32 @@ def test_deleted_file_leaves_the_index(tmp_path: Path) -> None:
     scan(items, tz=TZ, cache_dir=cache)
     (items / "0002.md").unlink()
     assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items == []
+
+
+# ---- the folder listed in a second process while the build renders ----------------------------------------
+
+
+def test_listing_in_a_child_process_gives_the_same_result(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items / "y", 24)
+    tick()
+    scan(items, tz=TZ, cache_dir=cache)
+    write_item(items, "new-in-march.md", GOOD.replace("2021-03-10", "2020-03-20"))
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    assert scanner.warm
+    scanner.start_walk(background=True)
+    guess = scanner.speculate(*MARCH)
+    assert sorted(i.slug for i in guess) == ["0002", "0014"]  # what the index knew
+    found = scanner.finish(*MARCH)
+    assert sorted(i.slug for i in found.items) == ["0002", "0014", "new-in-march"]  # what the listing found
+
+
+def test_a_child_that_fails_falls_back_to_listing_here() -> None:
+    here = Walk(1, [("a.md", "/x/a.md")], {"": 7})
+
+    def boom() -> Walk:
+        raise RuntimeError("the child fails")
+
+    assert _in_child(boom, fallback=lambda: here)() == here
+    child = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
+    assert _in_child(lambda: child, fallback=lambda: here)() == child
