@@ -19,7 +19,7 @@ from typing import Any
 
 from digest import __version__
 from digest.config import Config, parse_address
-from digest.errors import EmptyWindow, OutputError
+from digest.errors import DigestError, EmptyWindow, OutputError
 from digest.fsutil import atomic_write, rel_path
 from digest.items import Item, Scan, Scanner, scan
 from digest.journal import FolderBusy, folder_lock, lock_path, recover_folder, sending_now
@@ -108,7 +108,12 @@ def build(
     # when the listing found the window changed.
     scanner.start_walk(background=True)
     guess = scanner.speculate(window.start, window.end) if scanner.warm else None
-    drafts = _render(renderer, config, window, guess) if guess else None
+    drafts = None
+    if guess:
+        try:
+            drafts = _render(renderer, config, window, guess)
+        except DigestError:
+            pass  # a template error: reported by the render below, after any bad item files, as without a guess
     found = scanner.finish(window.start, window.end)
     if drafts is None or found.items != guess:
         drafts = _render(renderer, config, window, found.items)
