@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -109,11 +110,9 @@ def build(
     scanner.start_walk(background=True)
     guess = scanner.speculate(window.start, window.end) if scanner.warm else None
     drafts = None
-    if guess:
-        try:
-            drafts = _render(renderer, config, window, guess)
-        except DigestError:
-            pass  # a template error: reported by the render below, after any bad item files, as without a guess
+    # A template error here is reported by the render below, after any bad item file, as without a guess.
+    with suppress(DigestError):
+        drafts = _render(renderer, config, window, guess) if guess else None
     found = scanner.finish(window.start, window.end)
     if drafts is None or found.items != guess:
         drafts = _render(renderer, config, window, found.items)
