@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -904,23 +905,10 @@ def test_build_since_last_send_starts_after_the_newest_item_sent(
         ("next-day.md", "2021-04-01"),
         ("later.md", "2021-04-14"),
     ):
-        write_item(
-            workspace / "items",
-            name,
-            f"""
-            ---
-            title: Item of {day}
-            date: {day}
-            category: News
-            summary: Something.
-            ---
-            """,
-        )
+        _news(workspace, name, day)
     result = run("build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     assert "2 items in 1 category -> out/2021-04-01_2021-04-15/" in result.stderr
-    import json
-
     manifest = json.loads((workspace / "out" / "2021-04-01_2021-04-15" / "manifest.json").read_text())
     assert [i["title"] for i in manifest["items"]] == ["Item of 2021-04-14", "Item of 2021-04-01"]
 
