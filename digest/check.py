@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from digest import outdir
 from digest.build import GMAIL_CLIP_BYTES
 from digest.config import Config
-from digest.errors import DigestError, NotBuilt
 from digest.fsutil import rel_path
 from digest.render import HTML_TEMPLATE, TEXT_TEMPLATE, default_templates_dir
 from digest.window import Window
@@ -178,64 +178,49 @@ class Report:
 # ---- reading the built digest ----
 
 
-def load_built(config: Config, window: Window, *, out_dir: Path | None = None) -> BuiltDigest:
+def load_built(config: Config, window: Window) -> BuiltDigest:
     """Read what the build wrote in out/<slug>/; never items/ or the templates as they are now."""
-    folder = (out_dir or config.out_dir) / window.slug
-    shown = rel_path(folder, config.root)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise NotBuilt(shown)
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        html_bytes = (folder / "digest.html").read_bytes()
-        text = (folder / "digest.txt").read_text(encoding="utf-8")
-        mjml_source = (folder / "digest.mjml").read_text(encoding="utf-8")
-    except FileNotFoundError as err:
-        raise DigestError(
-            f"{shown}/: {Path(str(err.filename)).name} is missing: run `digest build` for this window again"
-        ) from err
-    except (OSError, ValueError) as err:
-        raise DigestError(f"{shown}/: cannot read the build: {err}") from err
-    try:
-        items = tuple(
-            ItemRef(
-                title=str(i["title"]),
-                source=str(i["source"]),
-                summary=str(i["summary"]),
-                body=str(i.get("body") or ""),
-                url=i.get("url"),
-                image=i.get("image"),
-                image_alt=i.get("image_alt"),
-            )
-            for i in manifest["items"]
+    built = outdir.load(outdir.folder_of(config.paths.out, window.slug))
+    manifest = built.manifest
+    html_bytes = built.read_text("digest.html").encode()
+    text = built.read_text("digest.txt")
+    mjml_source = built.read_text("digest.mjml")
+    items = tuple(
+        ItemRef(
+            title=i.title,
+            source=i.source,
+            summary=i.summary,
+            body=i.body or "",
+            url=i.url,
+            image=i.image,
+            image_alt=i.image_alt,
         )
-        web_url = str(manifest["web_url"])
-        unsubscribe_url = str(manifest["preview_values"]["unsubscribe_url"])
-    except (KeyError, TypeError) as err:
-        raise DigestError(
-            f"{shown}/manifest.json lacks what `digest check` reads ({err}): "
-            "it was written by an older digest; run `digest build` for this window again"
-        ) from err
+        for i in manifest.items
+    )
+    web_url = manifest.web_url
+    unsubscribe_url = manifest.preview_values["unsubscribe_url"]
     return BuiltDigest(
         html=html_bytes.decode("utf-8", errors="replace"),
         text=text,
-        subject=str(manifest.get("subject", "")),
-        preheader=str(manifest.get("preheader", "")),
+        subject=manifest.subject,
+        preheader=manifest.preheader,
         mjml=mjml_source,
         web_url=web_url,
         unsubscribe_url=unsubscribe_url,
         items=items,
         html_bytes=len(html_bytes),
-        root=config.root,
-        templates_dir=config.templates_dir,
-        config_name=rel_path(config.config_path, config.root) if config.config_path else "digest.toml",
+        root=config.paths.root,
+        templates_dir=config.paths.templates,
+        config_name=rel_path(config.paths.config_file, config.paths.root)
+        if config.paths.config_file
+        else "digest.toml",
     )
 
 
-def check(config: Config, window: Window, *, out_dir: Path | None = None) -> Report:
+def check(config: Config, window: Window) -> Report:
     """Lint the built digest of a window."""
-    parts = load_built(config, window, out_dir=out_dir)
-    folder = (out_dir or config.out_dir) / window.slug
+    parts = load_built(config, window)
+    folder = outdir.folder_of(config.paths.out, window.slug)
     return Report(folder=folder, window=window.slug, findings=tuple(lint(parts)))
 
 

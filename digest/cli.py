@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 
 from digest import __version__
 from digest.config import CONFIG_NAME, Config, load_config
-from digest.errors import DigestError, EmptyWindow, NotBuilt, SendError
+from digest.errors import DigestError, EmptyWindow, SendError
+from digest.fsutil import rel_path, shown
 from digest.window import Window, resolve
+from digest.words import plural
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,11 +38,11 @@ class State:
     now: datetime
     _config: Config | None = None
 
-    def config(self) -> Config:
-        """Load the configuration once; every command after that gets the same one."""
+    def config(self, **flags: Any) -> Config:
+        """Load the configuration once, with this command's flags (keyed by setting, None: not given)."""
         if self._config is None:
-            self._config = load_config(self.config_path)
-            if self._config.config_path is None and not self._config.items_dir.is_dir():
+            self._config = load_config(self.config_path, flags=flags)
+            if self._config.paths.config_file is None and not self._config.paths.items.is_dir():
                 raise DigestError(
                     f"no {CONFIG_NAME} in {Path.cwd()} or its parent folders, and no items/ folder here: "
                     "run `digest init DIR` to create a workspace, or pass --config FILE"
@@ -87,15 +88,39 @@ def window_options(fn: F) -> F:
         click.option("--since", "since_", metavar="DATE", help="From this date (inclusive)."),
         click.option("--until", "until_", metavar="DATE", help="Up to this date (inclusive); with --since."),
         click.option("--last", "last_", metavar="N[hdw]", help="The last N hours, days or weeks, e.g. 30d."),
+        click.option(
+            "--since-last-send",
+            "since_last_send",
+            is_flag=True,
+            default=None,
+            help="The items newer than the newest item of the last digest sent to a whole list, up to now.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def get_window(state: State, config: Config, **opts: str | None) -> Window:
+def get_window(state: State, config: Config, *, since_last_send: bool | None = None, **opts: Any) -> Window:
     """Resolve the window options; none given means the previous calendar month."""
-    return resolve(tz=config.tz, locale=config.language, now=state.now, **opts)
+    if not since_last_send:
+        return resolve(tz=config.tz, locale=config.language, now=state.now, **opts)
+    from digest.journal import last_sent_in_full
+    from digest.window import after
+
+    given = [f"--{k.rstrip('_')}" for k, v in opts.items() if v]
+    if given:
+        raise DigestError(
+            f"--since-last-send chooses the window itself: give no {' or '.join(given)} with it"
+        )
+    found = last_sent_in_full(config.paths.out, config.tz)
+    if found is None:
+        raise DigestError(
+            f"--since-last-send: no digest in {shown(config.paths.out)}/ was sent to a whole list yet"
+        )
+    folder, start = found
+    state.say(f"last digest sent in full: {shown(folder)}/; items from {start.isoformat()}", level=1)
+    return after(start, config.tz, config.language, now=state.now)
 
 
 def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
@@ -133,51 +158,38 @@ def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool
     type=click.Path(path_type=Path, file_okay=False),
     help="Put the <slug>/ folder under this folder instead of out/.",
 )
-# digest.mjml is always written now (`digest check` lints it); the flag stays so that scripts keep working.
-@click.option("--keep-mjml", is_flag=True, hidden=True)
 @click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
-@click.option(
-    "--since-last-send",
-    is_flag=True,
-    help="The items newer than the newest item of the last digest sent to a whole list, up to now.",
-)
 @click.pass_obj
 @fail_cleanly
 def build(
     state: State,
     /,
     out_dir: Path | None,
-    keep_mjml: bool,
     screenshots: bool = False,
-    since_last_send: bool = False,
-    **window: str | None,
+    **window: Any,
 ) -> None:
     """Build the digest of a window into out/<slug>/ (default: last month)."""
     from digest.build import build as run_build
 
-    config = state.config()
-    win = (
-        _since_last_send(state, config, out_dir, window)
-        if since_last_send
-        else get_window(state, config, **window)
-    )
-    result = run_build(config, win, now=state.now, out_dir=out_dir)
+    config = state.config(**{"paths.out": out_dir})
+    win = get_window(state, config, **window)
+    result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
     state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
     n, c = len(result.digest.items), len(result.digest.sections)
-    counted = f"{n} item{'s' if n != 1 else ''} in {c} categor{'ies' if c != 1 else 'y'}"
+    counted = f"{plural(n, 'item')} in {plural(c, 'category', 'categories')}"
     sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
-    state.say(f"{counted} -> {_shown(result.folder)}/ ({sizes})")
+    state.say(f"{counted} -> {shown(result.folder)}/ ({sizes})")
     if screenshots:
-        _screenshots(state, config, result.folder, win)
+        _screenshots(state, config, result.folder)
 
 
 @main.command(name="list")
 @window_options
 @click.pass_obj
 @fail_cleanly
-def list_(state: State, /, **window: str | None) -> None:
+def list_(state: State, /, **window: Any) -> None:
     """List the items a build of this window would include."""
     from digest.build import collect
 
@@ -191,12 +203,12 @@ def list_(state: State, /, **window: str | None) -> None:
             i.when.date().isoformat(),
             s.name,
             i.title,
-            str((config.items_dir / i.source).relative_to(config.root)),
+            rel_path(config.paths.items / i.source, config.paths.root),
         )
         for s in digest.sections
         for i in [*s.items]
     ]
-    state.say(f"{win.label}: {len(rows)} item{'s' if len(rows) != 1 else ''}")
+    state.say(f"{win.label}: {plural(len(rows), 'item')}")
     if not rows:
         return
     cat_w = max(len(r[1]) for r in rows)
@@ -218,13 +230,6 @@ def _kb(n: int) -> str:
     return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} B"
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 @main.command()
 @click.argument("title")
 @click.option("--category", required=True, help="The item's category, e.g. News.")
@@ -234,30 +239,12 @@ def _shown(path: Path) -> str:
 @fail_cleanly
 def new(state: State, /, title: str, category: str, summary: str, url: str | None) -> None:
     """Create an item file dated today, ready to edit."""
-    from digest.items import check_url
-    from digest.select import slugify
+    from digest.items import new_item
 
     config = state.config()
-    if not title.strip() or "\n" in title or "\r" in title:
-        raise DigestError("the title must be one non-empty line")
-    if url:
-        try:
-            check_url(url, what="--url")
-        except ValueError as err:
-            raise DigestError(str(err)) from None
     today = state.now.astimezone(config.tz).date()
-    path = config.items_dir / f"{today.isoformat()}-{slugify(title, max_len=60)}.md"
-    if path.exists():
-        raise DigestError(f"{_shown(path)} already exists")
-    fields: dict[str, Any] = {"title": title.strip(), "date": today, "category": category.strip()}
-    if url:
-        fields["url"] = url
-    fields["summary"] = summary.strip()
-    text = "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False, width=100) + "---\n"
-    config.items_dir.mkdir(parents=True, exist_ok=True)
-    with open(path, "x", encoding="utf-8") as f:
-        f.write(text)
-    click.echo(_shown(path))
+    path = new_item(config, title=title, category=category, summary=summary, url=url, today=today)
+    click.echo(shown(path))
     if not summary.strip():
         state.say("Write the summary in the file before the next build (it is required).")
 
@@ -272,25 +259,25 @@ def init(state: State, /, folder: Path) -> None:
 
     created = create_workspace(folder, today=state.now.date())
     for path in created:
-        state.say(f"created {_shown(path)}", level=1)
+        state.say(f"created {shown(path)}", level=1)
     step = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
-    state.say(f"New digest workspace in {_shown(folder)}. Next: {step}digest build --last 30d")
+    state.say(f"New digest workspace in {shown(folder)}. Next: {step}digest build --last 30d")
 
 
-def _screenshots(state: State, config: Config, folder: Path, win: Window) -> None:
+def _screenshots(state: State, config: Config, folder: Path) -> None:
     """Take the screenshots of a built folder and refresh the archive page, whatever they show."""
     from digest.shots import take_screenshots
     from digest.site import write_index
 
     state.say("taking screenshots in headless Chromium ...", level=1)
     try:
-        shots = take_screenshots(folder, base_url=config.base_url, slug=win.slug)
+        shots = take_screenshots(folder, base_url=config.base_url, slug=folder.name)
     finally:
         if any(folder.glob("shot-*.png")):
-            write_index(folder.parent, title=config.title)
+            write_index(config.paths.out, title=config.title)
     for url in shots.remote_images:
         state.say(f"not checked (remote image, no network in the screenshot browser): {url}", level=1)
-    state.say(f"screenshots -> {', '.join(_shown(p) for p in shots.files)}")
+    state.say(f"screenshots -> {', '.join(shown(p) for p in shots.files)}")
 
 
 @main.command()
@@ -298,14 +285,14 @@ def _screenshots(state: State, config: Config, folder: Path, win: Window) -> Non
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of out/.")
 @click.pass_obj
 @fail_cleanly
-def shots(state: State, /, out_dir: Path | None, **window: str | None) -> None:
+def shots(state: State, /, out_dir: Path | None, **window: Any) -> None:
     """Screenshot a built digest (375/640 px, light/dark); fail on sideways scroll or a broken image."""
-    config = state.config()
+    from digest import outdir
+
+    config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
-    folder = (out_dir or config.out_dir) / win.slug
-    if not (folder / "manifest.json").is_file():
-        raise NotBuilt(_shown(folder))
-    _screenshots(state, config, folder, win)
+    built = outdir.load(outdir.folder_of(config.paths.out, win.slug))
+    _screenshots(state, config, built.folder)
 
 
 @main.command()
@@ -315,44 +302,26 @@ def shots(state: State, /, out_dir: Path | None, **window: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON (for CI).")
 @click.pass_obj
 @fail_cleanly
-def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **window: str | None) -> None:
+def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **window: Any) -> None:
     """Lint a built digest: exit 1 on errors (with --strict, on warnings too)."""
     from digest.check import check as run_check
     from digest.check import format_report
 
-    config = state.config()
+    config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
-    report = run_check(config, win, out_dir=out_dir)
-    folder = _shown(report.folder)
+    report = run_check(config, win)
+    folder = shown(report.folder)
     if as_json:
         click.echo(report.as_json(strict=strict))
     elif report.findings:
         click.echo(format_report(report))
     failed = report.failed(strict=strict)
     e, w = report.errors, report.warnings
-    counts = f"{e} error{'s' if e != 1 else ''}, {w} warning{'s' if w != 1 else ''}"
+    counts = f"{plural(e, 'error')}, {plural(w, 'warning')}"
     verdict = "failed" if failed else "passed"
     state.say(f"check {verdict}{' (strict)' if strict else ''}: {counts} in {folder}/")
     if failed:
         sys.exit(1)
-
-
-def _since_last_send(
-    state: State, config: Config, out_dir: Path | None, window: dict[str, str | None]
-) -> Window:
-    from digest.journal import last_sent_in_full
-
-    if any(window.values()):
-        raise DigestError("--since-last-send chooses the window itself: give no other window option")
-    found = last_sent_in_full(out_dir or config.out_dir, config.tz)
-    if found is None:
-        raise DigestError(
-            f"--since-last-send: no digest in {_shown(out_dir or config.out_dir)}/ "
-            "was sent to a whole list yet"
-        )
-    folder, start = found
-    state.say(f"last digest sent in full: {_shown(folder)}/; items from {start.isoformat()}", level=1)
-    return get_window(state, config, since_=start.isoformat())
 
 
 @main.command()
@@ -408,41 +377,49 @@ def send(
     retries: int,
     retry_delay: float,
     insecure_no_verify: bool,
-    **window: str | None,
+    **window: Any,
 ) -> None:
     """Send the digest of a window (built in out/<slug>/, built first if absent) to a subscriber list."""
     from digest import send as sending
     from digest.build import build as run_build
     from digest.journal import journal_path, read_counts
 
-    config = state.config()
+    config = state.config(
+        **{
+            "paths.out": out_dir,
+            "send.connections": connections,
+            "send.rate": rate,
+            "smtp.verify": False if insecure_no_verify else None,
+        }
+    )
     win = get_window(state, config, **window)
-    folder = (out_dir or config.out_dir) / win.slug
+    folder = (out_dir or config.paths.out) / win.slug
     sending.repair_folder(folder)  # a build killed mid-swap may have left the journals aside
     if status:
-        paths = [journal_path(folder, subscribers)] if subscribers else sorted(folder.glob("send-*.sqlite"))
+        paths = [journal_path(folder)]
         if not paths or not paths[0].exists():
-            raise DigestError(f"no send journal in {_shown(folder)}/: nothing was sent for {win.label} yet")
+            raise DigestError(f"no send journal in {shown(folder)}/: nothing was sent for {win.label} yet")
         for path in paths:
             counts, meta = read_counts(path)
             done = " (complete)" if meta.get("completed_at") else ""
-            click.echo(f"{_shown(path)}: {counts}{done}")
+            click.echo(f"{shown(path)}: {counts}{done}")
         return
     if test_address is None and subscribers is None:
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
-    env = sending.environ()
     # Settings first: a mistake there should not wait for a build. A dry run checks them as a real send
     # does (it only connects to nothing), so that it shows whether the real one would start.
-    settings = sending.smtp_settings(config, env, verify=False if insecure_no_verify else None)
+    settings = sending.smtp_settings(config)
     parts = sending.load_parts(folder, tz=config.tz)
     if parts is None:
-        state.say(f"{_shown(folder)}/ is not built yet: building it first")
-        result = run_build(config, win, now=state.now, out_dir=out_dir)
+        state.say(f"{shown(folder)}/ is not built yet: building it first")
+        result = run_build(config, win, now=state.now)
         for warning in result.warnings:
             state.warn(warning)
         parts = sending.load_parts(result.folder, tz=config.tz)
         assert parts is not None
-    maker = sending.personaliser(config, parts, now=state.now, environ=env)
+    from digest.message import personaliser
+
+    maker = personaliser(config, parts, now=state.now)
     sender = config.sender.addr_spec
     if dry_run:
         if subscribers is None:
@@ -451,14 +428,14 @@ def send(
         if message is not None:
             click.echo(message.data.decode("ascii"), nl=False)
         _report_list(state, listed)
-        path = journal_path(folder, subscribers)
+        path = journal_path(folder)
         finished = 0
         if path.exists():
             counts, _meta = read_counts(path)
             finished = counts.sent + counts.failed
-            state.say(f"journal {_shown(path)}: {counts}")
+            state.say(f"journal {shown(path)}: {counts}")
         state.say(
-            f"dry run: would send {max(listed.count - finished, 0)} messages via {config.smtp_host}; "
+            f"dry run: would send {max(listed.count - finished, 0)} messages via {config.smtp.host}; "
             "sent nothing"
         )
         if listed.bad_rows and not skip_invalid:
@@ -480,8 +457,8 @@ def send(
         return
     assert subscribers is not None
     options = sending.SendOptions(
-        connections=connections or config.send_connections,
-        rate=_rate(rate, config.send_rate),
+        connections=config.send.connections,
+        rate=config.send.rate,
         retries=retries,
         retry_delay=retry_delay,
         allow_changed=allow_changed,
@@ -563,15 +540,6 @@ class _Progress:
             self.bar = None
 
 
-def _rate(flag: str | None, configured: str) -> float:
-    from digest.send import parse_rate
-
-    try:
-        return parse_rate(flag) if flag else (parse_rate(configured) if configured else 0.0)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--rate") from None
-
-
 def _report_list(state: State, listed: Any) -> None:
     state.say(
         f"{listed.path}: {listed.count} unique addresses"
@@ -593,11 +561,11 @@ def _report_list(state: State, listed: Any) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="The port (default: a free one).")
 @click.pass_obj
 @fail_cleanly
-def preview(state: State, /, port: int, **window: str | None) -> None:
+def preview(state: State, /, port: int, **window: Any) -> None:
     """Serve a live preview on 127.0.0.1; it rebuilds when an item, a template or the config changes."""
     from digest.preview import Preview
 
-    config_path = state.config().config_path  # fails now, before serving, if there is no config at all
+    config_path = state.config().paths.config_file  # fails now, before serving, if there is no config at all
     try:
         server = Preview(
             load=lambda: load_config(config_path),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import string
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from email.headerregistry import Address
 from email.utils import getaddresses
 from pathlib import Path
@@ -27,11 +28,78 @@ CONFIG_NAME = "digest.toml"
 
 
 @dataclass(frozen=True, kw_only=True)
+class Paths:
+    """Where the workspace's folders are; relative settings resolve against `root` (the config's folder)."""
+
+    root: Path
+    config_file: Path | None = None
+    items: Path = Path("items")
+    templates: Path = Path("templates")
+    out: Path = Path("out")
+    cache: Path = Path(".digest-cache")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Email:
+    """[email]: who the digest is from."""
+
+    sender: str = "News digest <digest@example.org>"
+    reply_to: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Categories:
+    """[categories]: the order of the sections, and how many items each shows in the email (0: all)."""
+
+    order: tuple[str, ...] = ()
+    limit: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Smtp:
+    """[smtp]: the relay. The password is a secret (`Secrets`), never here."""
+
+    host: str = "localhost"
+    port: int = 0  # 0: the usual port for the security mode (587 starttls, 465 ssl, 25 none)
+    security: str = "starttls"
+    username: str = ""
+    verify: bool = True
+    timeout: float = 30.0
+    ca_file: Path | None = None  # extra CA certificates (PEM) for a private relay, besides the system's
+
+
+@dataclass(frozen=True, kw_only=True)
+class Send:
+    """[send]: what each message carries, and how fast it goes."""
+
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""
+    list_id: str = ""
+    greeting: str = "Hello {name},"
+    greeting_fallback: str = "Hello,"
+    rate: float = 0.0  # messages per second; 0: no limit
+    connections: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Secrets:
+    """From the environment only; never read from a file, never printed (not even by repr)."""
+
+    smtp_password: str = field(default="", repr=False)
+    unsubscribe_secret: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={'<set>' if getattr(self, f.name) else '<unset>'}" for f in fields(self))
+        return f"Secrets({shown})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """Everything a build or a send needs to know, validated."""
 
-    root: Path
-    config_path: Path | None = None
+    paths: Paths
     title: str = "News digest"
     intro: str = ""
     language: str = "en"
@@ -39,29 +107,11 @@ class Config:
     base_url: str = "https://example.org/digest/"
     subject: str = "{{ title }}: {{ window.label }}"
     preheader: str = ""
-    from_addr: str = "News digest <digest@example.org>"
-    reply_to: str = ""
-    category_order: tuple[str, ...] = ()
-    category_limit: int = 0
-    items_dir: Path = field(default=Path("items"))
-    templates_dir: Path = field(default=Path("templates"))
-    out_dir: Path = field(default=Path("out"))
-    cache_dir: Path = field(default=Path(".digest-cache"))
-    # [smtp] and [send]: see digest/send.py. Secrets are not here: they come from the environment only.
-    smtp_host: str = "localhost"
-    smtp_port: int = 0  # 0: the usual port for the security mode (587 starttls, 465 ssl, 25 none)
-    smtp_security: str = "starttls"
-    smtp_username: str = ""
-    smtp_verify: bool = True
-    smtp_timeout: float = 30.0
-    smtp_ca_file: Path | None = None  # extra CA certificates (PEM) for a private relay, besides the system's
-    unsubscribe_url: str = ""
-    unsubscribe_mailto: str = ""
-    list_id: str = ""
-    greeting: str = "Hello {name},"
-    greeting_fallback: str = "Hello,"
-    send_rate: str = ""
-    send_connections: int = 1
+    email: Email = Email()
+    categories: Categories = Categories()
+    smtp: Smtp = Smtp()
+    send: Send = Send()
+    secrets: Secrets = Secrets()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -71,7 +121,12 @@ class Config:
     @property
     def sender(self) -> Address:
         """The From address, parsed."""
-        return parse_address(self.from_addr, what="email.from")
+        return parse_address(self.email.sender, what="email.from")
+
+    @property
+    def reply_to(self) -> Address | None:
+        """The Reply-To address, parsed, if there is one."""
+        return parse_address(self.email.reply_to, what="email.reply_to") if self.email.reply_to else None
 
 
 # ---- validators: each takes the raw value and returns the clean one, or raises ValueError(why) ----
@@ -174,10 +229,12 @@ def _limit(v: Any) -> int:
 
 
 def _path(v: Any) -> Path:
-    return Path(_nonempty_line(v))
+    return v if isinstance(v, Path) else Path(_nonempty_line(v))
 
 
 def _optional_path(v: Any) -> Path | None:
+    if isinstance(v, Path):
+        return v
     s = _line(v).strip()
     return Path(s) if s else None
 
@@ -216,16 +273,67 @@ def _count(v: Any) -> int:
     return _whole(v, lo=1, hi=64, expected="a whole number from 1 to 64")
 
 
+_FORMATTER = string.Formatter()
+_URL_FIELDS = {"email", "token"}
+
+
+def check_url_template(template: str) -> str:
+    """Check an unsubscribe URL template: {email} and {token} only, both there, no spaces or brackets."""
+    try:
+        names = {f for _, f, _, _ in _FORMATTER.parse(template) if f is not None}
+    except ValueError as err:
+        raise ValueError(f"bad template {template!r}: {err} (write a literal brace as {{{{ or }}}})") from err
+    unknown = names - _URL_FIELDS
+    if unknown:
+        raise ValueError(
+            f"unknown field {{{sorted(unknown)[0]}}} in {template!r}: use {{email}} and {{token}}"
+        )
+    if "email" not in names:
+        raise ValueError(f"{template!r} must contain {{email}}")
+    if "token" not in names:
+        # Without the signed token anyone who knows an address could unsubscribe it.
+        raise ValueError(
+            f"{template!r} must contain {{token}} (the signed token that proves the link is ours)"
+        )
+    if any(c in template for c in " <>\"'\\") or any(ord(c) < 33 or ord(c) > 126 for c in template):
+        raise ValueError(
+            f"{template!r}: spaces, quotes, angle brackets and non-ASCII must be percent-encoded"
+        )
+    return template
+
+
+def greeting_fields(template: str) -> set[str]:
+    """The subscriber columns a greeting template uses ("Hello {name}," -> {"name"}); ValueError if bad."""
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError as err:
+        raise ValueError(f"bad template {template!r}: {err} (write a literal brace as {{{{ or }}}})") from err
+    names = set()
+    for _, field_name, spec, conv in parsed:
+        if field_name is None:
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name) or spec or conv:
+            raise ValueError(f"{template!r}: use plain column names in braces, like {{name}}")
+        names.add(field_name.lower())
+    return names
+
+
+def parse_rate(text: str) -> float:
+    """'10/s', '600/m', '5000/h' or '10' (per second) -> messages per second; 0 means no limit."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*", text.lower())
+    if not m:
+        raise ValueError(f"{text!r}: use messages per second, minute or hour, e.g. 10/s or 3000/h")
+    per = {"m": 60, "h": 3600}.get((m[2] or "s")[0], 1)
+    return float(m[1]) / per
+
+
 def _unsubscribe_url(v: Any) -> str:
     s = _line(v).strip()
     if not s:
         return ""
     if not s.startswith("https://"):
         raise ValueError(f"must be an https:// URL (RFC 8058 one-click unsubscribe needs https), got {s!r}")
-    from digest.message import check_url_template
-
-    check_url_template(s)
-    return s
+    return check_url_template(s)
 
 
 def _mailbox(v: Any) -> str:
@@ -247,19 +355,15 @@ def _list_id(v: Any) -> str:
 
 def _greeting(v: Any) -> str:
     s = _line(v)
-    from digest.message import greeting_fields
-
     greeting_fields(s)
     return s
 
 
-def _rate(v: Any) -> str:
+def _rate(v: Any) -> float:
+    if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0:
+        return float(v)
     s = _line(v).strip()
-    if s:
-        from digest.send import parse_rate
-
-        parse_rate(s)
-    return s
+    return parse_rate(s) if s else 0.0
 
 
 # Settings that are secrets: never read from the file, only from these environment variables.
@@ -269,39 +373,56 @@ SECRETS = {
     "email.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
 }
 
-# TOML key -> (Config field, validator, environment variable)
-_SCHEMA: dict[str, tuple[str, Callable[[Any], Any], str]] = {
-    "title": ("title", _nonempty_line, "DIGEST_TITLE"),
-    "intro": ("intro", _str, "DIGEST_INTRO"),
-    "language": ("language", _language, "DIGEST_LANGUAGE"),
-    "timezone": ("timezone", _timezone, "DIGEST_TIMEZONE"),
-    "base_url": ("base_url", _base_url, "DIGEST_BASE_URL"),
-    "subject": ("subject", _nonempty_line, "DIGEST_SUBJECT"),
-    "preheader": ("preheader", _line, "DIGEST_PREHEADER"),
-    "email.from": ("from_addr", _address, "DIGEST_FROM"),
-    "email.reply_to": ("reply_to", _optional_address, "DIGEST_REPLY_TO"),
-    "categories.order": ("category_order", _categories, ""),
-    "categories.limit": ("category_limit", _limit, "DIGEST_CATEGORY_LIMIT"),
-    "paths.items": ("items_dir", _path, "DIGEST_ITEMS"),
-    "paths.templates": ("templates_dir", _path, "DIGEST_TEMPLATES"),
-    "paths.out": ("out_dir", _path, "DIGEST_OUT"),
-    "paths.cache": ("cache_dir", _path, "DIGEST_CACHE"),
-    "smtp.host": ("smtp_host", _nonempty_line, "DIGEST_SMTP_HOST"),
-    "smtp.port": ("smtp_port", _port, "DIGEST_SMTP_PORT"),
-    "smtp.security": ("smtp_security", _security, "DIGEST_SMTP_SECURITY"),
-    "smtp.username": ("smtp_username", _line, "DIGEST_SMTP_USERNAME"),
-    "smtp.verify": ("smtp_verify", _bool, "DIGEST_SMTP_VERIFY"),
-    "smtp.timeout": ("smtp_timeout", _seconds, "DIGEST_SMTP_TIMEOUT"),
-    "smtp.ca_file": ("smtp_ca_file", _optional_path, "DIGEST_SMTP_CA_FILE"),
-    "send.unsubscribe_url": ("unsubscribe_url", _unsubscribe_url, "DIGEST_UNSUBSCRIBE_URL"),
-    "send.unsubscribe_mailto": ("unsubscribe_mailto", _mailbox, "DIGEST_UNSUBSCRIBE_MAILTO"),
-    "send.list_id": ("list_id", _list_id, "DIGEST_LIST_ID"),
-    "send.greeting": ("greeting", _greeting, "DIGEST_GREETING"),
-    "send.greeting_fallback": ("greeting_fallback", _line, "DIGEST_GREETING_FALLBACK"),
-    "send.rate": ("send_rate", _rate, "DIGEST_SEND_RATE"),
-    "send.connections": ("send_connections", _count, "DIGEST_SEND_CONNECTIONS"),
+# TOML key -> (group, field, validator, environment variable). The group is a Config field holding a
+# dataclass ("" for Config itself); its name is the TOML table's, but for [paths].
+_SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
+    "title": ("", "title", _nonempty_line, "DIGEST_TITLE"),
+    "intro": ("", "intro", _str, "DIGEST_INTRO"),
+    "language": ("", "language", _language, "DIGEST_LANGUAGE"),
+    "timezone": ("", "timezone", _timezone, "DIGEST_TIMEZONE"),
+    "base_url": ("", "base_url", _base_url, "DIGEST_BASE_URL"),
+    "subject": ("", "subject", _nonempty_line, "DIGEST_SUBJECT"),
+    "preheader": ("", "preheader", _line, "DIGEST_PREHEADER"),
+    "email.from": ("email", "sender", _address, "DIGEST_FROM"),
+    "email.reply_to": ("email", "reply_to", _optional_address, "DIGEST_REPLY_TO"),
+    "categories.order": ("categories", "order", _categories, ""),
+    "categories.limit": ("categories", "limit", _limit, "DIGEST_CATEGORY_LIMIT"),
+    "paths.items": ("paths", "items", _path, "DIGEST_ITEMS"),
+    "paths.templates": ("paths", "templates", _path, "DIGEST_TEMPLATES"),
+    "paths.out": ("paths", "out", _path, "DIGEST_OUT"),
+    "paths.cache": ("paths", "cache", _path, "DIGEST_CACHE"),
+    "smtp.host": ("smtp", "host", _nonempty_line, "DIGEST_SMTP_HOST"),
+    "smtp.port": ("smtp", "port", _port, "DIGEST_SMTP_PORT"),
+    "smtp.security": ("smtp", "security", _security, "DIGEST_SMTP_SECURITY"),
+    "smtp.username": ("smtp", "username", _line, "DIGEST_SMTP_USERNAME"),
+    "smtp.verify": ("smtp", "verify", _bool, "DIGEST_SMTP_VERIFY"),
+    "smtp.timeout": ("smtp", "timeout", _seconds, "DIGEST_SMTP_TIMEOUT"),
+    "smtp.ca_file": ("smtp", "ca_file", _optional_path, "DIGEST_SMTP_CA_FILE"),
+    "send.unsubscribe_url": ("send", "unsubscribe_url", _unsubscribe_url, "DIGEST_UNSUBSCRIBE_URL"),
+    "send.unsubscribe_mailto": ("send", "unsubscribe_mailto", _mailbox, "DIGEST_UNSUBSCRIBE_MAILTO"),
+    "send.list_id": ("send", "list_id", _list_id, "DIGEST_LIST_ID"),
+    "send.greeting": ("send", "greeting", _greeting, "DIGEST_GREETING"),
+    "send.greeting_fallback": ("send", "greeting_fallback", _line, "DIGEST_GREETING_FALLBACK"),
+    "send.rate": ("send", "rate", _rate, "DIGEST_SEND_RATE"),
+    "send.connections": ("send", "connections", _count, "DIGEST_SEND_CONNECTIONS"),
 }
-_PATH_FIELDS = {"items_dir", "templates_dir", "out_dir", "cache_dir"}
+# Relative paths: against the config file's folder when they come from the file or the environment, against
+# the current folder when they come from a flag (the user typed them in the shell).
+_PATH_KEYS = {"paths.items", "paths.templates", "paths.out", "paths.cache", "smtp.ca_file"}
+# The command-line flag of a setting, for messages about a flag's value.
+FLAGS = {
+    "paths.out": "--out",
+    "send.rate": "--rate",
+    "send.connections": "--connections",
+    "smtp.verify": "--insecure-no-verify",
+}
+_GROUPS: dict[str, type[Any]] = {
+    "paths": Paths,
+    "email": Email,
+    "categories": Categories,
+    "smtp": Smtp,
+    "send": Send,
+}
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -324,69 +445,104 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    values: dict[str, Any] = {}
+    for key, value in _flatten(raw).items():
+        if key in SECRETS or key.rpartition(".")[2] in ("password", "secret", "unsubscribe_secret"):
+            env = SECRETS.get(
+                key, "DIGEST_SMTP_PASSWORD" if "password" in key else "DIGEST_UNSUBSCRIBE_SECRET"
+            )
+            raise ConfigError(
+                f"{path}: {key}: secrets are never read from the config file; "
+                f"set the environment variable {env} instead (and remove the secret from the file)"
+            )
+        if key not in _SCHEMA:
+            hint = difflib.get_close_matches(key, _SCHEMA, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{path}: unknown setting {key!r}{extra}")
+        try:
+            values[key] = _SCHEMA[key][2](value)
+        except ValueError as err:
+            raise ConfigError(f"{path}: {key}: {err}") from err
+    return values
+
+
+def _secrets(environ: Mapping[str, str]) -> Secrets:
+    password = environ.get("DIGEST_SMTP_PASSWORD", "")
+    if not password.isascii() or any(ord(c) < 32 for c in password):
+        # smtplib's AUTH sends the password as ASCII; a character it cannot send would fail mid-login.
+        raise ConfigError(
+            "environment variable DIGEST_SMTP_PASSWORD: has a non-ASCII or control character, which SMTP "
+            "AUTH (as digest sends it) cannot carry; use an ASCII password (e.g. an app password)"
+        )
+    return Secrets(
+        smtp_password=password,
+        unsubscribe_secret=environ.get("DIGEST_UNSUBSCRIBE_SECRET", ""),
+    )
+
+
 def load_config(
     path: Path | None = None,
     *,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Load and validate the layered configuration; `overrides` are flags (None values are ignored)."""
-    cwd = cwd or Path.cwd()
+    """Load and validate the layered configuration.
+
+    `flags` are command-line values keyed by setting ("paths.out", "send.rate", ...); None means the flag
+    was not given and never overrides the file. They pass the same validators as the file's values.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
     environ = os.environ if environ is None else environ
     if path is None:
         path = find_config(cwd)
     elif not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    values: dict[str, Any] = {}
     root = (path.parent if path else cwd).resolve()
+    values = _read_file(path) if path is not None else {}
 
-    if path is not None:
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: {err}") from err
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
-        for key, value in _flatten(raw).items():
-            if key in SECRETS or key.rpartition(".")[2] in ("password", "secret", "unsubscribe_secret"):
-                env = SECRETS.get(
-                    key, "DIGEST_SMTP_PASSWORD" if "password" in key else "DIGEST_UNSUBSCRIBE_SECRET"
-                )
-                raise ConfigError(
-                    f"{path}: {key}: secrets are never read from the config file; "
-                    f"set the environment variable {env} instead (and remove the secret from the file)"
-                )
-            if key not in _SCHEMA:
-                hint = difflib.get_close_matches(key, _SCHEMA, n=1)
-                extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigError(f"{path}: unknown setting {key!r}{extra}")
-            name, check, _env = _SCHEMA[key]
-            try:
-                values[name] = check(value)
-            except ValueError as err:
-                raise ConfigError(f"{path}: {key}: {err}") from err
-
-    for key, (name, check, env) in _SCHEMA.items():
+    for key, (_group, _name, check, env) in _SCHEMA.items():
         if env and env in environ:
             try:
-                values[name] = check(environ[env])
+                values[key] = check(environ[env])
             except ValueError as err:
                 raise ConfigError(f"environment variable {env} (setting {key}): {err}") from err
+    for key in _PATH_KEYS & values.keys():
+        if values[key] is not None:
+            values[key] = root / values[key]
 
-    for name, value in (overrides or {}).items():
-        if value is not None:
-            values[name] = value
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key not in _SCHEMA:
+            raise ValueError(f"no setting {key!r}")  # a programming error, not the user's
+        try:
+            value = _SCHEMA[key][2](value)
+        except ValueError as err:
+            raise ConfigError(f"{FLAGS.get(key, key)}: {err}") from err
+        values[key] = cwd / value if key in _PATH_KEYS and value is not None else value
 
-    for name in _PATH_FIELDS & values.keys():
-        values[name] = root / values[name]
-    if values.get("smtp_ca_file") is not None:
-        values["smtp_ca_file"] = root / values["smtp_ca_file"]
-    config = Config(root=root, config_path=path, **values)
-    # Default paths are relative to the root too.
-    return replace(
-        config,
-        **{f.name: root / getattr(config, f.name) for f in fields(config) if f.name in _PATH_FIELDS},
+    grouped: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
+    top: dict[str, Any] = {}
+    for key, value in values.items():
+        group, name = _SCHEMA[key][0], _SCHEMA[key][1]
+        (grouped[group] if group else top)[name] = value
+    paths = grouped.pop("paths")
+    defaults = Paths(root=root)
+    for name in ("items", "templates", "out", "cache"):
+        paths.setdefault(name, root / getattr(defaults, name))
+    return Config(
+        paths=Paths(root=root, config_file=path, **paths),
+        secrets=_secrets(environ),
+        **top,
+        **{g: _GROUPS[g](**v) for g, v in grouped.items()},
     )

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the stages that write or name files: one atomic write, one relative path."""
+"""Small file helpers shared by the stages: one atomic write, one workspace path, one way to show a path."""
 
 from __future__ import annotations
 
@@ -34,3 +34,11 @@ def rel_path(path: Path, root: Path) -> str:
         except ValueError:
             continue
     return str(path)
+
+
+def shown(path: Path) -> str:
+    """A path as messages show it: relative to the current folder when it is inside it, else as given."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
+    except (ValueError, OSError):
+        return str(path)

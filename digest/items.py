@@ -36,8 +36,11 @@ from zoneinfo import ZoneInfo
 import frontmatter
 import yaml
 
+from digest.config import Config
 from digest.errors import ItemError
+from digest.fsutil import shown
 from digest.index import Index
+from digest.words import slugify
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
@@ -300,6 +303,7 @@ class Scan:
     items: list[Item]
     total_files: int
     parsed_files: int
+    warnings: tuple[str, ...] = ()  # bad files outside the window: reported, not fatal
 
 
 def scan(
@@ -537,3 +541,34 @@ def _check_slugs_against_index(
             problems[second] = (
                 f"{display(second)}:1: duplicate slug {slug!r}: {display(first)} has the same file name"
             )
+
+
+def new_item(
+    config: Config, *, title: str, category: str, summary: str, url: str | None, today: date
+) -> Path:
+    """Create an item file dated today in the items folder, ready to edit; its path."""
+    title, category = title.strip(), category.strip()
+    if not title or "\n" in title or "\r" in title:
+        raise ItemError(["the title must be one non-empty line"])
+    if not category or "\n" in category or "\r" in category:
+        raise ItemError(["--category must be one non-empty line"])
+    if url:
+        try:
+            check_url(url, what="--url")
+        except ValueError as err:
+            raise ItemError([str(err)]) from None
+    path = config.paths.items / f"{today.isoformat()}-{slugify(title, max_len=60)}.md"
+    fields: dict[str, Any] = {"title": title, "date": today, "category": category}
+    if url:
+        fields["url"] = url
+    fields["summary"] = summary.strip()
+    text = "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False, width=100) + "---\n"
+    try:
+        config.paths.items.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(text)
+    except FileExistsError:
+        raise ItemError([f"{shown(path)} already exists"]) from None
+    except OSError as err:
+        raise ItemError([f"{shown(path)}: cannot write: {err.strerror}"]) from err
+    return path

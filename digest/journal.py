@@ -14,20 +14,17 @@ The file holds addresses: it is created private (0600); do not publish it with t
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from datetime import time as dtime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from digest.errors import JournalError
+from digest.outdir import JOURNAL
 
 SYNC_EVERY = 64
 SYNC_SECONDS = 0.25
@@ -49,10 +46,9 @@ create table if not exists recipients (
 """
 
 
-def journal_path(folder: Path, subscribers: Path) -> Path:
-    """The journal of one subscriber list for the digest in `folder`."""
-    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in subscribers.stem) or "list"
-    return folder / f"send-{stem}.sqlite"
+def journal_path(folder: Path) -> Path:
+    """The journal of the digest in `folder`: one per digest, whatever list its recipients came from."""
+    return folder / JOURNAL
 
 
 @dataclass(frozen=True)
@@ -218,124 +214,6 @@ class Journal:
         return [(str(e), c, str(r or "")) for e, c, r in rows]
 
 
-def sending_now(folder: Path) -> Path | None:
-    """The journal in `folder` that a running `digest send` holds, if any (a rebuild must wait for it)."""
-    for path in sorted(folder.glob("send-*.sqlite")):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return path
-        finally:
-            os.close(fd)
-    return None
-
-
-# ---- the digest folder: one lock, and recovery from a build killed mid-swap ----
-#
-# A build replaces out/<slug>/ by two renames (the old folder aside, the new one in), carrying the journals
-# over. So a send must not open a journal while a build swaps, and a build must not swap while a send runs:
-# out/.<slug>.lock is held shared by each send, exclusively by a build.
-
-
-class FolderBusy(JournalError):
-    """The digest folder's lock is held by another process (a send, or a build)."""
-
-
-def lock_path(folder: Path) -> Path:
-    """The lock file of one digest folder: out/.<slug>.lock, beside the folder (which a build replaces)."""
-    return folder.parent / f".{folder.name}.lock"
-
-
-@contextmanager
-def folder_lock(folder: Path, *, exclusive: bool, wait: float = 0.0) -> Iterator[None]:
-    """Hold the digest folder's lock; FolderBusy when it is not free within `wait` seconds.
-
-    The last holder removes the lock file, so out/ keeps no trace; whoever locked a file that was removed
-    meanwhile notices (the path no longer names it) and locks the new one instead.
-    """
-    path = lock_path(folder)
-    deadline = time.monotonic() + wait
-    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
-    while True:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise JournalError(f"{path}: cannot open the lock file: {err.strerror}") from err
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, mode)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise FolderBusy(f"{path}: held by another `digest build` or `digest send`") from None
-                    time.sleep(0.05)
-            st = os.fstat(fd)
-            try:
-                now = os.stat(path)
-                same = (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
-            except FileNotFoundError:
-                same = False
-        except BaseException:
-            os.close(fd)
-            raise
-        if same:
-            break
-        os.close(fd)  # the holder before us removed this file: lock the one at the path now
-    try:
-        yield
-    finally:
-        try:
-            # Exclusive means nobody else holds it: remove the file (anyone about to lock it notices that).
-            # From shared this drops the lock for a moment; whoever takes it then keeps the file.
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(path)
-        except OSError:
-            pass
-        os.close(fd)
-
-
-def _journal_files(folder: Path) -> Iterator[tuple[Path, list[Path]]]:
-    for db in sorted(folder.glob("send-*.sqlite")):
-        # The database last: once it is in the folder, its WAL is too (a concurrent send checks for it).
-        yield db, [p for p in (Path(f"{db}-wal"), Path(f"{db}-shm"), db) if p.exists()]
-
-
-def recover_folder(folder: Path) -> None:
-    """Undo what a build killed between its two renames left: out/<slug>/ missing, or journals only in
-    out/.<slug>.old-*/<slug>/. Call it holding `folder_lock` (a running build has such a folder too)."""
-    olds = [p / folder.name for p in folder.parent.glob(f".{folder.name}.old-*")]
-    olds = [p for p in olds if p.is_dir()]
-    olds.sort(key=_last_change, reverse=True)  # the newest first: it was the live folder
-    for old in olds:
-        try:
-            if not folder.exists():
-                os.replace(old, folder)
-            else:
-                for db, files in _journal_files(old):
-                    if not (folder / db.name).exists():
-                        for f in files:  # the journal and its WAL: the WAL may hold results not yet merged
-                            os.replace(f, folder / f.name)
-        except FileNotFoundError:
-            continue  # another send recovered it first (sends share the lock)
-        except OSError as err:
-            raise JournalError(f"{old}: cannot recover the journals of {folder}: {err.strerror}") from err
-        # What is left there is an older build and copies of journals the folder has: not needed.
-        shutil.rmtree(old.parent, ignore_errors=True)
-
-
-def _last_change(folder: Path) -> int:
-    try:
-        return max(p.stat().st_mtime_ns for p in [folder, *folder.glob("send-*")])
-    except OSError:
-        return 0
-
-
 def open_readonly(path: Path) -> sqlite3.Connection:
     """A read-only look at a journal (for --status and --since-last-send), even while a send runs."""
     try:
@@ -358,27 +236,9 @@ def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
 
 
 def journals(out_dir: Path) -> Iterator[Path]:
-    """Every send journal under out/ (out/<slug>/send-*.sqlite)."""
+    """Every send journal under out/ (out/<slug>/journal.sqlite)."""
     if out_dir.is_dir():
-        yield from sorted(out_dir.glob("*/send-*.sqlite"))
-
-
-def item_end(value: str, tz: tzinfo) -> datetime:
-    """The instant just after an item's manifest date; a date-only item counts as the whole of that day."""
-    if "T" in value:
-        return datetime.fromisoformat(value) + timedelta(microseconds=1)
-    day = date.fromisoformat(value) + timedelta(days=1)
-    return datetime.combine(day, dtime(), tzinfo=tz)
-
-
-def newest_item_end(manifest: Path, tz: tzinfo) -> datetime | None:
-    """The instant just after the newest item of a built digest (its manifest.json); None if it has none."""
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-        ends = [item_end(str(item["date"]), tz) for item in data["items"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise JournalError(f"{manifest}: cannot read the digest's items: {err}") from err
-    return max(ends, default=None)
+        yield from sorted(out_dir.glob(f"*/{JOURNAL}"))
 
 
 def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None:

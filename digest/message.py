@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import html as htmllib
 import re
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +14,13 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from typing import Protocol
 from urllib.parse import quote
 
+from digest.config import Config, greeting_fields
 from digest.errors import DigestError
 from digest.render import GREETING, UNSUBSCRIBE_URL
+from digest.words import slugify
 
 
 class HeaderError(DigestError):
@@ -35,81 +37,12 @@ def check_header(name: str, value: str) -> str:
     return value
 
 
-def build_message(
-    *,
-    subject: str,
-    sender: Address,
-    html: str,
-    text: str,
-    date: datetime,
-    message_id: str,
-    to: Address | None = None,
-    reply_to: Address | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> EmailMessage:
-    """Assemble one complete message; serialise it with `policy=SMTP` (CRLF line ends)."""
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = sender
-    if to is not None:
-        msg["To"] = to
-    if reply_to is not None:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = check_header("Subject", subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = check_header("Message-ID", message_id)
-    msg["MIME-Version"] = "1.0"
-    for name, value in (headers or {}).items():
-        msg[name] = check_header(name, value)
-    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return msg
-
-
 # ---- per-recipient messages for `digest send` ----
 #
 # MJML and premailer ran once, in the build. Per recipient we only fill the placeholders of the rendered
 # parts (plain str.replace), then quoted-printable-encode the filled parts (binascii, in C) and join them to
 # headers serialised once. The placeholders are filled *before* encoding, so a token can never be split
 # by a soft line break. Every line ends in CRLF, as SMTP wants.
-
-_FORMATTER = string.Formatter()
-_URL_FIELDS = {"email", "token"}
-
-
-def check_url_template(template: str) -> str:
-    """Check an unsubscribe URL template: only {email} and {token}, no spaces or angle brackets."""
-    try:
-        names = {f for _, f, _, _ in _FORMATTER.parse(template) if f is not None}
-    except ValueError as err:
-        raise ValueError(f"bad template {template!r}: {err} (write a literal brace as {{{{ or }}}})") from err
-    unknown = names - _URL_FIELDS
-    if unknown:
-        raise ValueError(
-            f"unknown field {{{sorted(unknown)[0]}}} in {template!r}: use {{email}} and {{token}}"
-        )
-    if "email" not in names:
-        raise ValueError(f"{template!r} must contain {{email}} (and should contain {{token}})")
-    if any(c in template for c in " <>\"'\\") or any(ord(c) < 33 or ord(c) > 126 for c in template):
-        raise ValueError(
-            f"{template!r}: spaces, quotes, angle brackets and non-ASCII must be percent-encoded"
-        )
-    return template
-
-
-def greeting_fields(template: str) -> set[str]:
-    """The subscriber columns a greeting template uses ("Hello {name}," -> {"name"}); ValueError if bad."""
-    try:
-        parsed = list(_FORMATTER.parse(template))
-    except ValueError as err:
-        raise ValueError(f"bad template {template!r}: {err} (write a literal brace as {{{{ or }}}})") from err
-    names = set()
-    for _, field_name, spec, conv in parsed:
-        if field_name is None:
-            continue
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name) or spec or conv:
-            raise ValueError(f"{template!r}: use plain column names in braces, like {{name}}")
-        names.add(field_name.lower())
-    return names
 
 
 def unsubscribe_token(secret: str, email: str) -> str:
@@ -182,7 +115,11 @@ class _Body:
 
 
 class Personaliser:
-    """The digest's parts prepared once; `message(subscriber)` makes one recipient's message quickly."""
+    """The digest's parts prepared once; `message(email, ...)` makes one recipient's message quickly.
+
+    The one path to a message: `digest send` calls it per recipient, and the build calls it once for the
+    preview recipient to write digest.eml and digest.html, so the preview has the sent shape.
+    """
 
     def __init__(
         self,
@@ -208,9 +145,9 @@ class Personaliser:
                 "no unsubscribe address: set [send] unsubscribe_url (https, one-click) "
                 "and/or unsubscribe_mailto"
             )
-        if unsubscribe_url and "{token}" in unsubscribe_url and not secret:
+        if unsubscribe_url and not secret:
             raise HeaderError(
-                "the unsubscribe_url uses {token}: set the secret in the environment variable "
+                "the unsubscribe_url needs its {token}: set the secret in the environment variable "
                 "DIGEST_UNSUBSCRIBE_SECRET"
             )
         tokens = placeholders or {"greeting": GREETING, "unsubscribe_url": UNSUBSCRIBE_URL}
@@ -267,7 +204,7 @@ class Personaliser:
         uris = []
         url = ""
         if self.unsubscribe_url:
-            token = unsubscribe_token(self.secret, email) if self.secret else ""
+            token = unsubscribe_token(self.secret, email)
             url = self.unsubscribe_url.format(email=quote(email, safe=""), token=token)
             uris.append(f"<{url}>")
         if self.unsubscribe_mailto:
@@ -281,24 +218,36 @@ class Personaliser:
         who = hashlib.sha256(f"{self.content_hash}\0{email.lower()}".encode()).hexdigest()[:24]
         return f"<digest.{self.content_hash[:16]}.{who}@{self.domain}>"
 
-    def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
-        """One recipient's complete message (bytes with CRLF line ends, 7-bit: quoted-printable parts)."""
+    def values(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Values:
+        """What this recipient's message shows where the placeholders are."""
         check_header("To", email)
         check_header("To", name)
-        name = " ".join(name.split())
-        greeting = self.greeting_for(name, fields or {})
         link, list_unsubscribe = self.unsubscribe_for(email)
+        return Values(self.greeting_for(" ".join(name.split()), fields or {}), link, list_unsubscribe)
+
+    def fill(self, values: Values) -> tuple[str, str]:
+        """(html, text) with these values in place of the placeholders, unencoded (the build's preview)."""
+        html = self.html.replace(self.greeting_token, htmllib.escape(values.greeting, quote=False))
+        html = html.replace(self.unsubscribe_token, htmllib.escape(values.link, quote=True))
+        text = self.text.replace(self.greeting_token, values.greeting)
+        text = text.replace(self.unsubscribe_token, values.link)
+        return html.replace("\r\n", "\n"), text.replace("\r\n", "\n")
+
+    def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
+        """One recipient's complete message (bytes with CRLF line ends, 7-bit: quoted-printable parts)."""
+        name = " ".join(name.split())
+        v = self.values(email, name, fields)
         html_values = (
-            (self.greeting_token, htmllib.escape(greeting, quote=False)),
-            (self.unsubscribe_token, htmllib.escape(link, quote=True)),
+            (self.greeting_token, htmllib.escape(v.greeting, quote=False)),
+            (self.unsubscribe_token, htmllib.escape(v.link, quote=True)),
         )
-        text_values = ((self.greeting_token, greeting), (self.unsubscribe_token, link))
+        text_values = ((self.greeting_token, v.greeting), (self.unsubscribe_token, v.link))
         message_id = self.message_id(email)
         wire = b"".join(
             [
                 self.head,
                 _format_to(email, name),
-                f"Message-ID: {message_id}\r\nList-Unsubscribe: {list_unsubscribe}\r\n".encode(),
+                f"Message-ID: {message_id}\r\nList-Unsubscribe: {v.list_unsubscribe}\r\n".encode(),
                 self.mime_head,
                 *self.text_body.fill(text_values),
                 self.mime_mid,
@@ -310,9 +259,79 @@ class Personaliser:
         return Outgoing(email, message_id, wire)
 
 
+@dataclass(frozen=True)
+class Values:
+    """One recipient's values: the greeting, the unsubscribe link in the body, the List-Unsubscribe value."""
+
+    greeting: str
+    link: str
+    list_unsubscribe: str
+
+
 def _format_to(email: str, name: str) -> bytes:
     if name and (not name.isascii() or len(name) + len(email) > 60):
         # Non-ASCII or long: let the email package encode (RFC 2047) and fold it.
         header = SMTP.header_factory("To", str(Address(display_name=name, addr_spec=email)))
         return str(header.fold(policy=SMTP)).encode("ascii")
     return f"To: {formataddr((name, email))}\r\n".encode()
+
+
+class Parts(Protocol):
+    """The built parts a message is made of (outdir.Parts, or what a send loaded of them)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def placeholders(self) -> Mapping[str, str]: ...
+
+
+def list_id(config: Config) -> str:
+    """The List-Id: [send] list_id, or <slug of the title>.<domain of From>."""
+    return config.send.list_id or f"{slugify(config.title, fallback='digest')}.{config.sender.domain}"
+
+
+def personaliser(config: Config, parts: Parts, *, now: datetime, preview: bool = False) -> Personaliser:
+    """The message maker of a built digest, from the config and the secrets.
+
+    `preview` (the build's digest.eml and digest.html): where the send settings are not there yet, the
+    unsubscribe link is a mailto: to the sender and an https link without a secret gets a dummy token, so a
+    workspace builds before anyone has set up sending. A send never uses these stand-ins.
+    """
+    url, mailto, secret = (
+        config.send.unsubscribe_url,
+        config.send.unsubscribe_mailto,
+        config.secrets.unsubscribe_secret,
+    )
+    if preview:
+        if url and not secret:
+            secret = "preview: DIGEST_UNSUBSCRIBE_SECRET is not set"  # noqa: S105 - a stand-in, never sent
+        if not url and not mailto:
+            mailto = config.sender.addr_spec
+    return Personaliser(
+        subject=parts.subject,
+        html=parts.html,
+        text=parts.text,
+        content_hash=parts.content_hash,
+        sender=config.sender,
+        date=now,
+        reply_to=config.reply_to,
+        list_id=list_id(config),
+        list_name=config.title,
+        unsubscribe_url=url,
+        unsubscribe_mailto=mailto,
+        secret=secret,
+        greeting=config.send.greeting,
+        greeting_fallback=config.send.greeting_fallback,
+        placeholders=parts.placeholders,
+    )
+
+
+def preview_recipient(config: Config) -> Address:
+    """Who the build's preview message (digest.eml) is addressed to: the sender itself."""
+    return config.sender

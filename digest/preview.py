@@ -21,7 +21,7 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -110,14 +110,16 @@ class Preview:
         try:
             config = self._load()  # once per build; if it fails, what was watched stays watched
             watched = [
-                p for p in (config.config_path, config.items_dir, config.templates_dir) if p is not None
+                p
+                for p in (config.paths.config_file, config.paths.items, config.paths.templates)
+                if p is not None
             ]
             with self._changed:
                 moved, self._watched = watched != self._watched, watched
             if moved:  # the first build, or the config names other folders: sign those as they are now
                 self._seen = self._signature()
             win = self._window(config)
-            result = build(config, win, now=self._now(), out_dir=self._out)
+            result = build(replace(config, paths=replace(config.paths, out=self._out)), win, now=self._now())
             files = {
                 name: (result.folder / name).read_bytes()
                 for name in ("digest.html", "index.html", "digest.txt")

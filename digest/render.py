@@ -124,8 +124,8 @@ class Renderer:
         """The Jinja2 environment: user templates first, packaged defaults behind."""
         defaults = jinja2.FileSystemLoader(default_templates_dir())
         loaders: list[jinja2.BaseLoader] = []
-        if self.config.templates_dir.is_dir():
-            loaders.append(jinja2.FileSystemLoader(self.config.templates_dir))
+        if self.config.paths.templates.is_dir():
+            loaders.append(jinja2.FileSystemLoader(self.config.paths.templates))
         loaders += [jinja2.PrefixLoader({"default": defaults}), defaults]
         env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
@@ -137,7 +137,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
-            bytecode_cache=_bytecode_cache(self.config.cache_dir),
+            bytecode_cache=_bytecode_cache(self.config.paths.cache),
         )
         env.filters["date"] = lambda d, fmt="long": format_date(d, fmt, locale=self.locale)
         env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt, locale=self.locale)
@@ -188,7 +188,7 @@ class Renderer:
         """Render the email (or, with web=True, the web version: no limits cut, no personal parts)."""
         ctx = self._context(digest, web=web)
         source = self._template(HTML_TEMPLATE, ctx)
-        html = inline_css(compile_mjml(source, template=HTML_TEMPLATE, keep_failed=self.config.cache_dir))
+        html = inline_css(compile_mjml(source, template=HTML_TEMPLATE, keep_failed=self.config.paths.cache))
         text = "" if web else self._template(TEXT_TEMPLATE, ctx)
         text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n" if text else ""
         return Rendered(mjml=source, html=html, text=text, subject=ctx["subject"], preheader=ctx["preheader"])
@@ -200,7 +200,7 @@ class Renderer:
             where = _template_path(err.filename, err.name or name)
             raise TemplateError(f"{where}:{err.lineno}: {err.message}") from err
         except jinja2.TemplateNotFound as err:
-            raise TemplateError(f"template {err.name!r} not found in {self.config.templates_dir}") from err
+            raise TemplateError(f"template {err.name!r} not found in {self.config.paths.templates}") from err
         except jinja2.UndefinedError as err:
             raise TemplateError(f"{_runtime_location(err, name)}: {err.message}") from err
         except jinja2.TemplateError as err:

@@ -6,13 +6,12 @@ Pure: no files, no clock. Categories that are not configured follow alphabetical
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from digest.items import Item
 from digest.window import Window
+from digest.words import slugify
 
 
 @dataclass(frozen=True)
@@ -47,18 +46,6 @@ class Digest:
     def total(self) -> int:
         """Items in the window, shown or not."""
         return sum(s.total for s in self.sections)
-
-
-def slugify(text: str, *, max_len: int | None = None, fallback: str = "item") -> str:
-    """A stable ASCII slug of a text ("Économie sociale" -> "economie-sociale"), for file names and ids.
-
-    At most max_len characters (no dash left at the end); `fallback` when no letter or digit is left.
-    """
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
-    if max_len is not None:
-        slug = slug[:max_len].rstrip("-")
-    return slug or fallback
 
 
 def select(

@@ -11,37 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
-import os
 import random
-import re
 import smtplib
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.config import Config, parse_address
-from digest.errors import ConfigError, JournalError, SendError
-from digest.journal import (
-    Counts,
-    FolderBusy,
-    Journal,
-    folder_lock,
-    journal_path,
-    newest_item_end,
-    recover_folder,
-)
+from digest import outdir
+from digest.config import Config
+from digest.errors import ConfigError, SendError
+from digest.journal import Counts, Journal, journal_path
 from digest.message import Outgoing, Personaliser
 from digest.subscribers import Subscriber, SubscriberList, check_subscribers, iter_subscribers, require_clean
 
-PARTS_FILE = "digest.parts.json"
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 
 
@@ -79,23 +68,21 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def smtp_settings(
-    config: Config, environ: Mapping[str, str], *, verify: bool | None = None, ca_file: Path | None = None
-) -> SmtpSettings:
+def smtp_settings(config: Config) -> SmtpSettings:
     """The SMTP settings of the config, with the password from the environment; checked, not yet used."""
-    security = config.smtp_security
-    if security == "none" and not is_loopback(config.smtp_host):
+    security = config.smtp.security
+    if security == "none" and not is_loopback(config.smtp.host):
         raise ConfigError(
             f'smtp.security = "none" sends in clear text and is allowed only to a loopback address '
-            f"(127.0.0.1, ::1, localhost), not to {config.smtp_host!r}: use starttls or ssl"
+            f"(127.0.0.1, ::1, localhost), not to {config.smtp.host!r}: use starttls or ssl"
         )
-    password = environ.get("DIGEST_SMTP_PASSWORD", "")
-    if config.smtp_username and not password:
+    password = config.secrets.smtp_password
+    if config.smtp.username and not password:
         raise ConfigError(
-            f"smtp.username is {config.smtp_username!r} but DIGEST_SMTP_PASSWORD is not set "
+            f"smtp.username is {config.smtp.username!r} but DIGEST_SMTP_PASSWORD is not set "
             "(the password is read from the environment only)"
         )
-    cafile = ca_file or config.smtp_ca_file
+    cafile = config.smtp.ca_file
     if cafile is not None:
         if not cafile.is_file():
             raise ConfigError(f"smtp.ca_file (DIGEST_SMTP_CA_FILE): {cafile}: no such file")
@@ -106,24 +93,15 @@ def smtp_settings(
                 f"smtp.ca_file (DIGEST_SMTP_CA_FILE): {cafile}: not PEM CA certificates ({err.reason or err})"
             ) from err
     return SmtpSettings(
-        host=config.smtp_host,
-        port=config.smtp_port or DEFAULT_PORTS[security],
+        host=config.smtp.host,
+        port=config.smtp.port or DEFAULT_PORTS[security],
         security=security,
-        username=config.smtp_username,
+        username=config.smtp.username,
         password=password,
-        verify=config.smtp_verify if verify is None else verify,
-        timeout=config.smtp_timeout,
+        verify=config.smtp.verify,
+        timeout=config.smtp.timeout,
         ca_file=cafile,
     )
-
-
-def parse_rate(text: str) -> float:
-    """'10/s', '600/m', '5000/h' or '10' (per second) -> messages per second; 0 means no limit."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*", text.lower())
-    if not m or float(m[1]) < 0:
-        raise ValueError(f"rate {text!r}: use messages per second or per hour, e.g. 10/s or 3000/h")
-    per = {"m": 60, "h": 3600}.get((m[2] or "s")[0], 1)
-    return float(m[1]) / per
 
 
 # ---- the built digest ----
@@ -131,65 +109,25 @@ def parse_rate(text: str) -> float:
 
 @dataclass(frozen=True)
 class Parts:
-    """The built, not yet personalised digest: what every recipient's message is made from."""
+    """The built digest a send reads: its folder, the un-personalised parts, where the next digest starts."""
 
     folder: Path
     subject: str
     html: str
     text: str
     content_hash: str
-    placeholders: dict[str, str]
+    placeholders: Mapping[str, str]
     newest_end: datetime | None = None  # just after the newest item: where the next digest starts
 
 
 def load_parts(folder: Path, *, tz: tzinfo = UTC) -> Parts | None:
     """The parts `digest build` left in out/<slug>/, or None when that digest has not been built."""
-    path = folder / PARTS_FILE
-    if not path.is_file():
+    if not outdir.is_built(folder):
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        tokens = {k: str(data["placeholders"][k]) for k in ("greeting", "unsubscribe_url")}
-        parts = Parts(
-            folder,
-            str(data["subject"]),
-            str(data["html"]),
-            str(data["text"]),
-            str(data["content_hash"]),
-            tokens,
-        )
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if str(manifest["content_hash"]) != parts.content_hash:
-            raise ValueError("manifest.json is of another build")
-        newest = newest_item_end(folder / "manifest.json", tz)
-    except (OSError, ValueError, KeyError, TypeError, JournalError) as err:
-        raise SendError(
-            f"{path}: cannot read the built digest ({err}); build it again with `digest build`"
-        ) from err
-    return replace(parts, newest_end=newest)
-
-
-def personaliser(config: Config, parts: Parts, *, now: datetime, environ: Mapping[str, str]) -> Personaliser:
-    """Prepare the per-recipient message maker from the config and the built parts."""
-    sender = config.sender
-    domain = sender.domain
-    slug = re.sub(r"[^a-z0-9]+", "-", config.title.lower()).strip("-") or "digest"
-    return Personaliser(
-        subject=parts.subject,
-        html=parts.html,
-        text=parts.text,
-        content_hash=parts.content_hash,
-        sender=sender,
-        date=now,
-        reply_to=parse_address(config.reply_to, what="email.reply_to") if config.reply_to else None,
-        list_id=config.list_id or f"{slug}.{domain}",
-        list_name=config.title,
-        unsubscribe_url=config.unsubscribe_url,
-        unsubscribe_mailto=config.unsubscribe_mailto,
-        secret=environ.get("DIGEST_UNSUBSCRIBE_SECRET", ""),
-        greeting=config.greeting,
-        greeting_fallback=config.greeting_fallback,
-        placeholders=parts.placeholders,
+    built = outdir.load(folder)
+    p = built.parts()
+    return Parts(
+        folder, p.subject, p.html, p.text, p.content_hash, p.placeholders, built.manifest.newest_end(tz)
     )
 
 
@@ -402,13 +340,13 @@ def using_folder(folder: Path, *, content_hash: str | None = None) -> Iterator[N
     With `content_hash`, refuse if the folder no longer holds that build (rebuilt since it was read)."""
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(folder_lock(folder, exclusive=False, wait=LOCK_WAIT))
-        except FolderBusy as err:
+            stack.enter_context(outdir.lock(folder, exclusive=False, wait=LOCK_WAIT))
+        except outdir.FolderBusy as err:
             raise SendError(
                 f"{err}: a `digest build` of this digest is still writing it after {LOCK_WAIT:.0f} s; "
                 "nothing was sent"
             ) from None
-        recover_folder(folder)
+        outdir.recover(folder)
         if content_hash is not None:
             current = load_parts(folder)
             if current is None or current.content_hash != content_hash:
@@ -573,7 +511,7 @@ def send_all(
     check_greeting(maker, listed)
     if not options.skip_invalid:
         require_clean(listed)
-    path = journal_path(parts.folder, subscribers)
+    path = journal_path(parts.folder)
     began = time.monotonic()
     with using_folder(parts.folder, content_hash=parts.content_hash), Journal(path) as journal:
         journal.bind(
@@ -687,8 +625,3 @@ def dry_run(maker: Personaliser, subscribers: Path) -> tuple[Outgoing | None, Su
     first = next(iter_subscribers(subscribers, listed), None)
     message = maker.message(first.email, first.name, first.fields) if first else None
     return message, listed
-
-
-def environ() -> Mapping[str, str]:
-    """The process environment (a seam for tests)."""
-    return os.environ

@@ -29,12 +29,11 @@ from urllib.parse import unquote, urlsplit
 
 from digest.errors import BrowserError, OutputError, ScreenshotError
 from digest.fsutil import atomic_write
+from digest.outdir import SCHEMES, WIDTHS, shot_name
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
 
-WIDTHS = (375, 640)
-SCHEMES = ("light", "dark")
 VIEWPORT_HEIGHT = 800
 TIMEOUT_MS = 30_000
 # Playwright adds --headless itself.
@@ -53,14 +52,6 @@ PLACEHOLDER_SVG = (
     '<text x="600" y="350" font-family="sans-serif" font-size="40" text-anchor="middle" fill="#1f2933">'
     "remote image (not fetched)</text></svg>"
 )
-
-
-def shot_name(width: int, scheme: str) -> str:
-    """The file name of one screenshot: shot-375-light.png."""
-    return f"shot-{width}-{scheme}.png"
-
-
-SHOT_FILES = tuple(shot_name(w, s) for w in WIDTHS for s in SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -92,7 +83,8 @@ def open_browser(executable: str | None = None) -> Iterator[Browser]:
         from playwright.sync_api import sync_playwright
     except ImportError as err:
         raise BrowserError(
-            "screenshots need Playwright: pip install 'digest[browser]' (it drives the system's Chromium)"
+            "screenshots need Playwright: pip install 'newsletter-digest[browser]' "
+            "(it drives the system's Chromium)"
         ) from err
     path = executable or find_chromium()
     if path is None:

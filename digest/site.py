@@ -7,16 +7,16 @@ screenshot as a thumbnail. Links are relative, so the folder can be published an
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import jinja2
 
-from digest.errors import OutputError
+from digest import outdir
+from digest.errors import DigestError, OutputError
 from digest.fsutil import atomic_write
-from digest.shots import SHOT_FILES, shot_name
+from digest.outdir import SHOT_FILES, shot_name
 
 INDEX_NAME = "index.html"
 
@@ -55,34 +55,28 @@ LINKED = ("index.html", "digest.html", "digest.txt", "digest.eml", "manifest.jso
 
 
 def entries(out_dir: Path) -> tuple[list[Entry], list[str]]:
-    """Every folder of out_dir with a readable manifest.json, newest window first; and the folders skipped."""
+    """Every built folder of out_dir, newest window first; and the folders skipped (with why)."""
     found: list[Entry] = []
     skipped: list[str] = []
-    if not out_dir.is_dir():
-        return found, skipped
-    for folder in sorted(out_dir.iterdir()):
-        manifest = folder / "manifest.json"
-        if folder.name.startswith(".") or not manifest.is_file():
-            continue
+    for folder in outdir.built_folders(out_dir):
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            window = data["window"]
-            entry = Entry(
+            m = outdir.load(folder).manifest
+        except DigestError as err:
+            skipped.append(str(err))
+            continue
+        found.append(
+            Entry(
                 slug=folder.name,
-                label=str(window["label"]),
-                start=str(window["start"]),
-                end=str(window["end"]),
-                item_count=int(data.get("item_count", len(data.get("items", [])))),
-                subject=str(data.get("subject", "")),
-                built_at=str(data.get("built_at", "")),
+                label=m.label,
+                start=m.start.isoformat(),
+                end=m.end.isoformat(),
+                item_count=m.item_count,
+                subject=m.subject,
+                built_at=m.built_at,
                 files=tuple(name for name in LINKED if (folder / name).is_file()),
                 shots=tuple(name for name in SHOT_FILES if (folder / name).is_file()),
             )
-            datetime.fromisoformat(entry.start)
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            skipped.append(f"{manifest}: not a digest manifest ({err})")
-            continue
-        found.append(entry)
+        )
     found.sort(key=lambda e: (datetime.fromisoformat(e.start), e.slug), reverse=True)
     return found, skipped
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_interval
 
-from digest.errors import WindowError
+from digest.errors import EmptyWindow, WindowError
 
 
 @dataclass(frozen=True)
@@ -152,3 +152,14 @@ def resolve(
     if last_:
         return last(last_, tz, locale, now=now)
     return previous_month(tz, locale, now=now)
+
+
+def after(start: datetime, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
+    """From an instant (just after the last digest's newest item) up to now; EmptyWindow when that is
+    not before now (a send earlier today took everything there was)."""
+    end = now.astimezone(tz)
+    if start >= end:
+        raise EmptyWindow(
+            f"nothing new since the last digest sent in full (its newest item: {start.isoformat()})"
+        )
+    return _range(start.astimezone(tz), end, end.date(), tz, locale)

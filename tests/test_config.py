@@ -18,8 +18,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_without_a_file(tmp_path: Path) -> None:
     config = load_config(cwd=tmp_path, environ={})
-    assert config.config_path is None
-    assert (config.title, config.timezone, config.items_dir) == ("News digest", "UTC", tmp_path / "items")
+    assert config.paths.config_file is None
+    assert (config.title, config.timezone, config.paths.items) == ("News digest", "UTC", tmp_path / "items")
 
 
 def test_layers(tmp_path: Path) -> None:
@@ -32,14 +32,14 @@ def test_layers(tmp_path: Path) -> None:
     assert config.title == "From flag"
     assert config.intro == "file intro"  # a flag not given (None) never overrides the file
     assert config.base_url == "https://news.example.org/d/"
-    assert config.out_dir == tmp_path / "build"  # relative to the config file's folder
+    assert config.paths.out == tmp_path / "build"  # relative to the config file's folder
 
 
 def test_nearest_config_upwards(tmp_path: Path) -> None:
     write(tmp_path, 'title = "Top"\n')
     (tmp_path / "a" / "b").mkdir(parents=True)
     config = load_config(cwd=tmp_path / "a" / "b", environ={})
-    assert (config.title, config.root) == ("Top", tmp_path.resolve())
+    assert (config.title, config.paths.root) == ("Top", tmp_path.resolve())
 
 
 @pytest.mark.parametrize(

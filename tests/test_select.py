@@ -7,7 +7,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest.items import Item
-from digest.select import select, slugify
+from digest.select import select
+from digest.words import slugify
 from digest.window import month
 
 TZ = ZoneInfo("UTC")

@@ -22,7 +22,8 @@ from conftest import NOW, REPO, write_item
 from digest.build import build
 from digest.config import Config, load_config
 from digest.errors import BrowserError, ScreenshotError
-from digest.shots import SHOT_FILES, find_chromium, open_browser, take_screenshots
+from digest.outdir import SHOT_FILES
+from digest.shots import find_chromium, open_browser, take_screenshots
 from digest.window import Window, resolve
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from conftest import write_item
 
 from digest.check import parse_html
 from digest.errors import OutputError
-from digest.shots import SHOT_FILES
+from digest.outdir import SHOT_FILES
 from digest.site import entries, write_index
 
 Run = Callable[..., Result]

@@ -1,0 +1,23 @@
+"""Words in messages and names: one slugify, one plural."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+
+def slugify(text: str, *, max_len: int | None = None, fallback: str = "item") -> str:
+    """A stable ASCII slug of a text ("Économie sociale" -> "economie-sociale"), for file names and ids.
+
+    At most max_len characters (no dash left at the end); `fallback` when no letter or digit is left.
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-")
+    if max_len is not None:
+        slug = slug[:max_len].rstrip("-")
+    return slug or fallback
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 item', '2 items', '0 categories' (with many='categories')."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
