@@ -1,0 +1,319 @@
+"""digest.toml + environment + flags -> Config (frozen), validated on load.
+
+Layers, lowest first: built-in defaults < digest.toml < DIGEST_* environment variables < command-line flags.
+A flag the user did not give (None) never overrides the file. Relative paths resolve against the folder of
+the config file. Secrets (the SMTP password, the unsubscribe secret) are never read from the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from digest.config import values as v
+from digest.config.values import check_url_template, greeting_fields, parse_address, parse_rate
+from digest.errors import ConfigError
+
+__all__ = [
+    "CONFIG_NAME",
+    "Config",
+    "check_url_template",
+    "find_config",
+    "greeting_fields",
+    "load_config",
+    "parse_address",
+    "parse_rate",
+]
+
+CONFIG_NAME = "digest.toml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paths:
+    """Where the workspace's folders are; relative settings resolve against `root` (the config's folder)."""
+
+    root: Path
+    config_file: Path | None = None
+    items: Path = Path("items")
+    templates: Path = Path("templates")
+    out: Path = Path("out")
+    cache: Path = Path(".digest-cache")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Email:
+    """[email]: who the digest is from."""
+
+    sender: str = "News digest <digest@example.org>"
+    reply_to: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Categories:
+    """[categories]: the order of the sections, and how many items each shows in the email (0: all)."""
+
+    order: tuple[str, ...] = ()
+    limit: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Smtp:
+    """[smtp]: the relay. The password is a secret (`Secrets`), never here."""
+
+    host: str = "localhost"
+    port: int = 0  # 0: the usual port for the security mode (587 starttls, 465 ssl, 25 none)
+    security: str = "starttls"
+    username: str = ""
+    verify: bool = True
+    timeout: float = 30.0
+    ca_file: Path | None = None  # extra CA certificates (PEM) for a private relay, besides the system's
+
+
+@dataclass(frozen=True, kw_only=True)
+class Send:
+    """[send]: what each message carries, and how fast it goes."""
+
+    unsubscribe_url: str = ""
+    unsubscribe_mailto: str = ""
+    list_id: str = ""
+    greeting: str = "Hello {name},"
+    greeting_fallback: str = "Hello,"
+    rate: float = 0.0  # messages per second; 0: no limit
+    connections: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Secrets:
+    """From the environment only; never read from a file, never printed (not even by repr)."""
+
+    smtp_password: str = field(default="", repr=False)
+    unsubscribe_secret: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={'<set>' if getattr(self, f.name) else '<unset>'}" for f in fields(self))
+        return f"Secrets({shown})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything a build or a send needs to know, validated."""
+
+    paths: Paths
+    title: str = "News digest"
+    intro: str = ""
+    language: str = "en"
+    timezone: str = "UTC"
+    base_url: str = "https://example.org/digest/"
+    subject: str = "{{ title }}: {{ window.label }}"
+    preheader: str = ""
+    email: Email = Email()
+    categories: Categories = Categories()
+    smtp: Smtp = Smtp()
+    send: Send = Send()
+    secrets: Secrets = Secrets()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sender(self) -> Address:
+        """The From address, parsed."""
+        return v.parse_address(self.email.sender, what="email.from")
+
+    @property
+    def reply_to(self) -> Address | None:
+        """The Reply-To address, parsed, if there is one."""
+        return v.parse_address(self.email.reply_to, what="email.reply_to") if self.email.reply_to else None
+
+
+# Settings that are secrets: never read from the file, only from these environment variables.
+SECRETS = {
+    "smtp.password": "DIGEST_SMTP_PASSWORD",
+    "send.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
+    "email.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
+}
+
+# TOML key -> (group, field, validator, environment variable). The group is a Config field holding a
+# dataclass ("" for Config itself); its name is the TOML table's, but for [paths].
+_SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
+    "title": ("", "title", v.nonempty_line, "DIGEST_TITLE"),
+    "intro": ("", "intro", v.text, "DIGEST_INTRO"),
+    "language": ("", "language", v.language, "DIGEST_LANGUAGE"),
+    "timezone": ("", "timezone", v.timezone, "DIGEST_TIMEZONE"),
+    "base_url": ("", "base_url", v.base_url, "DIGEST_BASE_URL"),
+    "subject": ("", "subject", v.nonempty_line, "DIGEST_SUBJECT"),
+    "preheader": ("", "preheader", v.line, "DIGEST_PREHEADER"),
+    "email.from": ("email", "sender", v.address, "DIGEST_FROM"),
+    "email.reply_to": ("email", "reply_to", v.optional_address, "DIGEST_REPLY_TO"),
+    "categories.order": ("categories", "order", v.categories, ""),
+    "categories.limit": ("categories", "limit", v.limit, "DIGEST_CATEGORY_LIMIT"),
+    "paths.items": ("paths", "items", v.path_value, "DIGEST_ITEMS"),
+    "paths.templates": ("paths", "templates", v.path_value, "DIGEST_TEMPLATES"),
+    "paths.out": ("paths", "out", v.path_value, "DIGEST_OUT"),
+    "paths.cache": ("paths", "cache", v.path_value, "DIGEST_CACHE"),
+    "smtp.host": ("smtp", "host", v.nonempty_line, "DIGEST_SMTP_HOST"),
+    "smtp.port": ("smtp", "port", v.port, "DIGEST_SMTP_PORT"),
+    "smtp.security": ("smtp", "security", v.security, "DIGEST_SMTP_SECURITY"),
+    "smtp.username": ("smtp", "username", v.line, "DIGEST_SMTP_USERNAME"),
+    "smtp.verify": ("smtp", "verify", v.boolean, "DIGEST_SMTP_VERIFY"),
+    "smtp.timeout": ("smtp", "timeout", v.seconds, "DIGEST_SMTP_TIMEOUT"),
+    "smtp.ca_file": ("smtp", "ca_file", v.optional_path, "DIGEST_SMTP_CA_FILE"),
+    "send.unsubscribe_url": ("send", "unsubscribe_url", v.unsubscribe_url, "DIGEST_UNSUBSCRIBE_URL"),
+    "send.unsubscribe_mailto": ("send", "unsubscribe_mailto", v.mailbox, "DIGEST_UNSUBSCRIBE_MAILTO"),
+    "send.list_id": ("send", "list_id", v.list_id, "DIGEST_LIST_ID"),
+    "send.greeting": ("send", "greeting", v.greeting, "DIGEST_GREETING"),
+    "send.greeting_fallback": ("send", "greeting_fallback", v.line, "DIGEST_GREETING_FALLBACK"),
+    "send.rate": ("send", "rate", v.rate, "DIGEST_SEND_RATE"),
+    "send.connections": ("send", "connections", v.count, "DIGEST_SEND_CONNECTIONS"),
+}
+# Relative paths: against the config file's folder when they come from the file or the environment, against
+# the current folder when they come from a flag (the user typed them in the shell).
+_PATH_KEYS = {"paths.items", "paths.templates", "paths.out", "paths.cache", "smtp.ca_file"}
+# The command-line flag of a setting, for messages about a flag's value.
+FLAGS = {
+    "paths.out": "--out",
+    "send.rate": "--rate",
+    "send.connections": "--connections",
+    "smtp.verify": "--insecure-no-verify",
+}
+_GROUPS: dict[str, type[Any]] = {
+    "paths": Paths,
+    "email": Email,
+    "categories": Categories,
+    "smtp": Smtp,
+    "send": Send,
+}
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and any(k.startswith(name + ".") for k in _SCHEMA):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest digest.toml in start or its parents, as git finds .git."""
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    values: dict[str, Any] = {}
+    for key, value in _flatten(raw).items():
+        if key in SECRETS or key.rpartition(".")[2] in ("password", "secret", "unsubscribe_secret"):
+            env = SECRETS.get(
+                key, "DIGEST_SMTP_PASSWORD" if "password" in key else "DIGEST_UNSUBSCRIBE_SECRET"
+            )
+            raise ConfigError(
+                f"{path}: {key}: secrets are never read from the config file; "
+                f"set the environment variable {env} instead (and remove the secret from the file)"
+            )
+        if key not in _SCHEMA:
+            hint = difflib.get_close_matches(key, _SCHEMA, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{path}: unknown setting {key!r}{extra}")
+        try:
+            values[key] = _SCHEMA[key][2](value)
+        except ValueError as err:
+            raise ConfigError(f"{path}: {key}: {err}") from err
+    return values
+
+
+def _secrets(environ: Mapping[str, str]) -> Secrets:
+    password = environ.get("DIGEST_SMTP_PASSWORD", "")
+    if not password.isascii() or any(ord(c) < 32 for c in password):
+        # smtplib's AUTH sends the password as ASCII; a character it cannot send would fail mid-login.
+        raise ConfigError(
+            "environment variable DIGEST_SMTP_PASSWORD: has a non-ASCII or control character, which SMTP "
+            "AUTH (as digest sends it) cannot carry; use an ASCII password (e.g. an app password)"
+        )
+    return Secrets(
+        smtp_password=password,
+        unsubscribe_secret=environ.get("DIGEST_UNSUBSCRIBE_SECRET", ""),
+    )
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load and validate the layered configuration.
+
+    `flags` are command-line values keyed by setting ("paths.out", "send.rate", ...); None means the flag
+    was not given and never overrides the file. They pass the same validators as the file's values.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = find_config(cwd)
+    elif not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    root = (path.parent if path else cwd).resolve()
+    values = _read_file(path) if path is not None else {}
+
+    for key, (_group, _name, check, env) in _SCHEMA.items():
+        if env and env in environ:
+            try:
+                values[key] = check(environ[env])
+            except ValueError as err:
+                raise ConfigError(f"environment variable {env} (setting {key}): {err}") from err
+    for key in _PATH_KEYS & values.keys():
+        if values[key] is not None:
+            values[key] = root / values[key]
+
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key not in _SCHEMA:
+            raise ValueError(f"no setting {key!r}")  # a programming error, not the user's
+        try:
+            value = _SCHEMA[key][2](value)
+        except ValueError as err:
+            raise ConfigError(f"{FLAGS.get(key, key)}: {err}") from err
+        values[key] = cwd / value if key in _PATH_KEYS and value is not None else value
+
+    grouped: dict[str, dict[str, Any]] = {g: {} for g in _GROUPS}
+    top: dict[str, Any] = {}
+    for key, value in values.items():
+        group, name = _SCHEMA[key][0], _SCHEMA[key][1]
+        (grouped[group] if group else top)[name] = value
+    paths = grouped.pop("paths")
+    defaults = Paths(root=root)
+    for name in ("items", "templates", "out", "cache"):
+        paths.setdefault(name, root / getattr(defaults, name))
+    return Config(
+        paths=Paths(root=root, config_file=path, **paths),
+        secrets=_secrets(environ),
+        **top,
+        **{g: _GROUPS[g](**v) for g, v in grouped.items()},
+    )
