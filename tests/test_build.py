@@ -86,7 +86,11 @@ def test_eml_is_a_complete_multipart_alternative_message(workspace: Path, run: R
     assert msg["Subject"] == "Co-operative News Digest: March 2021"
     assert msg["From"] == "Co-operative News <news@example.org>"
     assert msg["Reply-To"] == "Communications team <communications@example.org>"
-    assert msg["Date"] and re.fullmatch(r"<digest\.2021-03\.[0-9a-f]{16}@example\.org>", msg["Message-ID"])
+    # The sent shape: the same code made it as makes each sent message, addressed to the sender.
+    assert msg["To"] == "news@example.org"
+    assert msg["List-Id"] == "Co-operative News Digest <co-operative-news-digest.example.org>"
+    assert msg["List-Unsubscribe"] == "<mailto:news@example.org?subject=unsubscribe>"
+    assert msg["Date"] and re.fullmatch(r"<digest\.[0-9a-f]{16}\.[0-9a-f]{24}@example\.org>", msg["Message-ID"])
     text, html = (part for part in msg.iter_parts())
     assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"
@@ -107,12 +111,19 @@ def test_golden(workspace: Path, run: Run, name: str, request: pytest.FixtureReq
     assert got == golden.read_text(), f"{name} differs from {golden}: review, then pytest --update-golden"
 
 
-def test_out_dir_option_and_keep_mjml(workspace: Path, run: Run, tmp_path: Path) -> None:
-    result = run("build", "--month", "2021-03", "--out", str(tmp_path / "preview"), "--keep-mjml")
+def test_out_dir_option(workspace: Path, run: Run, tmp_path: Path) -> None:
+    result = run("build", "--month", "2021-03", "--out", str(tmp_path / "preview"))
     assert result.exit_code == 0, result.stderr
     folder = tmp_path / "preview" / "2021-03"
     assert (folder / "digest.mjml").read_text().startswith('<mjml lang="en" dir="ltr">')
+    assert (tmp_path / "preview" / "index.html").is_file()  # the archive page of that folder
     assert not (workspace / "out").exists()
+
+
+def test_keep_mjml_is_gone(run: Run) -> None:
+    # It did nothing for a long time (digest.mjml is always written); a flag that does nothing misleads.
+    result = run("build", "--month", "2021-03", "--keep-mjml")
+    assert result.exit_code == 2 and "No such option: --keep-mjml" in result.stderr
 
 
 def test_empty_window_writes_nothing_and_exits_3(workspace: Path, run: Run) -> None:
@@ -152,7 +163,7 @@ def test_a_build_killed_while_writing_leaves_nothing_behind_next_time(workspace:
 
 
 def test_rebuild_replaces_build_files_and_keeps_others(workspace: Path, run: Run) -> None:
-    assert run("build", "--month", "2021-03", "--keep-mjml").exit_code == 0
+    assert run("build", "--month", "2021-03").exit_code == 0
     out = workspace / "out" / "2021-03"
     (out / "journal.sqlite").write_text("journal")
     item = next((workspace / "items").glob("2021-03-23-ilo-coop-participates-in-two*.md"))

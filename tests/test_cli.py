@@ -179,9 +179,9 @@ def test_the_config_is_loaded_once_per_run(workspace: Path, monkeypatch: pytest.
     loaded: list[Path | None] = []
     real = cli.load_config
 
-    def counting(path: Path | None) -> Any:
+    def counting(path: Path | None, **kw: Any) -> Any:
         loaded.append(path)
-        return real(path)
+        return real(path, **kw)
 
     monkeypatch.setattr(cli, "load_config", counting)
     state = cli.State(config_path=None, verbosity=0, now=datetime.fromisoformat(NOW))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,102 @@ def test_defaults_without_a_file(tmp_path: Path) -> None:
 
 
 def test_layers(tmp_path: Path) -> None:
-    path = write(tmp_path, 'title = "From file"\nintro = "file intro"\n[paths]\nout = "build"\n')
+    path = write(
+        tmp_path,
+        'title = "From file"\nintro = "file intro"\n[paths]\nout = "build"\n[send]\nrate = "10/s"\nconnections = 2\n',
+    )
     config = load_config(
         path,
         environ={"DIGEST_TITLE": "From env", "DIGEST_BASE_URL": "https://news.example.org/d"},
-        overrides={"title": "From flag", "intro": None},
+        flags={"send.rate": "3600/h", "send.connections": None},
     )
-    assert config.title == "From flag"
-    assert config.intro == "file intro"  # a flag not given (None) never overrides the file
+    assert config.title == "From env"  # the environment over the file
+    assert config.intro == "file intro"
     assert config.base_url == "https://news.example.org/d/"
     assert config.paths.out == tmp_path / "build"  # relative to the config file's folder
+    assert config.send.rate == 1.0  # a flag over the file
+    assert config.send.connections == 2  # a flag not given (None) never overrides the file
+
+
+def test_a_flag_path_is_relative_to_the_current_folder(tmp_path: Path) -> None:
+    write(tmp_path, "[paths]\nout = 'build'\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = load_config(tmp_path / "digest.toml", cwd=elsewhere, environ={}, flags={"paths.out": Path("o")})
+    assert config.paths.out == elsewhere.resolve() / "o"  # typed in the shell: from where it was typed
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"send.rate": "abc"}, "--rate: 'abc': use messages per second, minute or hour, e.g. 10/s or 3000/h"),
+        ({"send.connections": 0}, "--connections: expected a whole number from 1 to 64"),
+    ],
+)
+def test_bad_flags_name_the_flag(tmp_path: Path, flags: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(cwd=tmp_path, environ={}, flags=flags)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second"), [("10", 10.0), ("10/s", 10.0), ("600/m", 10.0), ("3600/h", 1.0), ("0", 0.0)]
+)
+def test_rates(tmp_path: Path, text: str, per_second: float) -> None:
+    assert load_config(cwd=tmp_path, environ={"DIGEST_SEND_RATE": text}).send.rate == per_second
+
+
+def test_settings_are_grouped(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[email]\nfrom = "News <n@example.org>"\nreply_to = "t@example.org"\n'
+        '[smtp]\nhost = "relay.example.org"\nport = 2525\n[categories]\norder = ["A"]\nlimit = 4\n',
+    )
+    config = load_config(path, environ={})
+    assert (config.smtp.host, config.smtp.port, config.smtp.security) == (
+        "relay.example.org",
+        2525,
+        "starttls",
+    )
+    assert (config.categories.order, config.categories.limit) == (("A",), 4)
+    assert config.sender.addr_spec == "n@example.org"
+    assert config.reply_to is not None and config.reply_to.addr_spec == "t@example.org"
+
+
+def test_secrets_come_from_the_environment_and_never_print(tmp_path: Path) -> None:
+    env = {"DIGEST_SMTP_PASSWORD": "hunter2-password", "DIGEST_UNSUBSCRIBE_SECRET": "s" * 40}
+    config = load_config(cwd=tmp_path, environ=env)
+    assert config.secrets.smtp_password == "hunter2-password"
+    assert config.secrets.unsubscribe_secret == "s" * 40
+    for shown in (repr(config), str(config), repr(config.secrets), f"{config.secrets}"):
+        assert "hunter2" not in shown and "s" * 40 not in shown
+    assert "smtp_password=<set>" in repr(config.secrets)
+
+
+@pytest.mark.parametrize("key", ["[smtp]\npassword", "[send]\nunsubscribe_secret", "[smtp]\nsecret"])
+def test_secrets_in_the_file_are_refused(tmp_path: Path, key: str) -> None:
+    path = write(tmp_path, f'{key} = "x"\n')
+    with pytest.raises(ConfigError, match="secrets are never read from the config file; set the environment"):
+        load_config(path, environ={})
+
+
+def test_a_non_ascii_smtp_password_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DIGEST_SMTP_PASSWORD: has a non-ASCII or control character"):
+        load_config(cwd=tmp_path, environ={"DIGEST_SMTP_PASSWORD": "pässwörd"})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://e.org/u?e={email}", "must contain {token}"),
+        ("https://e.org/u?t={token}", "must contain {email}"),
+        ("http://e.org/u?e={email}&t={token}", "must be an https:// URL"),
+        ("https://e.org/u?e={email}&t={token}&x={who}", "unknown field {who}"),
+    ],
+)
+def test_unsubscribe_url_template(tmp_path: Path, url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(cwd=tmp_path, environ={"DIGEST_UNSUBSCRIBE_URL": url})
 
 
 def test_nearest_config_upwards(tmp_path: Path) -> None:
@@ -82,7 +169,7 @@ def test_toml_syntax_error_has_the_line(tmp_path: Path) -> None:
 
 
 def test_numbers_from_the_environment(tmp_path: Path) -> None:
-    assert load_config(cwd=tmp_path, environ={"DIGEST_CATEGORY_LIMIT": "3"}).category_limit == 3
+    assert load_config(cwd=tmp_path, environ={"DIGEST_CATEGORY_LIMIT": "3"}).categories.limit == 3
     with pytest.raises(ConfigError, match=r"DIGEST_CATEGORY_LIMIT .*expected a whole number >= 0"):
         load_config(cwd=tmp_path, environ={"DIGEST_CATEGORY_LIMIT": "-1"})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import site
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
         ],
         check=True,
     )
-    (wheel,) = wheels.glob("digest-*.whl")
+    (wheel,) = wheels.glob("newsletter_digest-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"digest/templates/digest.mjml.j2", "digest/templates/digest.txt.j2"} <= set(names)
     assert {"digest/skeleton/digest.toml", "digest/skeleton/welcome.md"} <= set(names)
@@ -63,6 +64,16 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
         env=env,
     )
     assert where.stdout.startswith(str(venv))
+    # "digest" on PyPI is another project: ours is installed as newsletter-digest.
+    dist = subprocess.run(
+        [py, "-c", "import importlib.metadata as m; print(m.distribution('newsletter-digest').entry_points)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=home,
+        env=env,
+    )
+    assert "digest.cli:main" in dist.stdout
     init = subprocess.run([digest, "init", "news"], cwd=home, env=env, capture_output=True, text=True)
     assert init.returncode == 0, init.stderr
     assert (home / "news" / "templates" / "digest.mjml.j2").read_text() == (
@@ -82,3 +93,18 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
         [digest, "-q", "build", "--last", "30d"], cwd=home / "news", env=env, capture_output=True, text=True
     )
     assert again.returncode == 0, again.stderr
+
+
+def test_every_install_hint_names_our_distribution() -> None:
+    """`pip install digest` would install another project from PyPI; every hint must say newsletter-digest."""
+    hints = []
+    for path in [
+        *REPO.glob("*.md"),
+        *REPO.glob("docs/*.md"),
+        *REPO.glob("digest/**/*.py"),
+        *REPO.glob(".github/**/*.yml"),
+    ]:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"pip install\b[^\n]*?['\"\s]digest(\[|['\"\s]|$)", line):
+                hints.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
+    assert hints == []
