@@ -4,8 +4,10 @@ in text, or refuses it with a clear `path:line:` error. Never a traceback, never
 from __future__ import annotations
 
 import shutil
+from urllib.parse import urlsplit
 
 import lxml.html
+import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import NOW, REPO
@@ -63,35 +65,73 @@ def squash(text: str) -> str:
     return "".join(text.split())
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    title=field_text,
-    summary=field_text,
-    url=st.one_of(st.none(), st.sampled_from(URLS)),
-    body=st.one_of(st.just(""), st.lists(st.sampled_from(BODIES), max_size=3).map("\n\n".join)),
-)
-def test_any_item(tmp_path_factory, title: str, summary: str, url: str | None, body: str) -> None:  # type: ignore[no-untyped-def]
+def bad_fields(title: str, summary: str, url: str | None) -> set[str]:
+    """The rules an item's text must meet, written apart from the code: which fields a build must refuse."""
+    bad = set()
+    for name, value, multiline in (("title", title, False), ("summary", summary, True)):
+        control = any((ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) < 0xA0 for c in value)
+        one_line = multiline or ("\n" not in value.strip() and "\r" not in value)
+        if control or not one_line or not value.strip():
+            bad.add(name)
+    if url is not None:
+        parts = urlsplit(url)
+        if (
+            parts.scheme.lower() not in ("http", "https")
+            or not parts.netloc
+            or any(c.isspace() or ord(c) < 32 for c in url)
+            or set(url) & set('"<>\\^`{|}')
+        ):
+            bad.add("url")
+    return bad
+
+
+def test_any_item(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each generated item is built or refused exactly as the rules say; both happen many times."""
+    seen = {"built": 0, "refused": 0}
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        title=field_text,
+        summary=field_text,
+        url=st.one_of(st.none(), st.sampled_from(URLS)),
+        body=st.one_of(st.just(""), st.lists(st.sampled_from(BODIES), max_size=3).map("\n\n".join)),
+    )
+    def one(title: str, summary: str, url: str | None, body: str) -> None:
+        seen[build_one(tmp_path_factory, title, summary, url, body)] += 1
+
+    one()
+    # A property that only ever refused (or only built) would prove nothing about the other branch.
+    assert seen["built"] >= 20 and seen["refused"] >= 20, seen
+
+
+def build_one(
+    tmp_path_factory: pytest.TempPathFactory, title: str, summary: str, url: str | None, body: str
+) -> str:
     ws = tmp_path_factory.mktemp("ws")
     shutil.copy(REPO / "digest.toml", ws / "digest.toml")
     (ws / "items").mkdir()
     front = {"title": title, "date": "2021-03-15", "category": "News", "summary": summary}
     if url is not None:
         front["url"] = url
-    text = "---\n" + yaml.safe_dump(front, allow_unicode=True) + "---\n" + body + "\n"
+    dumped = yaml.safe_dump(front, allow_unicode=True)
+    loaded = yaml.safe_load(dumped)  # the rules apply to what the file says
+    expected = bad_fields(loaded["title"], loaded["summary"], loaded.get("url"))
+    text = "---\n" + dumped + "---\n" + body + "\n"
     (ws / "items" / "item.md").write_text(text, encoding="utf-8")
     result = CliRunner().invoke(
         main,
         ["--now", NOW, "--config", str(ws / "digest.toml"), "build", "--month", "2021-03"],
         prog_name="digest",
     )
-    if result.exit_code != 0:
-        # Refused: one clear line naming the file, the line and the field; nothing written.
-        assert result.exit_code == 1, result.output
+    if expected:
+        # Refused: one clear line naming the file, the line and a field that breaks a rule; nothing written.
+        assert result.exit_code == 1, (expected, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert result.stderr.startswith("Error: items/item.md:"), result.stderr
-        assert any(f": {name}: " in result.stderr for name in ("title", "summary", "url")), result.stderr
+        assert any(f": {name}: " in result.stderr for name in expected), (expected, result.stderr)
         assert not (ws / "out").exists()
-        return
+        return "refused"
+    assert result.exit_code == 0, (front, result.output)
     out = ws / "out" / "2021-03"
     html = (out / "digest.html").read_text(encoding="utf-8")
     text = (out / "digest.txt").read_text(encoding="utf-8")
@@ -109,3 +149,4 @@ def test_any_item(tmp_path_factory, title: str, summary: str, url: str | None, b
     assert squash(h3.text_content()) == squash(title)
     assert squash(summary) in squash(doc.text_content())
     assert squash(title) in squash(text) and squash(summary) in squash(text)
+    return "built"
