@@ -120,7 +120,7 @@ def main() -> None:
 
     sample = workspace("sample")
     shutil.copytree(REPO / "items", sample / "items")
-    sh([*DIGEST, "build", "--month", "2021-03", "--keep-mjml", "--out", str(out / "sample")], cwd=sample)
+    sh([*DIGEST, "build", "--month", "2021-03", "--out", str(out / "sample")], cwd=sample)
     mjml_file = out / "sample" / "2021-03" / "digest.mjml"
     results: dict[str, object] = {"python": sys.version.split()[0], "runs": args.runs}
 

@@ -123,7 +123,7 @@ def test_out_dir_option(workspace: Path, run: Run, tmp_path: Path) -> None:
 def test_keep_mjml_is_gone(run: Run) -> None:
     # It did nothing for a long time (digest.mjml is always written); a flag that does nothing misleads.
     result = run("build", "--month", "2021-03", "--keep-mjml")
-    assert result.exit_code == 2 and "No such option: --keep-mjml" in result.stderr
+    assert result.exit_code == 2 and "No such option '--keep-mjml'" in result.stderr
 
 
 def test_empty_window_writes_nothing_and_exits_3(workspace: Path, run: Run) -> None:
@@ -239,3 +239,18 @@ def test_an_item_added_to_a_warm_index_is_built(
     assert "two parallel events at CSW65" not in html
     manifest = json.loads((workspace / "out" / "2021-03" / "manifest.json").read_text())
     assert manifest["item_count"] == 10
+
+
+def test_an_archive_page_that_cannot_be_written_does_not_fail_the_build(workspace: Path, run: Run) -> None:
+    (workspace / "out" / "index.html").mkdir(parents=True)  # in the way of out/index.html
+    result = run("build", "--month", "2021-03")
+    assert result.exit_code == 0, result.stderr
+    assert "Warning: the digest is built, but the archive page is not up to date:" in result.stderr
+    assert (workspace / "out" / "2021-03" / "digest.html").is_file()
+
+
+def test_an_out_folder_that_cannot_be_made_is_named(workspace: Path, run: Run) -> None:
+    (workspace / "a-file").write_text("not a folder")
+    result = run("build", "--month", "2021-03", "--out", "a-file/sub")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: a-file/sub: cannot use this output folder: Not a directory\n"

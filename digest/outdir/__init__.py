@@ -238,7 +238,8 @@ class Built:
             return (self.folder / name).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise OutputError(
-                f"{shown(self.folder / name)}: cannot read this file of the build ({err}); "
+                f"{shown(self.folder / name)}: cannot read this file of the build "
+                f"({getattr(err, 'strerror', None) or err}); "
                 "build again with `digest build`"
             ) from err
 

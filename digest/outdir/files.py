@@ -29,3 +29,5 @@ BUILD_FILES = (
     MANIFEST,
     *SHOT_FILES,
 )
+
+GMAIL_CLIP_BYTES = 102 * 1024  # Gmail shows "[Message clipped]" past this much HTML
