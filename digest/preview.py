@@ -6,6 +6,11 @@ digest; the page learns of it over server-sent events (/events) and reloads its 
 shown in the page (and /digest.html answers 500 with the error) until a later build succeeds; the server
 keeps running. The preview never writes to out/.
 
+Only requests whose Host header names the preview itself (127.0.0.1:PORT or localhost:PORT) are answered;
+any other gets 421, so a web page elsewhere cannot reach the preview through a DNS name it rebinds to
+127.0.0.1. The private build folder is removed on close(), Ctrl-C, SIGTERM and SIGHUP, and is not created
+when the port cannot be had.
+
 Routes: /  the preview page (desktop/mobile width, light/dark, email/web/text);  /digest.html  the email
 (?scheme=dark|light forces the colour scheme);  /index.html  the web version;  /digest.txt  the text part;
 /status  JSON;  /events  server-sent events, one per build.
@@ -13,18 +18,23 @@ Routes: /  the preview page (desktop/mobile width, light/dark, email/web/text); 
 
 from __future__ import annotations
 
+import functools
 import html as htmllib
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,6 +44,20 @@ from digest.window import Window
 
 POLL_SECONDS = 0.3
 HEARTBEAT_SECONDS = 10.0
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived while serving in front: a BaseException, so no build's `except` keeps it."""
+
+
+def allowed_hosts(host: str, port: int) -> frozenset[str]:
+    """The Host header values the preview answers: its own address and port, as a browser on this machine
+    writes them (lower case; a browser leaves out the port when it is 80)."""
+    names = {host.lower(), "127.0.0.1", "localhost"}
+    hosts = {f"{name}:{port}" for name in names}
+    if port == 80:
+        hosts |= names
+    return frozenset(hosts)
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,6 @@ class Preview:
         self._now = now
         self._say = say
         self._poll = poll_seconds
-        self._out = Path(tempfile.mkdtemp(prefix="digest-preview-"))
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._state = BuildState(0, False, "not built yet", "", 0, {})
@@ -85,13 +108,25 @@ class Preview:
         self._seen: tuple[tuple[str, int, int, int], ...] = ()
         self._threads: list[threading.Thread] = []
         self._serving = False
+        # The port first: when it cannot be had (OSError, e.g. in use), no folder has been made to leak.
         self.server = _Server((host, port), _handler(self))
+        try:
+            self._out = Path(tempfile.mkdtemp(prefix="digest-preview-"))
+        except BaseException:
+            self.server.server_close()
+            raise
+        self.hosts = allowed_hosts(host, self.server.server_address[1])
 
     @property
     def url(self) -> str:
         """The address to open, e.g. http://127.0.0.1:41234/."""
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}/"
+
+    @property
+    def folder(self) -> Path:
+        """The private folder the preview builds into (removed on close)."""
+        return self._out
 
     @property
     def state(self) -> BuildState:
@@ -157,9 +192,13 @@ class Preview:
                 sig.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(sig)
 
+    def changed(self) -> bool:
+        """True when a watched file was added, edited or removed since the latest build began."""
+        return self._signature() != self._seen
+
     def _watch(self) -> None:
         while not self._stop.wait(self._poll):
-            if self._signature() != self._seen:
+            if self.changed():
                 self.rebuild()
 
     # ---- running ----
@@ -174,16 +213,20 @@ class Preview:
             self._threads.append(thread)
 
     def serve_forever(self) -> None:
-        """Build, watch in the background and serve until Ctrl-C (KeyboardInterrupt) or close()."""
-        self.rebuild()
-        watcher = threading.Thread(target=self._watch, daemon=True)
-        watcher.start()
-        self._threads.append(watcher)
-        self._serving = True
+        """Build, watch and serve until Ctrl-C (KeyboardInterrupt), SIGTERM or SIGHUP (return) or close()."""
         try:
-            self.server.serve_forever()
-        finally:
-            self.close()
+            with _terminate_on_signals():
+                try:
+                    self.rebuild()
+                    watcher = threading.Thread(target=self._watch, daemon=True)
+                    watcher.start()
+                    self._threads.append(watcher)
+                    self._serving = True
+                    self.server.serve_forever()
+                finally:
+                    self.close()  # whatever stops us, the private folder goes
+        except Terminated:
+            pass
 
     def close(self) -> None:
         """Stop serving and watching; remove the private build folder."""
@@ -212,6 +255,31 @@ class Preview:
     def stopping(self) -> bool:
         """True once close() was called."""
         return self._stop.is_set()
+
+
+@contextmanager
+def _terminate_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into Terminated while serving in front (the main thread only can)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def terminate(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:  # once: a second signal must not interrupt the clean-up the first one started
+            raised = True
+            raise Terminated
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, SIGHUP stays ignored
+            previous[signum] = signal.signal(signum, terminate)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def force_scheme(html: str, scheme: str) -> str:
@@ -270,11 +338,16 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
             self.do_GET()
 
         def do_GET(self) -> None:
+            if (self.headers.get("Host") or "").strip().lower() not in preview.hosts:
+                # A page of another site whose name now resolves to 127.0.0.1 (DNS rebinding) sends its
+                # own name here: answering it would hand that site the digest.
+                self._send(421, b"misdirected request: not this preview's address\n", "text/plain")
+                return
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             state = preview.state
             if parts.path in ("/", "/preview"):
-                self._send(200, SHELL.encode(), "text/html; charset=utf-8")
+                self._send(200, _shell(), "text/html; charset=utf-8")
             elif parts.path in ("/digest.html", "/index.html", "/digest.txt"):
                 name = parts.path.lstrip("/")
                 if not state.ok or name not in state.files:
@@ -319,81 +392,7 @@ def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-SHELL = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>digest preview</title>
-<style>
-  body { margin: 0; font: 14px/1.4 system-ui, sans-serif; background: #d9dee4; color: #1f2933; }
-  header { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; padding: 8px 12px;
-           background: #1f2933; color: #fff; position: sticky; top: 0; }
-  fieldset { border: 0; margin: 0; padding: 0; display: flex; gap: 2px; }
-  button { font: inherit; border: 1px solid #52606d; background: #323f4b; color: #fff; padding: 4px 10px;
-           border-radius: 4px; cursor: pointer; }
-  button[aria-pressed="true"] { background: #0b6e4f; border-color: #0b6e4f; }
-  #status { margin-left: auto; }
-  #status.failed { color: #ffb4ab; font-weight: bold; }
-  main { display: flex; justify-content: center; padding: 16px; }
-  iframe { border: 0; background: #fff; height: calc(100vh - 90px); box-shadow: 0 2px 8px rgba(0,0,0,.2); }
-</style>
-</head>
-<body>
-<header>
-  <strong>digest preview</strong>
-  <fieldset aria-label="Width">
-    <button data-key="width" data-value="640">Desktop 640</button>
-    <button data-key="width" data-value="375">Mobile 375</button>
-  </fieldset>
-  <fieldset aria-label="Colour scheme">
-    <button data-key="scheme" data-value="light">Light</button>
-    <button data-key="scheme" data-value="dark">Dark</button>
-  </fieldset>
-  <fieldset aria-label="Version">
-    <button data-key="view" data-value="email">Email</button>
-    <button data-key="view" data-value="web">Web version</button>
-    <button data-key="view" data-value="text">Text</button>
-  </fieldset>
-  <span id="status" role="status">connecting...</span>
-</header>
-<main><iframe id="frame" title="The digest"></iframe></main>
-<script>
-const frame = document.getElementById('frame');
-const statusEl = document.getElementById('status');
-const saved = JSON.parse(localStorage.getItem('digest-preview') || '{}');
-const state = Object.assign({width: '640', scheme: 'light', view: 'email'}, saved);
-let generation = 0;
-function src() {
-  const g = '&g=' + generation;
-  if (state.view === 'text') return '/digest.txt?' + g;
-  return (state.view === 'web' ? '/index.html' : '/digest.html') + '?scheme=' + state.scheme + g;
-}
-function show(keepScroll) {
-  let y = 0;
-  try { y = keepScroll ? frame.contentWindow.scrollY : 0; } catch (e) {}
-  frame.onload = () => { try { frame.contentWindow.scrollTo(0, y); } catch (e) {} };
-  frame.style.width = state.width + 'px';
-  frame.src = src();
-  for (const b of document.querySelectorAll('button[data-key]')) {
-    b.setAttribute('aria-pressed', String(state[b.dataset.key] === b.dataset.value));
-  }
-  localStorage.setItem('digest-preview', JSON.stringify(state));
-}
-for (const b of document.querySelectorAll('button[data-key]')) {
-  b.addEventListener('click', () => { state[b.dataset.key] = b.dataset.value; show(false); });
-}
-const events = new EventSource('/events');
-events.onmessage = (e) => {
-  const s = JSON.parse(e.data);
-  statusEl.className = s.ok ? '' : 'failed';
-  statusEl.textContent = s.ok ? s.window + ': ' + s.items + ' items (build ' + s.generation + ')'
-                              : 'Build failed: ' + s.error.split('\\n')[0];
-  if (s.generation !== generation) { generation = s.generation; show(true); }
-};
-events.onerror = () => { statusEl.className = 'failed'; statusEl.textContent = 'preview server stopped'; };
-show(false);
-</script>
-</body>
-</html>
-"""
+@functools.cache
+def _shell() -> bytes:
+    """The preview page (desktop/mobile, light/dark, email/web/text): package data, read once."""
+    return (resources.files("digest") / "preview.html").read_bytes()

@@ -12,7 +12,8 @@ Playwright; no browser is downloaded. The page gets no network at all:
 
 A screenshot run fails when, at any width, the page scrolls sideways (its content is wider than the
 viewport), or when an image does not load: a 404 under the build folder, or a file that is not an image.
-The PNGs are written even then, so the failure can be seen.
+The PNGs are written even then, so the failure can be seen. With strict=False the problems are returned in
+`Shots.problems` instead of raised (to show them, e.g. beside the archive page, without failing).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Shots:
     """What a screenshot run produced and found."""
 
     files: tuple[Path, ...]
-    problems: tuple[str, ...]
+    problems: tuple[str, ...]  # empty unless strict=False: then what ScreenshotError would have listed
     remote_images: tuple[str, ...]
 
 
@@ -110,8 +111,9 @@ def take_screenshots(
     slug: str,
     browser: Browser | None = None,
     page_name: str = "digest.html",
+    strict: bool = True,
 ) -> Shots:
-    """Screenshot folder/digest.html at each width and colour scheme; raise ScreenshotError on problems."""
+    """Screenshot folder/digest.html at each width and colour scheme; ScreenshotError on problems (strict)."""
     if not (folder / page_name).is_file():
         raise BrowserError(f"{folder / page_name}: not built yet (run `digest build` first)")
     if browser is None:
@@ -120,7 +122,7 @@ def take_screenshots(
         def run() -> Shots:
             with open_browser() as own:
                 return take_screenshots(
-                    folder, base_url=base_url, slug=slug, browser=own, page_name=page_name
+                    folder, base_url=base_url, slug=slug, browser=own, page_name=page_name, strict=strict
                 )
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest-shots") as pool:
@@ -198,9 +200,9 @@ def take_screenshots(
                 else:
                     where = "it did not load"
                 problems.append(f"{name}: the image {url} does not load ({where})")
-    if problems:
-        raise ScreenshotError(list(dict.fromkeys(problems)))
-    return Shots(files=tuple(files), problems=(), remote_images=tuple(remote))
+    if problems and strict:  # each names its screenshot, and each URL is listed once: no duplicates
+        raise ScreenshotError(problems)
+    return Shots(files=tuple(files), problems=tuple(problems), remote_images=tuple(remote))
 
 
 # Measured in the page: the viewport width, how wide the content is, the outermost element sticking out,
@@ -218,9 +220,13 @@ _MEASURE = """() => {
     const fixed = el => Math.max(parseFloat(el.getAttribute('width')) || 0,
       el.style.width.endsWith('px') ? parseFloat(el.style.width) : 0, parseFloat(el.style.minWidth) || 0);
     const out = Array.from(document.body.querySelectorAll('*')).filter(sticksOut);
-    // The cause: an element given a fixed width wider than the viewport, else the first one sticking out
-    // none of whose children does (a long word, an image).
-    const el = out.find(e => fixed(e) > width) || out.find(e => !Array.from(e.children).some(sticksOut));
+    // The cause: of the elements given a fixed width wider than the viewport, the one reaching furthest
+    // right (a 900 px table inside a 700 px box: fixing the box alone fixes nothing); else, of those
+    // sticking out none of whose children does (a long word, an image), the one reaching furthest.
+    const furthest = els => els.reduce((a, e) =>
+      a === null || e.getBoundingClientRect().right > a.getBoundingClientRect().right ? e : a, null);
+    const el = furthest(out.filter(e => fixed(e) > width))
+      || furthest(out.filter(e => !Array.from(e.children).some(sticksOut)));
     if (el) {
       const cls = el.getAttribute('class');
       const text = (el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 40);

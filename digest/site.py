@@ -3,10 +3,15 @@
 Each entry links the web version (<slug>/index.html, the page the email's "view in browser" link opens
 under the configured base URL), the text version, the .eml and the screenshots, with the 375 px light
 screenshot as a thumbnail. Links are relative, so the folder can be published anywhere or opened from disk.
+Every text from a manifest is escaped (a subject can hold `<`), every folder name in a link URL-quoted.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -83,15 +88,32 @@ def entries(out_dir: Path) -> tuple[list[Entry], list[str]]:
 
 def write_index(out_dir: Path, *, title: str) -> Site:
     """Write out_dir/index.html listing every built digest; atomic, like the builds."""
-    listed, skipped = entries(out_dir)
-    html = _TEMPLATE.render(title=title, entries=listed, shot_label=_shot_label)
     path = out_dir / INDEX_NAME
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, html.encode())
+        with _writing(out_dir):
+            # Listed under the lock: a build that finished meanwhile is in this page or in the next one.
+            listed, skipped = entries(out_dir)
+            html = _TEMPLATE.render(title=title, entries=listed, shot_label=_shot_label)
+            for stale in out_dir.glob(f".{INDEX_NAME}.*.tmp"):  # left by a write that was killed
+                stale.unlink(missing_ok=True)
+            atomic_write(path, html.encode())
     except OSError as err:
         raise OutputError(f"{path}: cannot write the archive page: {err.strerror}") from err
     return Site(path=path, entries=tuple(listed), skipped=tuple(skipped))
+
+
+@contextmanager
+def _writing(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on out_dir itself while the page is written: a temporary file seen then is
+    of a writer that died (the kernel drops a dead process's lock), never of one still writing.
+    The lock is on the folder, so no lock file is left in it."""
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _shot_label(name: str) -> str:
@@ -140,25 +162,30 @@ _TEMPLATE = _ENV.from_string(
 {% endif %}
 <ol>
 {% for e in entries %}
+  {% set at = e.slug|urlencode %}
   <li class="digest" id="{{ e.slug }}">
     {% if e.thumbnail %}
-    <a href="{{ e.slug }}/{{ e.thumbnail }}"><img src="{{ e.slug }}/{{ e.thumbnail }}"
+    <a href="{{ at }}/{{ e.thumbnail }}"><img src="{{ at }}/{{ e.thumbnail }}"
       alt="Screenshot of {{ e.label }}" loading="lazy"></a>
     {% endif %}
     <div>
-      <h2><a href="{{ e.slug }}/index.html">{{ e.label }}</a></h2>
+      {% if "index.html" in e.files %}
+      <h2><a href="{{ at }}/index.html">{{ e.label }}</a></h2>
+      {% else %}
+      <h2>{{ e.label }}</h2>
+      {% endif %}
       <p class="meta">{{ e.item_count }} {{ "item" if e.item_count == 1 else "items" }} · {{ e.subject }}</p>
       <p class="links">
-        {% if "index.html" in e.files %}<a href="{{ e.slug }}/index.html">Web version</a>{% endif %}
-        {% if "digest.html" in e.files %}<a href="{{ e.slug }}/digest.html">Email (HTML)</a>{% endif %}
-        {% if "digest.txt" in e.files %}<a href="{{ e.slug }}/digest.txt">Text version</a>{% endif %}
-        {% if "digest.eml" in e.files %}<a href="{{ e.slug }}/digest.eml">Message (.eml)</a>{% endif %}
-        {% if "manifest.json" in e.files %}<a href="{{ e.slug }}/manifest.json">Manifest</a>{% endif %}
+        {% if "index.html" in e.files %}<a href="{{ at }}/index.html">Web version</a>{% endif %}
+        {% if "digest.html" in e.files %}<a href="{{ at }}/digest.html">Email (HTML)</a>{% endif %}
+        {% if "digest.txt" in e.files %}<a href="{{ at }}/digest.txt">Text version</a>{% endif %}
+        {% if "digest.eml" in e.files %}<a href="{{ at }}/digest.eml">Message (.eml)</a>{% endif %}
+        {% if "manifest.json" in e.files %}<a href="{{ at }}/manifest.json">Manifest</a>{% endif %}
       </p>
       {% if e.shots %}
       <p class="links">Screenshots:
         {% for name in e.shots %}
-        <a href="{{ e.slug }}/{{ name }}">{{ shot_label(name) }}</a>
+        <a href="{{ at }}/{{ name }}">{{ shot_label(name) }}</a>
         {% endfor %}
       </p>
       {% endif %}

@@ -13,7 +13,7 @@ from click.testing import Result
 from conftest import NOW
 
 from digest import __version__
-from digest.items import scan
+from digest.scan import scan
 
 Run = Callable[..., Result]
 

@@ -24,7 +24,7 @@ import pytest
 from conftest import NOW, REPO
 
 from digest.config import Config, load_config
-from digest.preview import Preview, force_scheme
+from digest.preview import Preview, Terminated, _terminate_on_signals, allowed_hosts, force_scheme
 from digest.window import resolve
 
 DEADLINE = 30.0  # seconds: generous for a loaded machine; a pass takes a fraction of it
@@ -171,6 +171,27 @@ def test_each_build_loads_the_config_once(workspace: Path) -> None:
         server.close()
 
 
+def test_a_build_signs_what_it_watches(workspace: Path) -> None:
+    """The first build signs the files it then watches: no second build until a file changes."""
+    now = datetime.fromisoformat(NOW)
+    server = Preview(
+        load=lambda: load_config(workspace / "digest.toml", environ={}),
+        window=lambda c: resolve(tz=c.tz, locale=c.language, now=now, month_="2021-03"),
+        now=lambda: now,
+    )
+    try:
+        assert server.rebuild().ok
+        assert not server.changed()
+        (workspace / "items" / "2021-03-31-late.md").write_text("---\ntitle: Late\n---\n")
+        assert server.changed()
+        server.rebuild()
+        assert not server.changed()
+        (workspace / "items" / "2021-03-31-late.md").unlink()
+        assert server.changed()
+    finally:
+        server.close()
+
+
 def test_a_broken_config_is_shown_and_still_watched(preview: Preview, workspace: Path) -> None:
     config = workspace / "digest.toml"
     good = config.read_text()
@@ -190,11 +211,13 @@ def test_events_announce_each_build(preview: Preview, workspace: Path) -> None:
     assert response.status == 200 and response.headers["Content-Type"] == "text/event-stream"
 
     def next_event() -> dict[str, Any]:
-        while True:
+        deadline = time.monotonic() + DEADLINE  # pings alone must not keep the test waiting forever
+        while time.monotonic() < deadline:
             line = response.readline().decode()
             assert line, "the event stream ended"
             if line.startswith("data: "):
                 return dict(json.loads(line[6:]))
+        pytest.fail(f"no event in {DEADLINE} s")
 
     assert next_event()["generation"] == 1
     path = workspace / "items" / ITEM
@@ -204,41 +227,104 @@ def test_events_announce_each_build(preview: Preview, workspace: Path) -> None:
     conn.close()
 
 
-def test_ctrl_c_stops_the_command_cleanly(workspace: Path) -> None:
-    """`digest preview` in its own process: it prints its address, serves, and exits 0 on Ctrl-C (SIGINT)."""
+def _default_signals() -> None:
+    # In the child, before exec: Python turns SIGINT into KeyboardInterrupt only when it starts with the
+    # default disposition, and the preview leaves an ignored SIGHUP ignored; a suite started under nohup
+    # or as a background job has them ignored. The tests set what they rely on.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def spawn(workspace: Path, tmp: Path, *args: str) -> subprocess.Popen[str]:
+    """`python -m digest --now NOW preview ARGS` in its own process, its temporary folders under tmp."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "digest", "--now", NOW, "preview", "--month", "2021-03"],
+    env["TMPDIR"] = str(tmp)
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "--now", NOW, "preview", *args],
         cwd=workspace,
         env=env,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_signals,  # one signal call in the child: nothing there takes a lock
     )
+
+
+def serving(proc: subprocess.Popen[str]) -> str:
+    """Wait for the preview's first successful build; its address."""
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # printed before the first build
+    m = re.match(r"Preview on (http://127\.0\.0\.1:\d+/)  \(Ctrl-C to stop\)$", first.strip())
+    assert m, first
+    url = m[1]
+    wait_for(
+        lambda: get(url + "status")[0] == 200 and json.loads(get(url + "status")[2])["ok"], "first build"
+    )
+    return url
+
+
+def stop(proc: subprocess.Popen[str], signum: int) -> str:
+    """Send a signal and wait for the process to end; what it wrote to stderr after its first line."""
     try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()  # printed before the first build
-        m = re.match(r"Preview on (http://127\.0\.0\.1:\d+/)  \(Ctrl-C to stop\)$", first.strip())
-        assert m, first
-        url = m[1]
-        wait_for(
-            lambda: get(url + "status")[0] == 200 and json.loads(get(url + "status")[2])["ok"], "first build"
-        )
-        assert TITLE in get(url + "digest.html")[2]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _out, rest = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return rest
+
+
+def preview_folders(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.iterdir() if p.name.startswith("digest-preview-"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_stops_the_command_cleanly(workspace: Path, tmp_path: Path, signum: signal.Signals) -> None:
+    """`digest preview` in its own process: it prints its address, serves, and on Ctrl-C (SIGINT), SIGTERM
+    or SIGHUP exits 0 having removed its private build folder. Whatever SIGINT disposition the suite was
+    started with (nohup, a background job), the child gets the default one, as from a terminal."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = spawn(workspace, tmp, "--month", "2021-03")
+    url = serving(proc)
+    assert TITLE in get(url + "digest.html")[2]
+    [folder] = preview_folders(tmp)
+    assert (tmp / folder / "2021-03" / "digest.html").is_file()  # the build the preview serves, in there
+    rest = stop(proc, signum)
     assert proc.returncode == 0, rest
+    assert "built March 2021: 10 items (http://127.0.0.1:" in rest
     assert rest.rstrip().endswith("Stopped.")
     assert "Traceback" not in rest
+    assert preview_folders(tmp) == []
 
 
-def test_a_busy_port_is_a_clean_error(workspace: Path, run: Callable[..., Any]) -> None:
+def test_a_bad_option_is_an_error_before_serving(workspace: Path, tmp_path: Path) -> None:
+    """A bad --month is no file the preview could watch for a fix: exit 1 at once, nothing served."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = spawn(workspace, tmp, "--month", "2021-13")
+    try:
+        _out, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            pytest.fail("the preview started serving with a bad --month")
+    assert proc.returncode == 1
+    assert err == "Error: --month '2021-13': use YYYY-MM, e.g. 2021-03\n"
+    assert preview_folders(tmp) == []
+
+
+def test_a_busy_port_is_a_clean_error_and_leaves_no_folder(
+    workspace: Path, run: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
+    import tempfile
 
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -246,6 +332,119 @@ def test_a_busy_port_is_a_clean_error(workspace: Path, run: Callable[..., Any]) 
         result = run("preview", "--month", "2021-03", "--port", str(port))
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert list(tmp.iterdir()) == []
+
+
+def test_close_removes_the_folder(workspace: Path) -> None:
+    now = datetime.fromisoformat(NOW)
+    server = Preview(
+        load=lambda: load_config(workspace / "digest.toml", environ={}),
+        window=lambda c: resolve(tz=c.tz, locale=c.language, now=now, month_="2021-03"),
+        now=lambda: now,
+    )
+    assert server.folder.is_dir()
+    server.close()
+    assert not server.folder.exists()
+
+
+def test_sigterm_during_the_first_build_stops_and_cleans_up(workspace: Path) -> None:
+    """The signal arrives while the build runs (in this, the main thread): the build does not swallow it."""
+    import threading
+
+    now = datetime.fromisoformat(NOW)
+
+    def load() -> Config:
+        signal.raise_signal(signal.SIGTERM)
+        return load_config(workspace / "digest.toml", environ={})
+
+    server = Preview(
+        load=load,
+        window=lambda c: resolve(tz=c.tz, locale=c.language, now=now, month_="2021-03"),
+        now=lambda: now,
+    )
+    term = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # whatever the suite was started with
+    watchdog = threading.Timer(DEADLINE, server.close)  # if the signal were swallowed, serving goes on
+    watchdog.start()
+    try:
+        server.serve_forever()
+    finally:
+        watchdog.cancel()
+        signal.signal(signal.SIGTERM, term)
+    assert server.state.generation == 0  # cut short, not recorded as a failed build
+    assert not server.folder.exists()
+
+
+def raw_get(preview: Preview, path: str, host: str | None) -> tuple[int, bytes]:
+    """A GET with this Host header (None: none at all), as a page of another site would send it."""
+    port = int(preview.url.rstrip("/").rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_only_its_own_host_is_answered(preview: Preview) -> None:
+    """DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 must get nothing."""
+    port = int(preview.url.rstrip("/").rsplit(":", 1)[1])
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}"):
+        code, body = raw_get(preview, "/digest.html", host)
+        assert code == 200 and TITLE.encode() in body, host
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", "127.0.0.1", "", None):
+        for path in ("/digest.html", "/status", "/", "/events", "/nothing-here"):
+            code, body = raw_get(preview, path, host)
+            assert code == 421, (host, path)
+            assert TITLE.encode() not in body and b"generation" not in body
+
+
+def test_allowed_hosts() -> None:
+    assert allowed_hosts("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000"}
+    assert allowed_hosts("LOCALHOST", 8000) == {"127.0.0.1:8000", "localhost:8000"}
+    assert allowed_hosts("127.0.0.2", 8000) == {"127.0.0.1:8000", "localhost:8000", "127.0.0.2:8000"}
+    # A browser leaves out the default port.
+    assert allowed_hosts("127.0.0.1", 80) == {"127.0.0.1:80", "localhost:80", "127.0.0.1", "localhost"}
+
+
+def test_terminate_on_signals_raises_once_and_restores() -> None:
+    term = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # whatever the suite was started with
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = False
+    try:
+        with pytest.raises(Terminated), _terminate_on_signals():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # left ignored
+            try:
+                signal.raise_signal(signal.SIGTERM)
+            finally:
+                signal.raise_signal(signal.SIGTERM)  # a second one does not cut the clean-up short
+                cleaned = True
+        assert cleaned
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGHUP, hup)
+        signal.signal(signal.SIGTERM, term)
+
+
+def test_terminate_on_signals_outside_the_main_thread() -> None:
+    """Only the main thread can set handlers: elsewhere the preview serves without them, and does not fail."""
+    import threading
+
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[object] = []
+
+    def run() -> None:
+        with _terminate_on_signals():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [before]
 
 
 @pytest.mark.browser

@@ -23,7 +23,7 @@ from digest.build import build
 from digest.config import Config, load_config
 from digest.errors import BrowserError, ScreenshotError
 from digest.outdir import SHOT_FILES
-from digest.shots import find_chromium, open_browser, take_screenshots
+from digest.shots import _in_folder, find_chromium, open_browser, take_screenshots
 from digest.window import Window, resolve
 
 if TYPE_CHECKING:
@@ -136,9 +136,11 @@ def brightness(rgb: tuple[int, int, int]) -> float:
 @pytest.mark.browser
 def test_the_sample(browser: Browser, tmp_path: Path) -> None:
     config, window, folder = sample_build(tmp_path)
-    shots = take_screenshots(folder, base_url=config.base_url, slug=window.slug, browser=browser)
+    shots = take_screenshots(
+        folder, base_url=config.base_url, slug=window.slug, browser=browser, strict=False
+    )
     assert [p.name for p in shots.files] == list(SHOT_FILES)
-    assert shots.problems == () and shots.remote_images == ()
+    assert shots.problems == () and shots.remote_images == ()  # problems are returned, not raised: none
     for name in SHOT_FILES:
         data = (folder / name).read_bytes()
         width, height = png_size(data)
@@ -247,7 +249,210 @@ def test_shots_command_fails_on_the_wide_table(workspace: Path, run: Run) -> Non
     assert "Traceback" not in result.output
 
 
+# ---- inline pages: what the screenshots must find, without a build ----
+
+BASE = "https://example.org/digest/"
+PREFIX = BASE + "2021-03/"
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\xff\xff"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def page(folder: Path, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "digest.html").write_text(
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>body{{margin:0;font:16px sans-serif}}</style></head><body>{body}</body></html>"
+    )
+    return folder
+
+
+BROKEN = f"""
+<link rel="stylesheet" href="{PREFIX}missing.css">
+<script src="https://cdn.example.net/tracker.js"></script>
+<div class="box" style="width:700px"><p>Intro</p>
+  <table class="wide" width="900"><tr><td>Our partners</td></tr></table>
+</div>
+<img src="{PREFIX}ok.png" alt="" width="10" height="10">
+<img src="{PREFIX}missing.png" alt="" width="10" height="10">
+<img src="{PREFIX}notes.png" alt="" width="10" height="10">
+<img src="https://cdn.example.net/photo.jpg" alt="" width="10" height="10">
+<img src="data:image/png;base64,AAAA" alt="" width="10" height="10">
+"""
+
+
+def broken_problems() -> list[str]:
+    """Every problem BROKEN has, in the order the run lists them."""
+    found = []
+    for name in SHOT_FILES:
+        width = int(name.split("-")[1])
+        found += [
+            f"{name}: the page scrolls sideways at {width} px: it is 900 px wide; the cause: "
+            '<table class="wide"> 900 px wide ("Our partners") '
+            "(give it width:100% and a max-width instead of a fixed width)",
+            f"{name}: the image {PREFIX}missing.png does not load (not in the build folder)",
+            f"{name}: the image {PREFIX}notes.png does not load "
+            "(the file in the build folder is not an image the browser can show)",
+            f"{name}: the image data:image/png;base64,AAAA does not load (it did not load)",
+        ]
+    return found
+
+
+@pytest.mark.browser
+def test_problems_are_found_named_and_returned_or_raised(browser: Browser, tmp_path: Path) -> None:
+    """A page that scrolls sideways names the element reaching furthest (the 900 px table, not the 700 px
+    box around it); each image that does not load is named with why; strict=False returns them all."""
+    folder = page(tmp_path / "2021-03", BROKEN)
+    (folder / "ok.png").write_bytes(tiny_png())
+    (folder / "notes.png").write_text("not a picture")
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser, strict=False)
+    assert list(shots.problems) == broken_problems()
+    assert shots.remote_images == ("https://cdn.example.net/photo.jpg",)
+    assert [p.name for p in shots.files] == list(SHOT_FILES)
+    for name in SHOT_FILES:
+        (folder / name).unlink()
+    with pytest.raises(ScreenshotError) as caught:
+        take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser)
+    assert caught.value.problems == broken_problems()
+    assert all((folder / name).is_file() for name in SHOT_FILES)  # written anyway, to look at
+
+
+@pytest.mark.browser
+def test_without_a_fixed_width_the_element_reaching_furthest_is_named(
+    browser: Browser, tmp_path: Path
+) -> None:
+    folder = page(
+        tmp_path / "2021-03",
+        '<div><span class="near" style="display:inline-block;padding-left:800px"></span></div>'
+        '<div><span class="far" style="display:inline-block;padding-left:1000px"></span></div>',
+    )
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser, strict=False)
+    assert len(shots.problems) == 4
+    for problem in shots.problems:
+        assert 'the cause: <span class="far"> 1000 px wide (give it' in problem, problem
+
+
+@pytest.mark.browser
+def test_a_page_that_fits_has_no_problems(browser: Browser, tmp_path: Path) -> None:
+    """Exactly the viewport's width is not sideways scrolling."""
+    folder = page(
+        tmp_path / "2021-03", f'<div style="width:375px">fits</div><img src="{PREFIX}ok.png" alt="">'
+    )
+    (folder / "ok.png").write_bytes(tiny_png())
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser)
+    assert shots.problems == () and shots.remote_images == ()
+
+
+@pytest.mark.browser
+def test_the_page_reaches_no_network(browser: Browser, tmp_path: Path) -> None:
+    """A script, a style sheet and an image outside the build folder (a real server on loopback): the image
+    gets the grey placeholder, the others are blocked; the server sees no request at all."""
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    other = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        folder = page(
+            tmp_path / "2021-03",
+            f'<script src="{other}x.js"></script><link rel="stylesheet" href="{other}x.css">'
+            f'<img src="{other}photo.png" alt="" style="display:block;width:100%">',
+        )
+        # The email on the same host as the others (what is not under it is "elsewhere"): no mixed-content
+        # or private-network rule of the browser's own blocks them, only the screenshot run can.
+        shots = take_screenshots(folder, base_url=other + "digest/", slug="2021-03", browser=browser)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == []
+    assert shots.remote_images == (f"{other}photo.png",) and shots.problems == ()
+    r, g, b = png_pixel((folder / "shot-375-light.png").read_bytes(), 20, 20)
+    assert (abs(r - 0x9A), abs(g - 0xA5), abs(b - 0xB1)) < (8, 8, 8)  # the placeholder's grey, #9aa5b1
+
+
+@pytest.mark.browser
+def test_without_a_browser_given_it_starts_its_own(browser: Browser, tmp_path: Path) -> None:
+    """Even while this thread drives another browser (Playwright's loop is running here)."""
+    folder = page(tmp_path / "2021-03", f'<img src="{PREFIX}missing.png" alt="">')
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", strict=False)
+    assert [p.split(":", 1)[0] for p in shots.problems] == list(SHOT_FILES)
+    assert all("missing.png does not load (not in the build folder)" in p for p in shots.problems)
+
+
+@pytest.mark.browser
+def test_a_few_pixels_too_wide_is_caught_and_named(browser: Browser, tmp_path: Path) -> None:
+    """400 px is too wide at 375 and fits at 640: two problems, naming the box."""
+    folder = page(tmp_path / "2021-03", '<div class="slightly" style="width:400px">a box</div>')
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser, strict=False)
+    assert [p.split(":", 1)[0] for p in shots.problems] == ["shot-375-light.png", "shot-375-dark.png"]
+    assert all('the cause: <div class="slightly"> 400 px wide ("a box")' in p for p in shots.problems)
+
+
 # ---- without a browser (these run everywhere) ----
+
+
+def test_in_folder(tmp_path: Path) -> None:
+    root = tmp_path / "2021-03"
+    (root / "img").mkdir(parents=True)
+    (root / "index.html").write_text("web")
+    (root / "img" / "logo.png").write_bytes(b"png")
+    (root / "img" / "index.html").write_text("sub")
+    (tmp_path / "secret.txt").write_text("no")
+    assert _in_folder(root, PREFIX + "img/logo.png?v=2", PREFIX) == root / "img" / "logo.png"
+    assert _in_folder(root, PREFIX + "img%2Flogo.png", PREFIX) == root / "img" / "logo.png"
+    assert _in_folder(root, PREFIX, PREFIX) == root / "index.html"
+    assert _in_folder(root, PREFIX + "img/", PREFIX) == root / "img" / "index.html"
+    assert _in_folder(root, PREFIX + "img", PREFIX) is None  # a folder is not a file
+    assert _in_folder(root, PREFIX + "nothing.png", PREFIX) is None
+    assert _in_folder(root, PREFIX + "..%2Fsecret.txt", PREFIX) is None  # never outside the folder
+
+
+def test_find_chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser = tmp_path / "my-chromium"
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("DIGEST_CHROMIUM", str(browser))
+    assert find_chromium() == str(browser)
+    monkeypatch.setenv("DIGEST_CHROMIUM", str(tmp_path))  # a folder is no browser
+    assert find_chromium() is None
+    monkeypatch.delenv("DIGEST_CHROMIUM")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert find_chromium() is None
+    (bin_dir / "chromium-browser").write_text("#!/bin/sh\n")
+    (bin_dir / "chromium-browser").chmod(0o755)
+    assert find_chromium() == str(bin_dir / "chromium-browser")
+    (bin_dir / "chromium").write_text("#!/bin/sh\n")
+    (bin_dir / "chromium").chmod(0o755)
+    assert find_chromium() == str(bin_dir / "chromium")  # Debian's name first
 
 
 def test_shots_before_building(workspace: Path, run: Run) -> None:
