@@ -135,7 +135,7 @@ def timed(cmd: list[str], **kw: object) -> float:
 
 def send_digest(ws: Path, csv: Path, connections: int) -> tuple[float, int]:
     """Seconds for a whole `digest send` (start-up and list checks included) and its peak RSS in KB."""
-    for old in (ws / "out" / "2021-03").glob("send-*"):
+    for old in (ws / "out" / "2021-03").glob("journal.sqlite*"):  # the digest's journal: a fresh send
         old.unlink()
     cmd = [*digest_cmd(), "-q", "send", "--month", "2021-03", "--subscribers", str(csv), "--yes"]
     cmd += ["--connections", str(connections)]

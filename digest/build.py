@@ -17,15 +17,15 @@ from digest import __version__, outdir
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, OutputError
 from digest.fsutil import rel_path, shown
-from digest.items import Item, Scan, Scanner
+from digest.items import Item
 from digest.message import personaliser, preview_recipient
 from digest.outdir import ItemRecord, Manifest, Parts, SectionRecord
+from digest.outdir.files import GMAIL_CLIP_BYTES
 from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash
+from digest.scan import Scan, Scanner
 from digest.select import Digest, select
 from digest.site import write_index
 from digest.window import Window
-
-GMAIL_CLIP_BYTES = 102 * 1024
 
 
 @dataclass(frozen=True)

@@ -195,8 +195,8 @@ def list_(state: State, /, **window: Any) -> None:
 
     config = state.config()
     win = get_window(state, config, **window)
-    digest, _found = collect(config, win)
-    for warning in digest.warnings:
+    digest, found = collect(config, win)
+    for warning in (*found.warnings, *digest.warnings):
         state.warn(warning)
     rows = [
         (
@@ -324,6 +324,15 @@ def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **
         sys.exit(1)
 
 
+def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    from digest.config import parse_rate
+
+    try:
+        return None if value is None else parse_rate(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 @main.command()
 @window_options
 @click.option(
@@ -345,10 +354,15 @@ def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **
 @click.option("--status", is_flag=True, help="Print the journal's counts (sent, failed, deferred, pending).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections in parallel (default 1).")
-@click.option("--rate", metavar="N/s|N/h", help="At most this many messages per second or per hour.")
+@click.option(
+    "--rate", metavar="N/s|N/h", callback=_rate, help="At most this many messages per second or hour."
+)
 @click.option("--skip-invalid", is_flag=True, help="Send to the good rows even when some rows are bad.")
 @click.option(
     "--allow-changed", is_flag=True, help="Resume a send although the digest changed since it began."
+)
+@click.option(
+    "--as-built", is_flag=True, help="Send the built folder although the window's items changed since."
 )
 @click.option(
     "--retries", type=click.IntRange(0, 20), default=5, show_default=True, help="Retries per message."
@@ -371,125 +385,91 @@ def send(
     status: bool,
     yes: bool,
     connections: int | None,
-    rate: str | None,
+    rate: float | None,
     skip_invalid: bool,
     allow_changed: bool,
+    as_built: bool,
     retries: int,
     retry_delay: float,
     insecure_no_verify: bool,
     **window: Any,
 ) -> None:
     """Send the digest of a window (built in out/<slug>/, built first if absent) to a subscriber list."""
+    from digest import outdir
     from digest import send as sending
-    from digest.build import build as run_build
-    from digest.journal import journal_path, read_counts
+    from digest.journal import status as journal_status
+    from digest.smtp import smtp_settings
 
-    config = state.config(
-        **{
-            "paths.out": out_dir,
-            "send.connections": connections,
-            "send.rate": rate,
-            "smtp.verify": False if insecure_no_verify else None,
-        }
-    )
+    flags = {
+        "paths.out": out_dir,
+        "send.connections": connections,
+        "send.rate": rate,
+        "smtp.verify": False if insecure_no_verify else None,
+    }
+    config = state.config(**flags)
     win = get_window(state, config, **window)
-    folder = (out_dir or config.paths.out) / win.slug
-    sending.repair_folder(folder)  # a build killed mid-swap may have left the journals aside
     if status:
-        paths = [journal_path(folder)]
-        if not paths or not paths[0].exists():
-            raise DigestError(f"no send journal in {shown(folder)}/: nothing was sent for {win.label} yet")
-        for path in paths:
-            counts, meta = read_counts(path)
-            done = " (complete)" if meta.get("completed_at") else ""
-            click.echo(f"{shown(path)}: {counts}{done}")
+        found = journal_status(outdir.folder_of(config.paths.out, win.slug))
+        click.echo(f"{shown(found.journal)}: {found.counts}{' (complete)' if found.complete else ''}")
         return
     if test_address is None and subscribers is None:
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
-    # Settings first: a mistake there should not wait for a build. A dry run checks them as a real send
-    # does (it only connects to nothing), so that it shows whether the real one would start.
-    settings = sending.smtp_settings(config)
-    parts = sending.load_parts(folder, tz=config.tz)
-    if parts is None:
-        state.say(f"{shown(folder)}/ is not built yet: building it first")
-        result = run_build(config, win, now=state.now)
-        for warning in result.warnings:
-            state.warn(warning)
-        parts = sending.load_parts(result.folder, tz=config.tz)
-        assert parts is not None
-    from digest.message import personaliser
-
-    maker = personaliser(config, parts, now=state.now)
-    sender = config.sender.addr_spec
+    if dry_run and subscribers is None:
+        raise click.UsageError("--dry-run needs --subscribers FILE.csv")
+    address = smtp_settings(config).address  # checked first: a mistake there should not wait for a build
+    options = sending.SendOptions(
+        retries=retries,
+        retry_delay=retry_delay,
+        allow_changed=allow_changed,
+        skip_invalid=skip_invalid,
+        as_built=as_built,
+    )
     if dry_run:
-        if subscribers is None:
-            raise click.UsageError("--dry-run needs --subscribers FILE.csv")
-        message, listed = sending.dry_run(maker, subscribers)
-        if message is not None:
-            click.echo(message.data.decode("ascii"), nl=False)
-        _report_list(state, listed)
-        path = journal_path(folder)
-        finished = 0
-        if path.exists():
-            counts, _meta = read_counts(path)
-            finished = counts.sent + counts.failed
-            state.say(f"journal {shown(path)}: {counts}")
-        state.say(
-            f"dry run: would send {max(listed.count - finished, 0)} messages via {config.smtp.host}; "
-            "sent nothing"
-        )
-        if listed.bad_rows and not skip_invalid:
-            from digest.subscribers import require_clean
-
-            require_clean(listed)
+        assert subscribers is not None
+        plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say)
+        if plan.message is not None:
+            click.echo(plan.message.data.decode("ascii"), nl=False)
+        _report_list(state, plan.listed)
+        if plan.counts is not None:
+            state.say(f"journal: {plan.counts}")
+        state.say(f"dry run: would send {plan.would_send} messages via {plan.address}; sent nothing")
         return
-    if not settings.verify:
+    if not config.smtp.verify:
         click.secho(
-            f"WARNING: TLS certificate verification is OFF for {settings.address}: "
+            f"WARNING: TLS certificate verification is OFF for {address}: "
             "anyone on the network path can read and change these messages.",
             err=True,
             fg="red",
             bold=True,
         )
     if test_address is not None:
-        reply = sending.send_test(settings, sender, maker, test_address)
-        state.say(f"test message sent to {test_address} via {settings.address}: {reply}")
+        reply = sending.send_test(config, win, test_address, now=state.now, as_built=as_built, say=state.say)
+        state.say(f"test message sent to {test_address} via {address}: {reply}")
         return
     assert subscribers is not None
-    options = sending.SendOptions(
-        connections=config.send.connections,
-        rate=config.send.rate,
-        retries=retries,
-        retry_delay=retry_delay,
-        allow_changed=allow_changed,
-        skip_invalid=skip_invalid,
-    )
 
-    def confirm(todo: int, counts: Any) -> bool:
+    def confirm(plan: sending.Plan) -> bool:
         if yes:
             return True
-        state.say(f"journal: {counts}")
+        state.say(f"journal: {plan.counts}")
         answer = click.confirm(
-            f"Send {parts.subject!r} to {todo} recipient{'s' if todo != 1 else ''} via {settings.address}?",
-            err=True,
+            f"Send {plan.subject!r} to {plural(plan.todo, 'recipient')} via {plan.address}?", err=True
         )
         if not sys.stdin.isatty():  # piped: no terminal echoed the answer and its line end
             click.echo(err=True)
         return answer
 
     progress = _Progress(enabled=state.verbosity >= 0)
-
     try:
-        report = sending.send_all(
-            settings=settings,
-            sender=sender,
-            maker=maker,
-            parts=parts,
-            subscribers=subscribers,
-            options=options,
+        report = sending.run(
+            config,
+            win,
+            subscribers,
+            options,
+            now=state.now,
             confirm=confirm,
             progress=progress.step,
-            started=progress.start,
+            say=state.say,
         )
     finally:
         progress.close()
@@ -504,7 +484,7 @@ def send(
     bad = report.refused + report.unfinished
     if bad:
         raise SendError(
-            f"{bad} recipient{'s' if bad != 1 else ''} did not get the digest "
+            f"{plural(bad, 'recipient')} did not get the digest "
             f"({report.refused} refused, {report.unfinished} deferred: run again to retry those)"
         )
 
@@ -515,23 +495,20 @@ class _Progress:
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.bar: Any = None
-        self.count = 0
         self.began = 0.0
         self.lock = threading.Lock()
 
-    def start(self, todo: int) -> None:
-        self.began = time.monotonic()
-        if self.enabled:
-            self.bar = click.progressbar(
-                length=todo, label="Sending", show_eta=True, show_pos=True, file=sys.stderr
-            )
-            self.bar.__enter__()
-
-    def step(self, _status: str) -> None:
+    def step(self, done: int, todo: int) -> None:
         with self.lock:
-            self.count += 1
-            if self.bar is not None:
-                rate = self.count / max(time.monotonic() - self.began, 1e-6)
+            if done == 0:
+                self.began = time.monotonic()
+                if self.enabled:
+                    self.bar = click.progressbar(
+                        length=todo, label="Sending", show_eta=True, show_pos=True, file=sys.stderr
+                    )
+                    self.bar.__enter__()
+            elif self.bar is not None:
+                rate = done / max(time.monotonic() - self.began, 1e-6)
                 self.bar.update(1, current_item=f"{rate:.0f}/s")
 
     def close(self) -> None:
@@ -563,9 +540,13 @@ def _report_list(state: State, listed: Any) -> None:
 @fail_cleanly
 def preview(state: State, /, port: int, **window: Any) -> None:
     """Serve a live preview on 127.0.0.1; it rebuilds when an item, a template or the config changes."""
+    from contextlib import suppress
+
     from digest.preview import Preview
 
-    config_path = state.config().paths.config_file  # fails now, before serving, if there is no config at all
+    config = state.config()  # fails now, before serving, if there is no config at all
+    config_path = config.paths.config_file
+    get_window(state, config, **window)  # a bad option too: no edit of a watched file could fix it
     try:
         server = Preview(
             load=lambda: load_config(config_path),
@@ -577,10 +558,9 @@ def preview(state: State, /, port: int, **window: Any) -> None:
     except OSError as err:
         raise DigestError(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from err
     state.say(f"Preview on {server.url}  (Ctrl-C to stop)", level=-1)
-    try:
+    with suppress(KeyboardInterrupt):  # Ctrl-C; on SIGTERM or SIGHUP it returns
         server.serve_forever()
-    except KeyboardInterrupt:
-        state.say("Stopped.", level=-1)
+    state.say("Stopped.", level=-1)
 
 
 if __name__ == "__main__":  # pragma: no cover

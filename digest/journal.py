@@ -1,18 +1,26 @@
-"""The send journal: one SQLite file per digest and subscriber list, in out/<slug>/send-<list>.sqlite.
+"""The send journal: one SQLite file per digest, out/<slug>/journal.sqlite, whatever list a send used.
 
+It is keyed on the recipient (the address, lower-cased), not on the list file: every address the digest
+was delivered to is in it, from whichever list, so the same list through a symlink, a renamed copy or a
+re-export reaches nobody twice, and two lists that share a file name share nothing but the people on both.
 For every recipient it records pending, sent (with the server's reply and the Message-ID), failed (a 5xx:
 code and text, not retried) or deferred (4xx or a dropped connection after every retry: tried again by the
 next run). A run resumes from it: only recipients not yet sent or failed get a message.
+
+"Sent in full" (`completed_at`, for `build --since-last-send`): some run found everyone on its list sent or
+refused for good. A later run to another list does not undo that: the first list did get the digest.
 
 Durability: WAL mode. Each result is committed on its own the moment the server has accepted the message,
 so a killed process loses no result it had received (the kernel holds the WAL write). Every
 `SYNC_EVERY` results or `SYNC_SECONDS`, one commit runs with synchronous=FULL, which fsyncs the WAL and so
 every earlier result too: a power cut can cost at most that many re-sends, never a lost recipient.
+A write that fails marks the journal broken: the send checks that before it hands over each message.
 The file holds addresses: it is created private (0600); do not publish it with the web version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -22,8 +30,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from urllib.parse import quote
 
-from digest.errors import JournalError
+from digest.errors import JournalError, SendError
+from digest.fsutil import shown
 from digest.outdir import JOURNAL
 
 SYNC_EVERY = 64
@@ -77,6 +87,7 @@ class Journal:
         if not create and not path.exists():
             raise JournalError(f"{path}: no send journal (nothing was sent to this list yet)")
         self._lock = threading.Lock()
+        self.broken = ""  # why the last write failed: no message may go out after that
         self._unsynced = 0
         self._synced_at = time.monotonic()
         try:
@@ -107,17 +118,17 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Make everything durable and release the journal."""
-        db = getattr(self, "db", None)
-        if db is not None:
-            try:
-                with self._lock:
+        """Make everything durable and release the journal (under its lock: no write is cut in half)."""
+        lock = getattr(self, "_lock", None)
+        with lock if lock is not None else contextlib.nullcontext():
+            db = getattr(self, "db", None)
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
                     db.execute("pragma synchronous=full")
                     db.execute("pragma wal_checkpoint(truncate)")
-                db.close()
-            except sqlite3.Error:
-                pass
-            self.db = None  # type: ignore[assignment]
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+                self.db = None  # type: ignore[assignment]
         if self._lockfd >= 0:
             os.close(self._lockfd)
             self._lockfd = -1
@@ -142,6 +153,16 @@ class Journal:
             )
             self.db.execute("commit")
             self.db.execute("pragma synchronous=normal")
+
+    def sent_in_full(self, *, newest_end: datetime | None, content_hash: str, sent_now: bool) -> None:
+        """Record that a run found everyone on its list done (for `build --since-last-send`)."""
+        done = {"completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        # What went out: the newest item of this version. A run that sent nothing keeps the record of an
+        # earlier version that the list did get.
+        if newest_end is not None and (sent_now or self.get("sent_content_hash") in (None, content_hash)):
+            done["newest_item_end"] = newest_end.isoformat()
+            done["sent_content_hash"] = content_hash
+        self.set_meta(**done)
 
     def bind(self, *, content_hash: str, subject: str, subscribers: Path, allow_changed: bool) -> None:
         """Tie the journal to one version of the digest; refuse to resume with other content."""
@@ -182,7 +203,7 @@ class Journal:
     def record(self, key: str, status: str, *, code: int | None, reply: str, message_id: str = "") -> None:
         """Record one result at once (a killed process keeps it); fsync the WAL now and then."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._lock:
+        with self._lock, self._writing():
             self._unsynced += 1
             durable = self._unsynced >= SYNC_EVERY or time.monotonic() - self._synced_at >= SYNC_SECONDS
             if durable:
@@ -196,6 +217,32 @@ class Journal:
                 self.db.execute("pragma synchronous=normal")
                 self._unsynced = 0
                 self._synced_at = time.monotonic()
+
+    def touch(self, key: str) -> None:
+        """A real write (the recipient's `updated`), to prove the journal writable before a delivery."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._lock, self._writing():
+            self.db.execute("update recipients set updated = ? where key = ?", (now, key))
+
+    def check(self) -> None:
+        """JournalError if a write has failed: the result of the next message could not be kept."""
+        if self.broken:
+            raise JournalError(self.broken)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        if self.broken:
+            raise JournalError(self.broken)
+        if self.db is None:
+            raise JournalError(f"{self.path}: the send journal is closed")
+        try:
+            yield
+        except sqlite3.Error as err:
+            self.broken = (
+                f"{self.path}: cannot write the send journal ({err}); sending stopped, "
+                "as a result that is not kept would be sent again"
+            )
+            raise JournalError(self.broken) from err
 
     def counts(self) -> Counts:
         """How many recipients are pending, sent, failed and deferred."""
@@ -214,24 +261,33 @@ class Journal:
         return [(str(e), c, str(r or "")) for e, c, r in rows]
 
 
-def open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only look at a journal (for --status and --since-last-send), even while a send runs."""
-    try:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise JournalError(f"{path}: cannot read the send journal: {err}") from err
-
-
-def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
-    """The counts and meta values of one journal."""
-    db = open_readonly(path)
+def _read(path: Path, *, immutable: bool) -> tuple[dict[str, int], dict[str, str]]:
+    uri = f"file:{quote(str(path))}?{'immutable=1' if immutable else 'mode=ro'}"
+    db = sqlite3.connect(uri, uri=True)
     try:
         rows = dict(db.execute("select status, count(*) from recipients group by status").fetchall())
         meta = {str(k): str(v) for k, v in db.execute("select key, value from meta")}
-    except sqlite3.Error as err:
-        raise JournalError(f"{path}: not a send journal: {err}") from err
     finally:
         db.close()
+    return rows, meta
+
+
+def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
+    """The counts and meta values of one journal, read-only: no lock, nothing written, even while a send
+    runs or on a read-only mount."""
+    if not path.is_file():
+        raise JournalError(f"{path}: no send journal")
+    try:
+        rows, meta = _read(path, immutable=False)
+    except sqlite3.OperationalError:
+        # A WAL database needs its -shm file, which a read-only folder cannot get. Nothing writes there
+        # then, and a send's last act is to fold the WAL into the file: read the file as it is.
+        try:
+            rows, meta = _read(path, immutable=True)
+        except sqlite3.Error as err:
+            raise JournalError(f"{path}: cannot read the send journal: {err}") from err
+    except sqlite3.Error as err:
+        raise JournalError(f"{path}: not a send journal: {err}") from err
     return Counts(**{s: int(rows.get(s, 0)) for s in STATES}), meta
 
 
@@ -244,9 +300,10 @@ def journals(out_dir: Path) -> Iterator[Path]:
 def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None:
     """The folder of the newest digest sent to a whole list, and the instant after its newest item.
 
-    Each journal records, when its send completes, the newest item of the version it sent
-    (`newest_item_end`); the largest over every complete journal wins. The manifest in the folder now is
-    not read: a rebuild since, or an older digest sent late to another list, must not move the window.
+    Each journal (one per digest) records, when a send finds everyone on its list done, the newest item
+    of the version it sent (`newest_item_end`); the largest over every complete journal wins. The manifest
+    in the folder now is not read: a rebuild since, or an older digest sent late to another list, must
+    not move the window.
     """
     best: tuple[datetime, Path] | None = None
     for path in journals(out_dir):
@@ -265,3 +322,21 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None
     if best is None:
         return None
     return best[1], best[0].astimezone(tz)
+
+
+@dataclass(frozen=True)
+class Status:
+    """A journal's counts, and whether some send found its whole list done."""
+
+    journal: Path
+    counts: Counts
+    complete: bool
+
+
+def status(folder: Path) -> Status:
+    """The journal of a built folder, read-only: no lock, no recovery, nothing written (a read-only mount)."""
+    path = journal_path(folder)
+    if not path.exists():
+        raise SendError(f"no send journal in {shown(folder)}/: nothing was sent for it yet")
+    counts, meta = read_counts(path)
+    return Status(path, counts, bool(meta.get("completed_at")))

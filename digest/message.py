@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -21,6 +22,8 @@ from digest.config import Config, greeting_fields
 from digest.errors import DigestError
 from digest.render import GREETING, UNSUBSCRIBE_URL
 from digest.words import slugify
+
+MAX_LINE = 998  # RFC 5322 2.1.1: no line of a message longer, CRLF aside
 
 
 class HeaderError(DigestError):
@@ -51,8 +54,21 @@ def unsubscribe_token(secret: str, email: str) -> str:
 
 
 def check_unsubscribe_token(secret: str, email: str, token: str) -> bool:
-    """For the unsubscribe endpoint: is this the token `digest send` put in this address's link?"""
-    return hmac.compare_digest(unsubscribe_token(secret, email), token)
+    """For the unsubscribe endpoint: is this the token `digest send` put in this address's link?
+
+    Whatever comes in a request, the answer is True or False, never an exception: an empty secret or
+    token, a token of another length or with non-ASCII characters, an address that is not text.
+    """
+    if not (isinstance(secret, str) and isinstance(email, str) and isinstance(token, str)):
+        return False
+    if not secret or not token:
+        return False
+    try:
+        expected = unsubscribe_token(secret, email).encode()
+        given = token.encode("utf-8")
+    except UnicodeError:  # a lone surrogate, say
+        return False
+    return hmac.compare_digest(expected, given)
 
 
 @dataclass(frozen=True)
@@ -235,7 +251,7 @@ class Personaliser:
 
     def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
         """One recipient's complete message (bytes with CRLF line ends, 7-bit: quoted-printable parts)."""
-        name = " ".join(name.split())
+        name = " ".join(check_header("To", name).split())  # a line break is refused, not folded away
         v = self.values(email, name, fields)
         html_values = (
             (self.greeting_token, htmllib.escape(v.greeting, quote=False)),
@@ -272,7 +288,12 @@ def _format_to(email: str, name: str) -> bytes:
     if name and (not name.isascii() or len(name) + len(email) > 60):
         # Non-ASCII or long: let the email package encode (RFC 2047) and fold it.
         header = SMTP.header_factory("To", str(Address(display_name=name, addr_spec=email)))
-        return str(header.fold(policy=SMTP)).encode("ascii")
+        folded = str(header.fold(policy=SMTP))
+        if max(map(len, folded.split("\r\n"))) > MAX_LINE:
+            # An ASCII word too long to fold (a 10,000-letter name): encoded words can be cut anywhere.
+            words = Header(name, "utf-8", maxlinelen=76, header_name="To").encode(linesep="\r\n")
+            folded = f"To: {words}\r\n <{email}>\r\n"
+        return folded.encode("ascii")
     return f"To: {formataddr((name, email))}\r\n".encode()
 
 

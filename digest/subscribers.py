@@ -15,7 +15,7 @@ from typing import TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import SubscriberError
+from digest.errors import ConfigError, SubscriberError
 
 MAX_LISTED = 50  # bad rows listed in one error; the rest are counted
 
@@ -206,3 +206,19 @@ def iter_subscribers(path: Path, checked: SubscriberList | None = None) -> Itera
         if isinstance(row, Subscriber) and row.key not in seen:
             seen.add(row.key)
             yield row
+
+
+def check_list(path: Path, *, uses: set[str], skip_invalid: bool) -> SubscriberList:
+    """The checks of a send: every bad row reported (unless skipped), and each column the greeting `uses`
+    present (a typo must not become "Hello,")."""
+    listed = check_subscribers(path)
+    # {name} is always known: a list without that column simply has no names (the fallback greeting).
+    unknown = sorted(uses - {"name", *listed.columns})
+    if unknown:
+        raise ConfigError(
+            f"[send] greeting uses {{{unknown[0]}}}, which is not a column of {listed.path} "
+            f"(columns: {', '.join(listed.columns)})"
+        )
+    if not skip_invalid:
+        require_clean(listed)
+    return listed

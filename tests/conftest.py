@@ -11,6 +11,10 @@ from click.testing import CliRunner, Result
 
 from digest.cli import main
 
+# tests/smtpserver.py: the aiosmtpd server on loopback and its fixtures, for every test module that sends.
+pytest.register_assert_rewrite("smtpserver")
+pytest_plugins = ["smtpserver"]
+
 REPO = Path(__file__).resolve().parents[1]
 NOW = "2021-04-15T12:00:00+00:00"
 # What a plain `digest build` writes into out/<slug>/, sorted.

@@ -9,15 +9,20 @@ check, STARTTLS with a certificate made by the test.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
@@ -44,6 +49,13 @@ class Handler:
     pipelining: bool = False
     delay: float = 0.0  # seconds before each DATA reply: keeps messages in flight (kill test)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # What the server saw, to check the client's behaviour from outside:
+    rcpts: Counter[str] = field(default_factory=Counter)  # every RCPT TO, refused or not, by address
+    data_ends: int = 0  # messages whose data ended (whatever the reply)
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each accepted message
+    connections: int = 0  # connections opened so far
+    open_now: int = 0
+    open_max: int = 0  # the most connections open at once
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
@@ -67,6 +79,8 @@ class Handler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        with self.lock:
+            self.rcpts[address.lower()] += 1
         if address.lower() in self.refuse:
             return self.refuse[address.lower()]
         envelope.rcpt_tos.append(address)
@@ -76,6 +90,7 @@ class Handler:
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
+            self.data_ends += 1
             fault = self.data_faults.pop(0) if self.data_faults else None
         if fault == "drop":
             assert server.transport is not None
@@ -86,7 +101,20 @@ class Handler:
         assert isinstance(envelope.content, bytes)
         with self.lock:
             self.received.append((list(envelope.rcpt_tos), envelope.content))
+            self.arrivals.append(time.monotonic())
         return "250 2.0.0 Ok: queued as TEST"
+
+    def opened(self) -> None:
+        """A client connected."""
+        with self.lock:
+            self.connections += 1
+            self.open_now += 1
+            self.open_max = max(self.open_max, self.open_now)
+
+    def closed(self) -> None:
+        """A client's connection ended."""
+        with self.lock:
+            self.open_now -= 1
 
     def data_command_fault(self, envelope: Envelope) -> str | None:
         """The reply to give the DATA command of this transaction instead of 354, if any."""
@@ -116,7 +144,18 @@ class Handler:
 
 
 class _SMTP(SMTP):
-    """aiosmtpd's server, with a hook before the 354 of DATA (aiosmtpd has no handler hook there)."""
+    """aiosmtpd's server, with a hook before the 354 of DATA (aiosmtpd has no handler hook there), and
+    connections counted."""
+
+    def connection_made(self, transport: Any) -> None:
+        if isinstance(self.event_handler, Handler):
+            self.event_handler.opened()
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if isinstance(self.event_handler, Handler):
+            self.event_handler.closed()
+        super().connection_lost(error)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -144,6 +183,8 @@ class Server:
 
     def __enter__(self) -> Server:
         self.controller.start()
+        with self.handler.lock:  # the controller's own connection, made to see that the server is up
+            self.handler.connections = self.handler.open_max = 0
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -169,3 +210,68 @@ def server_tls_context(cert: Any) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     return context
+
+
+# ---- what the send tests share: the workspace pointed at a server, lists, the journal's rows ----
+
+SECRET = "test-unsubscribe-secret"
+URL = "https://example.org/unsubscribe?email={email}&token={token}"
+MONTH = ("--month", "2021-03")
+PEOPLE = [
+    ("ann@example.org", "Ann Lee"),
+    ("Bob@Example.org", ""),  # no name: the fallback greeting
+    ("zoe@example.net", "Zoë Ñúñez-O'Brien"),
+    ("x@example.com", "<b>Xavier & Co</b>"),  # must arrive escaped in the HTML
+]
+
+
+def point_at(monkeypatch: Any, port: int, security: str = "none", **more: str) -> None:
+    """Point the workspace's send settings at a port, through DIGEST_* variables (as CI would)."""
+    monkeypatch.setenv("DIGEST_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DIGEST_SMTP_PORT", str(port))
+    monkeypatch.setenv("DIGEST_SMTP_SECURITY", security)
+    monkeypatch.setenv("DIGEST_SMTP_TIMEOUT", "10")
+    monkeypatch.setenv("DIGEST_UNSUBSCRIBE_URL", URL)
+    monkeypatch.setenv("DIGEST_UNSUBSCRIBE_MAILTO", "unsubscribe@example.org")
+    monkeypatch.setenv("DIGEST_UNSUBSCRIBE_SECRET", SECRET)
+    for name, value in more.items():
+        monkeypatch.setenv(name, value)
+
+
+def subscribers(folder: Any, rows: list[tuple[str, str]], name: str = "subscribers.csv") -> Any:
+    """A CSV list with email and name columns."""
+    path = folder / name
+    lines = ["email,name"] + [f'{e},"{n}"' for e, n in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def normalised(address: str) -> str:
+    """As the validator writes an address: the domain lower-cased, the local part as it was."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def journal_rows(workspace: Any, slug: str = "2021-03") -> dict[str, tuple[str, int | None, str, str]]:
+    """key -> (status, code, reply, message_id) straight from the digest's journal file."""
+    import sqlite3
+
+    db = sqlite3.connect(workspace / "out" / slug / "journal.sqlite")
+    try:
+        rows = db.execute("select key, status, code, reply, message_id from recipients").fetchall()
+    finally:
+        db.close()
+    return {k: (s, c, r or "", m or "") for k, s, c, r, m in rows}
+
+
+@pytest.fixture
+def smtp_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """point_at(port, security, **variables) for this test."""
+    return functools.partial(point_at, monkeypatch)
+
+
+@pytest.fixture
+def ws(workspace: Path, run: Callable[..., Any]) -> Path:
+    """The sample workspace with March 2021 built (as a send normally finds it)."""
+    assert run("build", *MONTH).exit_code == 0
+    return workspace

@@ -90,7 +90,9 @@ def test_eml_is_a_complete_multipart_alternative_message(workspace: Path, run: R
     assert msg["To"] == "news@example.org"
     assert msg["List-Id"] == "Co-operative News Digest <co-operative-news-digest.example.org>"
     assert msg["List-Unsubscribe"] == "<mailto:news@example.org?subject=unsubscribe>"
-    assert msg["Date"] and re.fullmatch(r"<digest\.[0-9a-f]{16}\.[0-9a-f]{24}@example\.org>", msg["Message-ID"])
+    assert msg["Date"] and re.fullmatch(
+        r"<digest\.[0-9a-f]{16}\.[0-9a-f]{24}@example\.org>", msg["Message-ID"]
+    )
     text, html = (part for part in msg.iter_parts())
     assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"

@@ -187,3 +187,21 @@ def test_the_config_is_loaded_once_per_run(workspace: Path, monkeypatch: pytest.
     state = cli.State(config_path=None, verbosity=0, now=datetime.fromisoformat(NOW))
     assert state.config() is state.config()
     assert loaded == [None]
+
+
+def test_list_warns_of_a_bad_item_outside_the_window(workspace: Path, run: Any) -> None:
+    (workspace / "items" / "unfinished.md").write_text("---\ntitle: T\ndate: 2021-05-02\ncategory: News\n---\n")
+    result = run("list", "--month", "2021-03")
+    assert result.exit_code == 0, result.stderr
+    assert "Warning: items/unfinished.md:1: summary: required field is missing or empty" in result.stderr
+    assert "outside the window" in result.stderr
+
+
+def test_since_last_send_refuses_other_window_options_and_needs_a_send(workspace: Path, run: Any) -> None:
+    both = run("build", "--since-last-send", "--month", "2021-03")
+    assert both.exit_code == 1
+    assert both.stderr == "Error: --since-last-send chooses the window itself: give no --month with it\n"
+    for command in ("build", "list", "send"):
+        none = run(command, "--since-last-send")
+        assert none.exit_code == 1, (command, none.stderr)
+        assert none.stderr == "Error: --since-last-send: no digest in out/ was sent to a whole list yet\n"

@@ -1,19 +1,18 @@
-"""items.py: parsing, every kind of bad file reported as path:line, and the index that keeps big archives fast."""
+"""items.py: parsing one file (every kind of bad file reported as path:line), drafts, and `digest new`."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import REPO, write_item
 
+from digest.config import load_config
 from digest.errors import ItemError
-from digest.items import Scanner, Walk, _in_child, scan
+from digest.items import BadItem, new_item, parse_item
+from digest.scan import scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -67,7 +66,8 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         """,
     )
     (item,) = scan(tmp_path / "items", tz=TZ).items
-    assert item.when == datetime(2021, 3, 11, 5, 30, tzinfo=TZ)  # converted into the configured zone
+    assert item.when == datetime(2021, 3, 11, 5, 30, tzinfo=TZ)
+    assert item.when.isoformat() == "2021-03-11T05:30:00+01:00"  # converted into the configured zone
     assert not item.all_day
     assert item.summary == "Two lines of summary."
     assert item.tags == ("one", "two")
@@ -107,6 +107,19 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript:alert(1)\n",
             "items/bad.md:6: url: url must be an absolute http:// or https:// address, got 'javascript:alert(1)'",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: https:///no-host\n",
+            "items/bad.md:6: url: url must be an absolute http:// or https:// address, got 'https:///no-host'",
+        ),
+        (
+            "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript://e.org/%0Aalert(1)\n",
+            "items/bad.md:6: url: url must be an absolute http:// or https:// address, "
+            "got 'javascript://e.org/%0Aalert(1)'",
+        ),
+        (
+            "title: '   '\ndate: 2021-03-01\ncategory: News\nsummary: S\n",
+            "items/bad.md:2: title: is empty",
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: 'https://e.org/\"><script>'\n",
@@ -166,19 +179,6 @@ def test_missing_and_unclosed_front_matter(tmp_path: Path) -> None:
     ]
 
 
-def test_every_bad_file_is_reported_in_one_run(tmp_path: Path) -> None:
-    items = tmp_path / "items"
-    write_item(items, "a-good.md", GOOD)
-    write_item(items, "b-bad.md", GOOD.replace("category: News", "category:"))
-    write_item(items, "sub/c-bad.md", GOOD.replace("title: A good item", "title:"))
-    write_item(items, "sub/a-good.md", GOOD)  # same slug as items/a-good.md
-    assert problems(items) == [
-        "items/b-bad.md:4: category: required field is missing or empty",
-        "items/sub/a-good.md:1: duplicate slug 'a-good': items/a-good.md has the same file name",
-        "items/sub/c-bad.md:2: title: required field is missing or empty",
-    ]
-
-
 def test_drafts_hidden_and_skipped_files(tmp_path: Path) -> None:
     items = tmp_path / "items"
     write_item(items, "draft.md", GOOD.replace("summary:", "draft: true\nsummary:"))
@@ -193,168 +193,219 @@ def test_missing_items_folder(tmp_path: Path) -> None:
     assert problems(tmp_path / "nope") == [f"{tmp_path / 'nope'}: items folder not found"]
 
 
-# ---- the index -------------------------------------------------------------------------------------------
+# ---- what a bad file still tells: its date, so that a scan can tell whether it belongs to the window --------
 
 
-def make_archive(folder: Path, n: int) -> None:
-    for k in range(n):
-        month = k % 12 + 1
-        write_item(folder, f"{k:04d}.md", GOOD.replace("2021-03-10", f"2020-{month:02d}-10"))
+def bad(front: str) -> BadItem:
+    with pytest.raises(BadItem) as info:
+        parse_item(Path("x.md"), f"---\n{front}---\n".encode(), TZ)
+    return info.value
 
 
-MARCH = (datetime(2020, 3, 1, tzinfo=TZ), datetime(2020, 4, 1, tzinfo=TZ))
+@pytest.mark.parametrize(
+    "front",
+    [
+        "title:\ndate: 2021-03-10\ncategory: News\nsummary: S\n",  # a field missing
+        "title: T\ndate: 2021-03-10\ncatgory: News\nsummary: S\n",  # an unknown field
+        "title: T\ndate: 2021-03-10\ncategory: News\nsummary: S\nurl: ftp://x\n",  # a bad value
+        "title: T\ntitle: U\ndate: 2021-03-10\ncategory: News\nsummary: S\n",  # twice, before the date
+        "title: T\nurl: 2021-02-30\ndate: 2021-03-10\ncategory: News\nsummary: S\n",  # YAML, before it
+        "title: T\ndate: '2021-03-10'\ncategory: News\nsummary: S\ndraft: maybe\n",  # date in quotes
+    ],
+)
+def test_a_bad_file_keeps_its_readable_date(front: str) -> None:
+    assert bad(front).when == datetime(2021, 3, 10, tzinfo=TZ)
 
 
-@pytest.fixture
-def no_margin(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The index re-reads files changed in the 2 s before a scan; tests wait a few ticks instead."""
-    monkeypatch.setattr("digest.index.MARGIN_NS", 0)
+@pytest.mark.parametrize(
+    ("front", "line", "why"),
+    [
+        ("title: T\ncategory: News\nsummary: S\n", 1, "date: required field is missing or empty"),
+        ("title: T\ndate: 31/03/2021\ncategory: News\nsummary: S\n", 3, "date: cannot read '31/03/2021'"),
+        ("title: T\ndate: 2021-02-30\ncategory: News\nsummary: S\n", 3, "date: cannot read '2021-02-30'"),
+        ("title: T\ndate: 2021-03-10\ndate: 2021-03-11\ncategory: N\nsummary: S\n", 4, "field 'date' is"),
+    ],
+)
+def test_a_bad_file_without_a_readable_date_has_none(front: str, line: int, why: str) -> None:
+    problem = bad(front)
+    assert (problem.when, problem.line, problem.why[: len(why)]) == (None, line, why)
 
 
-def tick() -> None:
-    time.sleep(0.05)  # longer than the kernel's coarse clock tick that stamps ctime
+def test_the_first_problem_is_reported_even_when_later_fields_are_read() -> None:
+    problem = bad("title: T\ntitle: U\nurl: 2021-02-30\ndate: 2021-03-10\ncategory: N\nsummary: S\n")
+    assert (problem.line, problem.why) == (3, "field 'title' is given twice (also on line 2)")
+    assert problem.when == datetime(2021, 3, 10, tzinfo=TZ)
+    problem = bad("- a\n- b\n")
+    assert (problem.line, problem.when) == (2, None)
 
 
-def test_index_parses_only_the_window_on_the_second_run(tmp_path: Path, no_margin: None) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items, 48)
-    tick()
-    first = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-    assert (first.total_files, first.parsed_files, len(first.items)) == (48, 48, 4)
-    second = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-    assert (second.parsed_files, len(second.items)) == (4, 4)
-    assert [i.slug for i in second.items] == [i.slug for i in first.items]
-
-
-def test_index_never_misses_an_edited_or_new_file(tmp_path: Path, no_margin: None) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items, 24)
-    tick()
-    assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).parsed_files == 24
-    tick()
-    # Move a July item into March, keeping its size and restoring its mtime: the ctime still changes.
-    july = items / "0006.md"
-    st = july.stat()
-    july.write_text(july.read_text().replace("2020-07-10", "2020-03-11"))
-    os.utime(july, ns=(st.st_atime_ns, st.st_mtime_ns))
-    # A new file whose name says nothing about its date.
-    write_item(items, "zzz-unrelated-name.md", GOOD.replace("2021-03-10", "2020-03-31T23:59:00+02:00"))
-    # A file renamed: same content, same mtime, new name.
-    (items / "0002.md").rename(items / "renamed.md")
-    tick()
-    found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-    assert sorted(i.slug for i in found.items) == ["0006", "0014", "renamed", "zzz-unrelated-name"]
-    assert found.parsed_files == 4  # the three changed files, plus the unchanged one in March (0014)
-    tick()
-    again = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-    assert (again.parsed_files, len(again.items)) == (4, 4)  # now all four are indexed in March
-
-
-@pytest.mark.parametrize("how", ["rename", "move-in", "replace", "nested-rename"])
-def test_index_never_misses_files_in_a_moved_folder(tmp_path: Path, no_margin: None, how: str) -> None:
-    """Moving or renaming a folder changes the folder's ctime, not the ctime of the files inside it."""
-    items, cache, outside = tmp_path / "items", tmp_path / "cache", tmp_path / "outside"
-    make_archive(items / "a" / "b", 12)  # one of them in March
-    write_item(outside / "c" / "d", "moved.md", GOOD.replace("2021-03-10", "2020-03-05"))
-    tick()
-    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
-    tick()
-    if how == "rename":
-        (items / "a").rename(items / "z")
-    elif how == "move-in":
-        (outside / "c").rename(items / "c")
-    elif how == "replace":  # same folder name, another folder (from a backup, say)
-        shutil.rmtree(items / "a")
-        (outside / "c").rename(items / "a")
-    else:
-        (items / "a" / "b").rename(items / "a" / "renamed")
-    tick()
-    found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-    uncached = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1])
-    assert sorted(i.source for i in found.items) == sorted(i.source for i in uncached.items)
-    assert len(found.items) == {"rename": 1, "move-in": 2, "replace": 1, "nested-rename": 1}[how]
-
-
-def test_duplicate_slug_found_against_the_index(tmp_path: Path, no_margin: None) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items, 12)
-    tick()
-    scan(items, tz=TZ, cache_dir=cache)
-    write_item(items, "sub/0005.md", GOOD)  # same file name as an unchanged, indexed file
-    for _ in range(2):  # and again on the next run, though nothing changed
-        with pytest.raises(ItemError) as info:
-            scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
-        assert info.value.problems == [
-            "items/sub/0005.md:1: duplicate slug '0005': items/0005.md has the same file name"
-        ]
-
-
-def test_index_reports_bad_files_outside_the_window_every_time(tmp_path: Path) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items, 12)
-    write_item(
-        items, "broken.md", GOOD.replace("2021-03-10", "2019-01-01").replace("title: A good item", "title:")
+@pytest.mark.parametrize(
+    "front",
+    [
+        "date: 2021-03-10\ndraft: true\n",  # nothing but the date
+        "title:\ndate: 2021-03-10\ncategory: [a, b]\nsummary: 7\ndraft: true\n",  # missing or not text
+        "title: T\ndate: 2021-03-10\nnotes: unknown field\nurl: ftp://x\ndraft: true\nimage: not-a-url\n",
+        "title: T\ntitle: U\nurl: 2021-02-30\ndate: 2021-03-10\ndraft: true\n",  # YAML problems elsewhere
+    ],
+)
+def test_a_draft_is_checked_only_for_its_date(front: str) -> None:
+    item = parse_item(Path("sub/idea.md"), f"---\n{front}---\n".encode(), TZ)
+    assert (item.draft, item.slug, item.source, item.when) == (
+        True,
+        "idea",
+        Path("sub/idea.md"),
+        datetime(2021, 3, 10, tzinfo=TZ),
     )
-    for _ in range(2):
-        with pytest.raises(ItemError, match=r"broken\.md:2: title: required field"):
-            scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert item.all_day
 
 
-def test_damaged_index_is_rebuilt(tmp_path: Path) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items, 12)
-    scan(items, tz=TZ, cache_dir=cache)
-    index = cache / "items-index.sqlite"
-    for suffix in ("-wal", "-shm"):
-        Path(f"{index}{suffix}").unlink(missing_ok=True)
-    index.write_bytes(b"this is not a database" * 100)
-    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
-    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
-    assert index.read_bytes().startswith(b"SQLite format 3")
+def test_a_draft_keeps_the_fields_that_read_as_text() -> None:
+    front = "title: '  Half  done '\ndate: 2021-03-10T09:30:00+01:00\ncategory: 3\nsummary: |\n  a\n  b\ndraft: true\n"
+    item = parse_item(Path("d.md"), f"---\n{front}---\n".encode(), TZ)
+    assert (item.title, item.category, item.summary, item.all_day) == ("Half done", "", "a b", False)
+    assert item.when == datetime(2021, 3, 10, 9, 30, tzinfo=TZ)
 
 
-def test_index_follows_the_time_zone(tmp_path: Path, no_margin: None) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    write_item(items, "edge.md", GOOD.replace("2021-03-10", "2020-03-01"))
-    tick()
-    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
-    tokyo = ZoneInfo("Asia/Tokyo")  # the same plain date is another instant there
-    march = (datetime(2020, 3, 1, tzinfo=tokyo), datetime(2020, 4, 1, tzinfo=tokyo))
-    assert len(scan(items, tz=tokyo, start=march[0], end=march[1], cache_dir=cache).items) == 1
+@pytest.mark.parametrize(
+    ("front", "line", "why"),
+    [
+        ("title: T\ndraft: true\n", 1, "date: required field is missing or empty"),
+        ("date: ''\ndraft: true\n", 2, "date: required field is missing or empty"),
+        ("date: next week\ndraft: true\n", 2, "date: cannot read 'next week' as a date"),
+        ("date: 2021-02-30\ndraft: true\n", 2, "date: cannot read '2021-02-30': day is out of range"),
+        ("date: 2021-03-01\ndate: 2021-03-02\ndraft: true\n", 3, "field 'date' is given twice"),
+    ],
+)
+def test_a_draft_needs_a_date(front: str, line: int, why: str) -> None:
+    problem = bad(front)
+    assert (problem.line, problem.why[: len(why)], problem.when) == (line, why, None)
 
 
-def test_deleted_file_leaves_the_index(tmp_path: Path) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items, 12)
-    scan(items, tz=TZ, cache_dir=cache)
-    (items / "0002.md").unlink()
-    assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items == []
+def test_only_draft_true_makes_a_draft() -> None:
+    assert bad("date: 2021-03-10\ndraft: 'true'\n").why == "title: required field is missing or empty"
+    item = parse_item(Path("x.md"), GOOD.lstrip().replace("summary:", "draft: false\nsummary:").encode(), TZ)
+    assert not item.draft
 
 
-# ---- the folder listed in a second process while the build renders ----------------------------------------
+# ---- digest new -------------------------------------------------------------------------------------------
 
 
-def test_listing_in_a_child_process_gives_the_same_result(tmp_path: Path, no_margin: None) -> None:
-    items, cache = tmp_path / "items", tmp_path / "cache"
-    make_archive(items / "y", 24)
-    tick()
-    scan(items, tz=TZ, cache_dir=cache)
-    write_item(items, "new-in-march.md", GOOD.replace("2021-03-10", "2020-03-20"))
-    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
-    assert scanner.warm
-    scanner.start_walk(background=True)
-    guess = scanner.speculate(*MARCH)
-    assert sorted(i.slug for i in guess) == ["0002", "0014"]  # what the index knew
-    found = scanner.finish(*MARCH)
-    assert sorted(i.slug for i in found.items) == ["0002", "0014", "new-in-march"]  # what the listing found
+def new(tmp_path: Path, title: str, **fields: str | None) -> Path:
+    config = load_config(cwd=tmp_path, environ={})
+    options: dict[str, str | None] = {"category": "News", "summary": "", "url": None, **fields}
+    return new_item(config, title=title, today=date(2021, 4, 15), **options)  # type: ignore[arg-type]
 
 
-def test_a_child_that_fails_falls_back_to_listing_here() -> None:
-    here = Walk(1, [("a.md", "/x/a.md")], {"": 7})
+def test_new_item_writes_a_file_the_scan_reads(tmp_path: Path) -> None:
+    path = new(
+        tmp_path,
+        " Économie: l'AG à Lyon! ",
+        category=" News ",
+        summary=" Members meet. ",
+        url="https://e.org/a",
+    )
+    assert path == tmp_path / "items" / "2021-04-15-economie-l-ag-a-lyon.md"
+    assert path.read_text(encoding="utf-8") == (
+        "---\ntitle: 'Économie: l''AG à Lyon!'\ndate: 2021-04-15\ncategory: News\n"
+        "url: https://e.org/a\nsummary: Members meet.\n---\n"
+    )
+    (item,) = scan(tmp_path / "items", tz=TZ).items
+    assert (item.title, item.category, item.summary, item.url) == (
+        "Économie: l'AG à Lyon!",
+        "News",
+        "Members meet.",
+        "https://e.org/a",
+    )
+    assert item.when == datetime(2021, 4, 15, tzinfo=TZ)
 
-    def boom() -> Walk:
-        raise RuntimeError("the child fails")
 
-    assert _in_child(boom, fallback=lambda: here)() == here
-    child = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
-    assert _in_child(lambda: child, fallback=lambda: here)() == child
+def test_new_item_without_url_or_summary(tmp_path: Path) -> None:
+    path = new(tmp_path, "Idea")
+    assert (
+        path.read_text(encoding="utf-8")
+        == "---\ntitle: Idea\ndate: 2021-04-15\ncategory: News\nsummary: ''\n---\n"
+    )
+
+
+def test_new_item_long_title_gives_a_short_file_name(tmp_path: Path) -> None:
+    path = new(tmp_path, "word " * 30)
+    assert path.name == "2021-04-15-" + "-".join(["word"] * 12) + ".md"  # 59 characters, cut at a dash
+
+
+@pytest.mark.parametrize(
+    ("title", "fields", "message"),
+    [
+        ("", {}, "the title must be one non-empty line"),
+        ("   ", {}, "the title must be one non-empty line"),
+        ("Two\nlines", {}, "the title must be one non-empty line"),
+        ("Two\rlines", {}, "the title must be one non-empty line"),
+        ("T", {"category": " "}, "--category must be one non-empty line"),
+        ("T", {"category": "A\nB"}, "--category must be one non-empty line"),
+        ("T", {"category": "A\rB"}, "--category must be one non-empty line"),
+        (
+            "T",
+            {"url": "example.org"},
+            "--url must be an absolute http:// or https:// address, got 'example.org'",
+        ),
+        ("T", {"url": "https://e.org/a b"}, "--url must not contain spaces or control characters"),
+        ("T", {"url": "https://e.org/<x>"}, "--url has characters that must be percent-encoded: < >"),
+    ],
+)
+def test_new_item_refuses_bad_input(tmp_path: Path, title: str, fields: dict[str, str], message: str) -> None:
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, title, **fields)
+    assert info.value.problems == [message]
+    assert not (tmp_path / "items").exists()
+
+
+def test_new_item_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = new(tmp_path, "Same", summary="First.")
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, "Same", summary="Second.")
+    assert info.value.problems == ["items/2021-04-15-same.md already exists"]
+    assert "First." in path.read_text(encoding="utf-8")
+
+
+def test_new_item_cannot_create_the_folder_or_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "items").write_text("a file where the folder should be")
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, "T")
+    assert info.value.problems == ["items: cannot create the items folder: File exists"]
+    (tmp_path / "items").unlink()
+    (tmp_path / "items").symlink_to("/proc")  # a folder where no file can be made, even by root
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, "T")
+    (problem,) = info.value.problems  # shown through the link: /proc/2021-04-15-t.md
+    assert problem.endswith("/2021-04-15-t.md: cannot write: No such file or directory")
+
+
+def test_new_item_writes_only_what_the_scan_accepts(tmp_path: Path) -> None:
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, "Bell\x07")
+    assert info.value.problems == ["the title has a control character (U+0007): remove it"]
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, "T", category="A\x1bB")
+    assert info.value.problems == ["--category has a control character (U+001B): remove it"]
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, "T", summary="x\x00")
+    assert info.value.problems == ["--summary has a control character (U+0000): remove it"]
+    path = new(tmp_path, "  Two   spaces ", category="News", summary="Line one\n  line two ")
+    assert "title: Two spaces\n" in path.read_text(encoding="utf-8")
+    (item,) = scan(tmp_path / "items", tz=TZ).items
+    assert (item.title, item.summary) == ("Two spaces", "Line one line two")
+
+
+def test_tags_slug_and_suffixes(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    write_item(items, "v1.2-release.markdown", GOOD.replace("summary:", "tags: one\nsummary:"))
+    write_item(items, "plain.md", GOOD.replace("summary:", "tags: ['  a ', b]\nsummary:"))
+    found = {i.slug: i for i in scan(items, tz=TZ).items}
+    assert sorted(found) == ["plain", "v1.2-release"]  # the last extension only comes off
+    assert (found["v1.2-release"].tags, found["plain"].tags) == (("one",), ("a", "b"))
+    assert found["plain"].source == Path("plain.md")
+    write_item(items, "bad.md", GOOD.replace("summary:", "tags: [a, '']\nsummary:"))
+    assert problems(items) == ["items/bad.md:5: tags: expected a list of words, got a list"]

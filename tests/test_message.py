@@ -15,14 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.message import (
-    HeaderError,
-    Personaliser,
-    check_unsubscribe_token,
-    check_url_template,
-    greeting_fields,
-    unsubscribe_token,
-)
+from digest.config import check_url_template, greeting_fields
+from digest.message import HeaderError, Personaliser, check_unsubscribe_token, unsubscribe_token
 
 G, U = "__G_test__", "__U_test__"
 LONG = "x" * 70
@@ -197,6 +191,47 @@ def test_unsubscribe_tokens_are_hmacs_of_the_address() -> None:
     assert check_unsubscribe_token("s3cret", "ann@example.org", token)
     assert not check_unsubscribe_token("other", "ann@example.org", token)
     assert not check_unsubscribe_token("s3cret", "bob@example.org", token)
+
+
+@pytest.mark.parametrize(
+    ("secret", "email", "token"),
+    [
+        ("s3cret", "ann@example.org", ""),  # the empty token
+        ("", "ann@example.org", "x"),  # no secret: nothing is valid
+        ("s3cret", "ann@example.org", "garbage"),
+        ("s3cret", "ann@example.org", "0" * 32),  # the right length, the wrong value
+        ("s3cret", "ann@example.org", "é" * 32),  # non-ASCII: compare_digest would raise on str
+        ("s3cret", "ann@example.org", "\udcff" * 32),  # a lone surrogate, as a bad URL decodes
+        ("s3cret", "\udcff@example.org", "0" * 32),
+        ("s3cret", None, "0" * 32),
+        ("s3cret", "ann@example.org", None),
+        ("s3cret", "ann@example.org", b"0" * 32),
+    ],
+)
+def test_a_bad_token_is_refused_and_never_raises(secret: str, email: object, token: object) -> None:
+    assert check_unsubscribe_token(secret, email, token) is False  # type: ignore[arg-type]
+
+
+def test_a_token_right_only_in_its_first_characters_is_refused() -> None:
+    token = unsubscribe_token("s", "ann@example.org")
+    wrong_end = token[:8] + ("0" if token[8] != "0" else "1") + token[9:]
+    assert not check_unsubscribe_token("s", "ann@example.org", wrong_end)
+    assert not check_unsubscribe_token("s", "ann@example.org", token[:-1])
+    assert not check_unsubscribe_token("s", "ann@example.org", token + "0")
+
+
+def test_the_right_token_with_an_empty_secret_is_still_refused() -> None:
+    assert not check_unsubscribe_token("", "ann@example.org", unsubscribe_token("", "ann@example.org"))
+    assert check_unsubscribe_token("s", "ann@example.org", unsubscribe_token("s", "ann@example.org")) is True
+
+
+def test_a_name_of_ten_thousand_letters_is_folded_under_998_characters() -> None:
+    for name in ("N" * 10_000, "Zoë " * 2500, "a " * 5000):
+        data = maker().message("ann@example.org", name).data
+        assert max(len(line) for line in data.split(b"\r\n")) <= 998
+        to = parse(data)["To"].addresses[0]
+        assert to.addr_spec == "ann@example.org"
+        assert to.display_name.replace(" ", "") == name.replace(" ", "")
 
 
 def test_only_a_mailto_when_there_is_no_url() -> None:

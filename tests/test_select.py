@@ -8,18 +8,20 @@ from zoneinfo import ZoneInfo
 
 from digest.items import Item
 from digest.select import select
-from digest.words import slugify
 from digest.window import month
+from digest.words import slugify
 
 TZ = ZoneInfo("UTC")
 MARCH = month("2021-03", TZ, "en")
 
 
-def item(slug: str, day: int, category: str, *, draft: bool = False, month_: int = 3) -> Item:
+def item(
+    slug: str, day: int, category: str, *, draft: bool = False, month_: int = 3, title: str | None = None
+) -> Item:
     return Item(
         slug=slug,
         source=Path(f"{slug}.md"),
-        title=slug.title(),
+        title=slug.title() if title is None else title,
         when=datetime(2021, month_, day, tzinfo=TZ),
         all_day=True,
         category=category,
@@ -39,9 +41,52 @@ def test_configured_order_then_alphabetical_with_a_warning() -> None:
 
 
 def test_newest_first_and_ties_by_title() -> None:
-    items = [item("b", 5, "News"), item("c", 20, "News"), item("a", 5, "News")]
+    # Title order (case aside) differs from slug order and from the order given: a sort by slug, by the
+    # exact title ("Beta" < "Zulu" < "alpha") or no sort at all each gives another answer.
+    items = [
+        item("a", 5, "News", title="Zulu"),
+        item("n", 20, "News", title="Zzz, but newest"),
+        item("b", 5, "News", title="alpha"),
+        item("c", 5, "News", title="Beta"),
+        item("m", 1, "News", title="Aardvark, but oldest"),
+    ]
     (section,) = select(items, MARCH, order=("News",)).sections
-    assert [i.slug for i in section.items] == ["c", "a", "b"]
+    assert [i.title for i in section.items] == [
+        "Zzz, but newest",
+        "alpha",
+        "Beta",
+        "Zulu",
+        "Aardvark, but oldest",
+    ]
+
+
+def test_same_date_and_title_ties_by_slug() -> None:
+    items = [item(s, 5, "News", title="Same") for s in ("y", "x", "z")]
+    (section,) = select(items, MARCH).sections
+    assert [i.slug for i in section.items] == ["x", "y", "z"]
+
+
+def test_newest_first_by_instant_not_by_day() -> None:
+    late = Item(
+        slug="late",
+        source=Path("late.md"),
+        title="A",
+        when=datetime(2021, 3, 5, 23, tzinfo=TZ),
+        all_day=False,
+        category="News",
+        summary="S",
+    )
+    early = Item(
+        slug="early",
+        source=Path("early.md"),
+        title="B",
+        when=datetime(2021, 3, 5, 1, tzinfo=TZ),
+        all_day=False,
+        category="News",
+        summary="S",
+    )
+    (section,) = select([early, late], MARCH).sections
+    assert [i.slug for i in section.items] == ["late", "early"]
 
 
 def test_outside_window_and_drafts_are_left_out() -> None:
@@ -69,5 +114,5 @@ def test_anchors() -> None:
     assert slugify("!!!") == "item"
     assert slugify("A title that runs on and on", max_len=12) == "a-title-that"
     assert slugify("A title that runs", max_len=8) == "a-title"  # no dash left at the end
-    digest = select([item("a", 1, "A b"), item("b", 2, "A-b")], MARCH)
-    assert [s.anchor for s in digest.sections] == ["a-b", "a-b-x"]
+    digest = select([item("a", 1, "A b"), item("b", 2, "A-b"), item("c", 3, "a B")], MARCH)
+    assert [s.anchor for s in digest.sections] == ["a-b", "a-b-x", "a-b-x-x"]

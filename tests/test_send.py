@@ -1,4 +1,5 @@
-"""digest send against a real SMTP server on 127.0.0.1 (aiosmtpd), faults injected by the server."""
+"""The send's run against a real SMTP server on 127.0.0.1 (aiosmtpd): delivery, faults injected by the
+server, the journal, resuming, the folder lock."""
 
 from __future__ import annotations
 
@@ -6,85 +7,35 @@ import json
 import os
 import random
 import re
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 from click.testing import Result
 from conftest import NOW, write_item
-from smtpserver import Handler, Server, free_port, login_checker, server_tls_context
+from smtpserver import (
+    MONTH,
+    PEOPLE,
+    SECRET,
+    Handler,
+    Server,
+    free_port,
+    journal_rows,
+    login_checker,
+    normalised,
+    server_tls_context,
+    subscribers,
+)
 
 from digest.message import check_unsubscribe_token
 
-SECRET = "test-unsubscribe-secret"
-URL = "https://example.org/unsubscribe?email={email}&token={token}"
-MONTH = ("--month", "2021-03")
-
 Run = Callable[..., Result]
-
-
-@pytest.fixture
-def smtp_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Point the workspace's send settings at a port, through DIGEST_* variables (as CI would)."""
-
-    def point(port: int, security: str = "none", **more: str) -> None:
-        monkeypatch.setenv("DIGEST_SMTP_HOST", "127.0.0.1")
-        monkeypatch.setenv("DIGEST_SMTP_PORT", str(port))
-        monkeypatch.setenv("DIGEST_SMTP_SECURITY", security)
-        monkeypatch.setenv("DIGEST_SMTP_TIMEOUT", "10")
-        monkeypatch.setenv("DIGEST_UNSUBSCRIBE_URL", URL)
-        monkeypatch.setenv("DIGEST_UNSUBSCRIBE_MAILTO", "unsubscribe@example.org")
-        monkeypatch.setenv("DIGEST_UNSUBSCRIBE_SECRET", SECRET)
-        for name, value in more.items():
-            monkeypatch.setenv(name, value)
-
-    return point
-
-
-@pytest.fixture
-def ws(workspace: Path, run: Run) -> Path:
-    """The sample workspace with March 2021 built (as a send normally finds it)."""
-    assert run("build", *MONTH).exit_code == 0
-    return workspace
-
-
-def subscribers(folder: Path, rows: list[tuple[str, str]], name: str = "subscribers.csv") -> Path:
-    """A CSV list with email and name columns."""
-    path = folder / name
-    lines = ["email,name"] + [f'{e},"{n}"' for e, n in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-PEOPLE = [
-    ("ann@example.org", "Ann Lee"),
-    ("Bob@Example.org", ""),  # no name: the fallback greeting
-    ("zoe@example.net", "Zoë Ñúñez-O'Brien"),
-    ("x@example.com", "<b>Xavier & Co</b>"),  # must arrive escaped in the HTML
-]
-
-
-def normalised(address: str) -> str:
-    """As the validator writes an address: the domain lower-cased, the local part as it was."""
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower()}"
-
-
-def journal_rows(workspace: Path, name: str = "subscribers") -> dict[str, tuple[str, int | None, str, str]]:
-    """key -> (status, code, reply, message_id) straight from the journal file."""
-    path = workspace / "out" / "2021-03" / f"send-{name}.sqlite"
-    db = sqlite3.connect(path)
-    try:
-        rows = db.execute("select key, status, code, reply, message_id from recipients").fetchall()
-    finally:
-        db.close()
-    return {k: (s, c, r or "", m or "") for k, s, c, r, m in rows}
 
 
 def parts(msg: EmailMessage) -> tuple[str, str]:
@@ -168,10 +119,7 @@ def test_resume_sends_only_to_those_not_yet_sent(ws: Path, run: Run, smtp_env: C
         assert len(server.handler.received) == 4
     status = run("send", *MONTH, "--subscribers", str(csv), "--status")
     assert status.exit_code == 0
-    assert (
-        status.stdout
-        == "out/2021-03/send-subscribers.sqlite: 4 sent, 0 failed, 0 deferred, 0 pending (complete)\n"
-    )
+    assert status.stdout == "out/2021-03/journal.sqlite: 4 sent, 0 failed, 0 deferred, 0 pending (complete)\n"
     # A resend of the same digest to the same address carries the same Message-ID (recognisable).
     journal = journal_rows(ws)
     assert journal["ann@example.org"][3] == first_ids["ann@example.org"]
@@ -262,20 +210,6 @@ def test_the_ca_file_in_the_config_is_relative_to_it(
     )
 
 
-def test_no_verify_is_loud_and_still_encrypts(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
-    handler = Handler()
-    tls = server_tls_context(trustme.CA().issue_cert("127.0.0.1"))  # a CA nobody trusts
-    with Server(handler, tls_context=tls, require_starttls=True) as server:
-        smtp_env(server.port, "starttls")
-        csv = subscribers(ws, PEOPLE[:1])
-        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--insecure-no-verify")
-    assert result.exit_code == 0, result.stderr
-    assert result.stderr.startswith(
-        f"WARNING: TLS certificate verification is OFF for 127.0.0.1:{server.port}"
-    )
-    assert handler.counts() == {"ann@example.org": 1}
-
-
 def test_an_untrusted_certificate_stops_before_anything_is_sent(
     ws: Path, run: Run, smtp_env: Callable[..., None], tmp_path: Path
 ) -> None:
@@ -317,18 +251,6 @@ def test_a_refused_login_stops_at_once(ws: Path, run: Run, smtp_env: Callable[..
     assert "wrong-password" not in result.stderr
     assert handler.received == []
     assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}
-
-
-def test_a_username_without_a_password_in_the_environment_is_an_error(
-    ws: Path, run: Run, smtp_env: Callable[..., None]
-) -> None:
-    smtp_env(free_port(), DIGEST_SMTP_USERNAME="digest")
-    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        "Error: smtp.username is 'digest' but DIGEST_SMTP_PASSWORD is not set "
-        "(the password is read from the environment only)\n"
-    )
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
@@ -389,8 +311,10 @@ def test_a_550_for_one_address_is_recorded_and_the_others_arrive(
             "Error: 1 recipient did not get the digest (1 refused, 0 deferred: run again to retry those)\n"
         )
         assert sorted(handler.counts()) == ["ann@example.org", "x@example.com", "zoe@example.net"]
+        assert handler.rcpts["bob@example.org"] == 1  # refused once, not tried again in the same run
         again = run("send", *MONTH, "--subscribers", str(csv), "--yes")  # a refusal is final: not retried
         assert len(handler.received) == 3
+        assert handler.rcpts["bob@example.org"] == 1  # nor by the next run
     assert again.exit_code == 1
     assert journal_rows(ws)["bob@example.org"][:2] == ("failed", 550)
 
@@ -470,43 +394,6 @@ def test_an_unreachable_server_stops_with_a_clear_error(
     assert result.stderr.endswith("; nothing was sent\n")
 
 
-def test_dry_run_prints_one_message_and_connects_to_nothing(
-    workspace: Path, run: Run, smtp_env: Callable[..., None]
-) -> None:
-    smtp_env(free_port())  # nothing listens there: a connection attempt would fail
-    csv = subscribers(workspace, [*PEOPLE, ("ANN@example.org", "Ann again")])
-    result = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout_bytes.startswith(b"From: Co-operative News <news@example.org>\r\n")
-    assert b"To: Ann Lee <ann@example.org>\r\n" in result.stdout_bytes
-    assert "Hello Ann Lee," in result.stdout
-    assert result.stderr.startswith("out/2021-03/ is not built yet: building it first\n")
-    assert result.stderr.endswith(
-        "subscribers.csv: 4 unique addresses, 1 duplicate merged\n"
-        "dry run: would send 4 messages via 127.0.0.1; sent nothing\n"
-    )
-    assert not list((workspace / "out" / "2021-03").glob("send-*"))  # no journal either
-
-
-@pytest.mark.parametrize("mode", ["--yes", "--dry-run"])
-def test_a_greeting_naming_a_column_the_list_lacks_is_an_error(
-    ws: Path, run: Run, smtp_env: Callable[..., None], mode: str
-) -> None:
-    path = ws / "subscribers.csv"
-    path.write_text("email,name,city\nann@example.org,Ann,Geneva\n", encoding="utf-8")
-    with Server(Handler()) as server:
-        smtp_env(server.port, DIGEST_GREETING="Dear {nmae} of {city},")
-        result = run("send", *MONTH, "--subscribers", "subscribers.csv", mode)
-        assert result.exit_code == 1
-        assert result.stderr == (
-            "Error: [send] greeting uses {nmae}, which is not a column of subscribers.csv "
-            "(columns: email, name, city)\n"
-        )
-        assert result.stdout == ""
-        assert server.handler.received == []
-    assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
-
-
 def test_the_default_greeting_needs_no_name_column(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
     (ws / "subscribers.csv").write_text("email\nann@example.org\n", encoding="utf-8")
     with Server(Handler()) as server:
@@ -515,84 +402,6 @@ def test_the_default_greeting_needs_no_name_column(ws: Path, run: Run, smtp_env:
         assert result.exit_code == 0, result.stderr
         text, _html = parts(server.handler.messages()["ann@example.org"])
     assert "Hello," in text.splitlines()
-
-
-def test_test_address_gets_one_copy_outside_the_journal(
-    ws: Path, run: Run, smtp_env: Callable[..., None]
-) -> None:
-    with Server(Handler()) as server:
-        smtp_env(server.port)
-        result = run("send", *MONTH, "--test", "me@example.org")
-        assert result.exit_code == 0, result.stderr
-        assert server.handler.counts() == {"me@example.org": 1}
-    assert "test message sent to me@example.org via 127.0.0.1:" in result.stderr
-    assert not list((ws / "out" / "2021-03").glob("send-*"))
-
-
-def test_a_real_send_asks_first_and_no_means_nothing_is_sent(
-    ws: Path, run: Run, smtp_env: Callable[..., None]
-) -> None:
-    csv = subscribers(ws, PEOPLE)
-    with Server(Handler()) as server:
-        smtp_env(server.port)
-        result = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
-        assert server.handler.received == []
-        yes = run("send", *MONTH, "--subscribers", str(csv), input="y\n")
-        assert len(server.handler.received) == 4
-    assert result.exit_code == 1
-    assert "Send 'Co-operative News Digest: March 2021' to 4 recipients via 127.0.0.1:" in result.stderr
-    assert result.stderr.endswith("Error: not sent: confirmation declined\n")
-    assert yes.exit_code == 0, yes.stderr
-
-
-def test_a_piped_answer_to_the_prompt_ends_its_line(ws: Path, smtp_env: Callable[..., None]) -> None:
-    # A real process with a pipe for stdin (CliRunner echoes input as a terminal would, so it cannot tell).
-    csv = subscribers(ws, PEOPLE[:1])
-    with Server(Handler()) as server:
-        smtp_env(server.port)
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        command = [sys.executable, "-m", "digest", "--now", NOW, "send", *MONTH, "--subscribers", str(csv)]
-        done = subprocess.run(
-            command, cwd=ws, env=env, input="y\n", capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
-        assert server.handler.counts() == {"ann@example.org": 1}
-    prompt = next(line for line in done.stderr.splitlines() if line.startswith("Send 'Co-operative"))
-    assert prompt.endswith("? [y/N]: ")  # the status that follows starts on a line of its own
-
-
-def test_bad_rows_are_all_reported_before_anything_is_sent(
-    ws: Path, run: Run, smtp_env: Callable[..., None]
-) -> None:
-    csv = ws / "subscribers.csv"
-    csv.write_text(
-        "email,name\n"
-        "ann@example.org,Ann\n"
-        "not-an-address,Bob\n"
-        '"eve@example.org","Eve\r\nBcc: everyone@example.org"\n'
-        "carl@example.org,Carl,extra\n"
-        ",Nobody\n"
-        "dee@example.org,Dee\n",
-        encoding="utf-8",
-    )
-    with Server(Handler()) as server:
-        smtp_env(server.port)
-        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
-        assert result.exit_code == 1
-        assert server.handler.received == []
-        skipped = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--skip-invalid")
-        assert skipped.exit_code == 0, skipped.stderr
-        assert sorted(server.handler.counts()) == ["ann@example.org", "dee@example.org"]
-    assert result.stderr == (
-        "Error: 4 bad rows in the subscriber list:\n"
-        f"{csv}:3: 'not-an-address' is not a valid email address: "
-        "An email address must have an @-sign.\n"
-        f"{csv}:4: line breaks are not allowed in an email address or a name\n"
-        f"{csv}:6: 3 fields, the header has 2\n"
-        f"{csv}:7: the email is empty\n"
-        "Fix them, or pass --skip-invalid to send to the good rows only.\n"
-    )
-    assert "4 bad rows skipped" in skipped.stderr
 
 
 def test_resuming_with_changed_content_is_refused_unless_allowed(
@@ -627,84 +436,29 @@ def test_resuming_with_changed_content_is_refused_unless_allowed(
         assert server.handler.counts()["bob@example.org"] == 1
 
 
-def test_clear_text_is_refused_to_a_host_that_is_not_loopback(
-    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    smtp_env(free_port())
-    monkeypatch.setenv("DIGEST_SMTP_HOST", "192.0.2.10")  # TEST-NET-1: never contacted, refused before
-    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
-    assert result.exit_code == 1
-    assert result.stderr.startswith(
-        'Error: smtp.security = "none" sends in clear text and is allowed only to a loopback address'
-    )
-
-
-def test_a_dry_run_checks_the_smtp_settings_as_a_real_send_does(
-    ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    smtp_env(free_port())
-    csv = str(subscribers(ws, PEOPLE))
-    monkeypatch.setenv("DIGEST_SMTP_HOST", "192.0.2.10")  # TEST-NET-1: never contacted
-    real, dry = [run("send", *MONTH, "--subscribers", csv, flag) for flag in ("--yes", "--dry-run")]
-    assert real.exit_code == dry.exit_code == 1
-    assert dry.stderr == real.stderr
-    assert dry.stderr.startswith('Error: smtp.security = "none" sends in clear text')
-    assert dry.stdout == ""
-    monkeypatch.setenv("DIGEST_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("DIGEST_SMTP_USERNAME", "digest")  # and no DIGEST_SMTP_PASSWORD
-    real, dry = [run("send", *MONTH, "--subscribers", csv, flag) for flag in ("--yes", "--dry-run")]
-    assert real.exit_code == dry.exit_code == 1
-    assert dry.stderr == real.stderr
-    assert "DIGEST_SMTP_PASSWORD is not set" in dry.stderr
-
-
-def test_secrets_in_the_config_file_are_refused(workspace: Path, run: Run) -> None:
-    config = workspace / "digest.toml"
-    config.write_text(config.read_text() + '\n[smtp]\nhost = "smtp.example.org"\npassword = "hunter2"\n')
-    result = run("send", *MONTH, "--subscribers", "x.csv", "--yes")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: {config}: smtp.password: secrets are never read from the config file; set the environment "
-        "variable DIGEST_SMTP_PASSWORD instead (and remove the secret from the file)\n"
-    )
-    assert "hunter2" not in result.stderr
-
-
-def test_a_subject_with_a_line_break_never_reaches_a_header(
-    ws: Path, run: Run, smtp_env: Callable[..., None]
-) -> None:
-    smtp_env(free_port(), DIGEST_SUBJECT="News\r\nBcc: everyone@example.org")
-    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--dry-run")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        "Error: environment variable DIGEST_SUBJECT (setting subject): must be a single line (no line breaks)\n"
-    )
-
-
 def test_no_rebuild_while_a_send_holds_the_journal(ws: Path, run: Run) -> None:
     from digest.journal import Journal
 
-    path = ws / "out" / "2021-03" / "send-subscribers.sqlite"
+    path = ws / "out" / "2021-03" / "journal.sqlite"
     with Journal(path):
         result = run("build", *MONTH)
         assert result.exit_code == 1
         assert result.stderr == (
-            f"Error: {path}: `digest send` is sending this digest right now; build again when it is done\n"
+            "Error: out/2021-03/: `digest send` is sending this digest right now; build again when it is done\n"
         )
     assert run("build", *MONTH).exit_code == 0
     assert path.exists()  # a rebuild keeps the journal
 
 
 def test_no_rebuild_while_a_send_holds_the_folder_lock(ws: Path, run: Run) -> None:
-    from digest.journal import folder_lock
+    from digest.outdir import lock as folder_lock
 
     folder = ws / "out" / "2021-03"
     with folder_lock(folder, exclusive=False):  # as a send does from before it opens its journal
         result = run("build", *MONTH)
         assert result.exit_code == 1
-        assert result.stderr.startswith("Error: ")
-        assert result.stderr.endswith(
-            f".2021-03.lock: a `digest send` or another `digest build` is using {folder} right now; "
+        assert result.stderr == (
+            "Error: out/2021-03/ is in use by another `digest build` or `digest send`; "
             "build again when it is done\n"
         )
     assert run("build", *MONTH).exit_code == 0
@@ -752,8 +506,8 @@ def test_a_send_waits_while_a_build_holds_the_folder_lock(
     import contextlib
     import types
 
-    from digest import journal
-    from digest.journal import folder_lock
+    from digest.outdir import folder as outdir
+    from digest.outdir import lock as folder_lock
 
     building = contextlib.ExitStack()
     building.enter_context(folder_lock(ws / "out" / "2021-03", exclusive=True))
@@ -763,7 +517,7 @@ def test_a_send_waits_while_a_build_holds_the_folder_lock(
         waits.append(seconds)
         building.close()
 
-    monkeypatch.setattr(journal, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    monkeypatch.setattr(outdir, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
     with Server(Handler()) as server:
         smtp_env(server.port)
         result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
@@ -775,50 +529,49 @@ def test_a_send_waits_while_a_build_holds_the_folder_lock(
 def test_a_send_gives_up_if_a_build_holds_the_folder_lock_too_long(
     ws: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digest.journal import folder_lock
+    from digest.outdir import lock as folder_lock
 
     monkeypatch.setattr("digest.send.LOCK_WAIT", 0.0)
     with folder_lock(ws / "out" / "2021-03", exclusive=True), Server(Handler()) as server:
         smtp_env(server.port)
         result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
         assert result.exit_code == 1
-        assert result.stderr.endswith(
-            ".2021-03.lock: held by another `digest build` or `digest send`: a `digest build` of this digest "
-            "is still writing it after 0 s; nothing was sent\n"
+        assert result.stderr == (
+            "Error: out/2021-03/ is in use by another `digest build` or `digest send`: a `digest build` of "
+            "this digest is still writing it after 0 s; nothing was sent\n"
         )
         assert server.handler.received == []
-    assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
+    assert not (ws / "out" / "2021-03" / "journal.sqlite").exists()
 
 
-def test_a_send_refuses_a_folder_rebuilt_after_it_was_read(ws: Path, smtp_env: Callable[..., None]) -> None:
+def test_a_send_refuses_a_folder_rebuilt_after_it_was_read(
+    ws: Path, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dataclasses import replace
     from datetime import datetime
 
     from digest import send as sending
     from digest.config import load_config
-    from digest.errors import SendError
+    from digest.errors import OutputError
 
+    real = sending.prepare
+
+    def read_before_a_rebuild(*args: Any, **kwargs: Any) -> sending.Prepared:
+        ready = real(*args, **kwargs)  # what the send read before a rebuild swapped another version in
+        return replace(ready, parts=replace(ready.parts, content_hash="0" * 64))
+
+    monkeypatch.setattr(sending, "prepare", read_before_a_rebuild)
     with Server(Handler()) as server:
         smtp_env(server.port)
         config = load_config(cwd=ws)
-        built = sending.load_parts(ws / "out" / "2021-03")
-        assert built is not None
-        read_before = replace(built, content_hash="0" * 64)  # what the send read before a rebuild swapped in
         with pytest.raises(
-            SendError, match="the digest was rebuilt just as this send began; nothing was sent"
+            OutputError, match="the digest was rebuilt just as this send began; nothing was sent"
         ):
-            sending.send_all(
-                settings=sending.smtp_settings(config, os.environ),
-                sender=config.sender.addr_spec,
-                maker=sending.personaliser(
-                    config, read_before, now=datetime.fromisoformat(NOW), environ=os.environ
-                ),
-                parts=read_before,
-                subscribers=subscribers(ws, PEOPLE),
-                options=sending.SendOptions(),
+            sending.run(
+                config, ws / "out" / "2021-03", subscribers(ws, PEOPLE), now=datetime.fromisoformat(NOW)
             )
         assert server.handler.received == []
-    assert not (ws / "out" / "2021-03" / "send-subscribers.sqlite").exists()
+    assert not (ws / "out" / "2021-03" / "journal.sqlite").exists()
 
 
 def _crash_mid_swap(ws: Path) -> Path:
@@ -871,22 +624,17 @@ def test_journals_left_only_in_the_old_folder_are_carried_over(
         import shutil
 
         shutil.copytree(aside / "2021-03", ws / "out" / "2021-03")
-        (ws / "out" / "2021-03" / "send-subscribers.sqlite").unlink()
-        status = run("send", *MONTH, "--status")
-        assert status.exit_code == 0, status.stderr
-        assert status.stdout == (
-            "out/2021-03/send-subscribers.sqlite: 2 sent, 0 failed, 0 deferred, 0 pending (complete)\n"
-        )
+        (ws / "out" / "2021-03" / "journal.sqlite").unlink()
         again = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:2])), "--yes")
         assert again.exit_code == 0, again.stderr
+        status = run("send", *MONTH, "--status")
+        assert status.exit_code == 0, status.stderr
+        assert (
+            status.stdout
+            == "out/2021-03/journal.sqlite: 2 sent, 0 failed, 0 deferred, 0 pending (complete)\n"
+        )
         assert sorted(server.handler.counts().values()) == [1, 1]
     assert not aside.exists()
-
-
-def test_status_without_a_send(workspace: Path, run: Run) -> None:
-    result = run("send", *MONTH, "--status")
-    assert result.exit_code == 1
-    assert result.stderr == "Error: no send journal in out/2021-03/: nothing was sent for March 2021 yet\n"
 
 
 def test_build_since_last_send_starts_after_the_newest_item_sent(
@@ -969,9 +717,6 @@ def test_since_last_send_is_not_moved_back_by_an_older_digest_sent_late(
     assert "1 item in 1 category -> out/2021-04-11_2021-04-15/" in result.stderr
 
 
-# ---- killed at random moments, resumed each time ----
-
-
 def test_killed_twenty_times_and_resumed_nobody_is_lost(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
@@ -1021,11 +766,7 @@ def test_killed_twenty_times_and_resumed_nobody_is_lost(
             proc.stderr.close()
             time.sleep(0.1)  # let the server finish with what reached it
             counts = handler.counts()
-            journal = (
-                journal_rows(workspace)
-                if (workspace / "out/2021-03/send-subscribers.sqlite").exists()
-                else {}
-            )
+            journal = journal_rows(workspace) if (workspace / "out/2021-03/journal.sqlite").exists() else {}
             sent = {k for k, (s, *_r) in journal.items() if s == "sent"}
             assert sent <= set(counts)  # nothing is marked sent that the server did not accept
             unrecorded = set(counts) - sent
@@ -1042,22 +783,6 @@ def test_killed_twenty_times_and_resumed_nobody_is_lost(
     print(
         f"kills={kills} mid-send={mid_send} in-flight-at-kill={sum(in_flight_at_kill)} duplicates={duplicates}"
     )
-
-
-@pytest.mark.parametrize(
-    ("text", "per_second"), [("10", 10.0), ("10/s", 10.0), ("600/m", 10.0), ("3600/h", 1.0), ("0", 0.0)]
-)
-def test_rates(text: str, per_second: float) -> None:
-    from digest.send import parse_rate
-
-    assert parse_rate(text) == per_second
-
-
-def test_a_bad_rate_is_a_usage_error(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
-    smtp_env(free_port())
-    result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes", "--rate", "fast")
-    assert result.exit_code == 2
-    assert "Invalid value for --rate: rate 'fast': use messages per second or per hour" in result.stderr
 
 
 def test_a_rate_limited_send_still_reaches_everyone(
@@ -1088,28 +813,328 @@ def test_someone_taken_off_the_list_is_not_sent_and_does_not_hold_up_completion(
     assert run("build", "--since-last-send").exit_code == 3  # but the list as it is now got it in full
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "why"),
-    [
-        ("DIGEST_SMTP_PORT", "smtp", "smtp.port): expected a port number"),
-        ("DIGEST_SMTP_SECURITY", "tls", "smtp.security): expected starttls, ssl or none, got 'tls'"),
-        ("DIGEST_SMTP_VERIFY", "maybe", "smtp.verify): expected true or false"),
-        (
-            "DIGEST_UNSUBSCRIBE_URL",
-            "http://x.org/u?e={email}",
-            "send.unsubscribe_url): must be an https:// URL",
-        ),
-        ("DIGEST_UNSUBSCRIBE_URL", "https://x.org/u?e={mail}", "unknown field {mail}"),
-        ("DIGEST_SEND_RATE", "fast", "send.rate): rate 'fast': use messages per second or per hour"),
-        ("DIGEST_GREETING", "Hi {name!r},", "send.greeting): 'Hi {name!r},': use plain column names"),
-        ("DIGEST_SEND_CONNECTIONS", "0", "send.connections): expected a whole number from 1 to 64"),
-    ],
-)
-def test_bad_send_settings_name_the_variable(
-    ws: Path, run: Run, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, why: str
+# ---- the send as a library call ----
+
+
+def test_digest_send_runs_from_python_without_click(ws: Path, smtp_env: Callable[..., None]) -> None:
+    from datetime import datetime
+
+    from digest import send as sending
+    from digest.config import load_config
+    from digest.window import resolve
+
+    calls: list[tuple[int, int]] = []
+    plans: list[sending.Plan] = []
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        config = load_config(cwd=ws, flags={"send.connections": 2})
+        now = datetime.fromisoformat(NOW)
+        window = resolve(tz=config.tz, locale=config.language, now=now, month_="2021-03")
+        report = sending.run(
+            config,
+            window,
+            subscribers(ws, PEOPLE),
+            sending.SendOptions(retries=0),
+            now=now,
+            confirm=lambda plan: plans.append(plan) or True,
+            progress=lambda done, todo: calls.append((done, todo)),
+        )
+        assert server.handler.counts() == {normalised(e).lower(): 1 for e, _ in PEOPLE}
+    assert (report.sent, report.failed, report.deferred, report.already_done) == (4, 0, 0, 0)
+    assert report.journal == ws / "out" / "2021-03" / "journal.sqlite"
+    assert [p.todo for p in plans] == [4]
+    assert plans[0].subject == "Co-operative News Digest: March 2021"
+    assert calls[0] == (0, 4)
+    assert sorted(calls[1:]) == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+# ---- one journal per digest, whatever list ----
+
+
+def test_the_same_list_by_another_name_reaches_nobody_twice(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
-    monkeypatch.setenv(variable, value)
-    result = run("send", *MONTH, "--subscribers", "x.csv", "--dry-run")
+    csv = subscribers(ws, PEOPLE)
+    (ws / "link.csv").symlink_to(csv)
+    (ws / "copy.csv").write_bytes(csv.read_bytes())
+    # A re-export: other column order, other case, an extra column.
+    rows = "".join(f'"{n}",{e.upper()},x\n' for e, n in PEOPLE)
+    (ws / "export.csv").write_text("name,email,city\n" + rows, encoding="utf-8")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        for name in ("subscribers.csv", "link.csv", "copy.csv", "export.csv"):
+            result = run("send", *MONTH, "--subscribers", str(ws / name), "--yes")
+            assert result.exit_code == 0, result.stderr
+        assert "0 sent, 0 failed, 0 deferred in this run (4 done before" in result.stderr
+        assert server.handler.counts() == {normalised(e).lower(): 1 for e, _ in PEOPLE}
+    assert [p.name for p in (ws / "out" / "2021-03").glob("*.sqlite")] == ["journal.sqlite"]
+
+
+def test_two_lists_with_the_same_file_name_share_only_the_people_on_both(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    (ws / "a").mkdir()
+    (ws / "b").mkdir()
+    first = subscribers(ws / "a", PEOPLE[:2])
+    second = subscribers(ws / "b", PEOPLE[1:])  # Bob is on both
+    with Server(Handler(refuse={"ann@example.org": "450 try later"})) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(first), "--yes", "--retries", "0").exit_code == 1
+        result = run("send", *MONTH, "--subscribers", str(second), "--yes")
+        # Ann (deferred, on the first list only) does not hold up the second list, which got it in full.
+        assert result.exit_code == 0, result.stderr
+        assert "2 sent, 0 failed, 0 deferred in this run (1 done before" in result.stderr
+        assert server.handler.counts() == {"bob@example.org": 1, "zoe@example.net": 1, "x@example.com": 1}
+    status = run("send", *MONTH, "--status")
+    assert status.stdout == "out/2021-03/journal.sqlite: 3 sent, 0 failed, 1 deferred, 0 pending (complete)\n"
+
+
+def test_a_list_sent_in_full_stays_so_when_another_list_is_sent_in_part(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE[:2])), "--yes").exit_code == 0
+        server.handler.refuse["zoe@example.net"] = "451 later"
+        other = subscribers(ws, PEOPLE[2:], name="other.csv")
+        assert run("send", *MONTH, "--subscribers", str(other), "--yes", "--retries", "0").exit_code == 1
+    nothing_new = run("build", "--since-last-send")
+    assert nothing_new.exit_code == 3, nothing_new.stderr  # the first list did get March in full
+
+
+# ---- a stale build ----
+
+
+def _late_item(ws: Path) -> None:
+    write_item(
+        ws / "items",
+        "late.md",
+        """
+        ---
+        title: A late March item
+        date: 2021-03-30
+        category: News
+        summary: Added after the build.
+        ---
+        """,
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "what"),
+    [(("--yes",), "send"), (("--dry-run",), "dry-run"), (("--test", "me@example.org"), "send a test of")],
+)
+def test_a_build_the_items_moved_on_from_is_not_sent_unless_as_built(
+    ws: Path, run: Run, smtp_env: Callable[..., None], mode: tuple[str, ...], what: str
+) -> None:
+    _late_item(ws)
+    (ws / "items" / next(p.name for p in (ws / "items").glob("2021-03-31-*.md"))).unlink()
+    csv = str(subscribers(ws, PEOPLE[:1]))
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        refused = run("send", *MONTH, "--subscribers", csv, *mode)
+        assert refused.exit_code == 1
+        assert refused.stdout == ""
+        assert server.handler.received == []
+        assert refused.stderr.startswith(
+            "Error: out/2021-03/ is out of date: the window's items changed since it was built:\n"
+            "  added:   items/late.md\n  removed: items/2021-03-31-"
+        )
+        assert refused.stderr.endswith(
+            f"Rebuild it (`digest build`) and check it, or pass --as-built to {what} the folder as it is.\n"
+        )
+        anyway = run("send", *MONTH, "--subscribers", csv, *mode, "--as-built")
+        assert anyway.exit_code == 0, anyway.stderr
+        assert len(server.handler.received) == (0 if "--dry-run" in mode else 1)
+
+
+# ---- what the server sees: pace, parallel connections, retries ----
+
+
+def test_the_rate_limit_paces_a_real_send(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    many = [(f"r{n}@example.org", "") for n in range(11)]
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run(
+            "send",
+            *MONTH,
+            "--subscribers",
+            str(subscribers(ws, many)),
+            "--yes",
+            "--rate",
+            "20/s",
+            "--connections",
+            "3",
+        )
+        assert result.exit_code == 0, result.stderr
+        arrivals = server.handler.arrivals
+    # 11 messages at 20/s across three connections: 10 gaps of 50 ms, 0.5 s from first to last.
+    span = arrivals[-1] - arrivals[0]
+    assert 0.4 <= span < 5, span
+
+
+def test_connections_are_used_in_parallel(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    many = [(f"r{n}@example.org", "") for n in range(8)]
+    with Server(Handler(delay=0.1)) as server:
+        smtp_env(server.port)
+        result = run(
+            "send", *MONTH, "--subscribers", str(subscribers(ws, many)), "--yes", "--connections", "4"
+        )
+        assert result.exit_code == 0, result.stderr
+        assert server.handler.open_max >= 4
+        assert server.handler.connections == 5  # the first, which checks the login, and one per connection
+
+
+def test_a_421_closes_the_connection_and_the_retry_opens_another(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    for fault, connections in (("421 4.3.2 closing", 3), ("451 4.3.0 busy", 2)):
+        handler = Handler(data_faults=[fault])
+        with Server(handler) as server:
+            smtp_env(server.port)
+            csv = subscribers(ws, PEOPLE[:1], name=f"{fault[:3]}.csv")
+            (ws / "out" / "2021-03" / "journal.sqlite").unlink(missing_ok=True)
+            result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+            assert result.exit_code == 0, result.stderr
+        assert handler.counts() == {"ann@example.org": 1}
+        assert handler.connections == connections, fault  # the check's, the first, (421:) a fresh one
+
+
+@pytest.mark.parametrize(("faults", "arrives"), [(2, True), (3, False)])
+def test_a_message_is_tried_once_and_then_retries_times(
+    ws: Path, run: Run, smtp_env: Callable[..., None], faults: int, arrives: bool
+) -> None:
+    handler = Handler(data_faults=["451 busy"] * faults)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        csv = str(subscribers(ws, PEOPLE[:1]))
+        result = run("send", *MONTH, "--subscribers", csv, "--yes", "--retries", "2", "--retry-delay", "0")
+    assert handler.data_ends == 3  # the first attempt and two retries, never a fourth
+    assert result.exit_code == (0 if arrives else 1)
+    assert journal_rows(ws)["ann@example.org"][0] == ("sent" if arrives else "deferred")
+
+
+def test_headers_of_any_length_stay_within_998_characters(
+    workspace: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_TITLE", "T" * 3000)  # into the subject and the List-Id
+    assert run("build", *MONTH).exit_code == 0
+    name = "N" * 10_000
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        csv = subscribers(workspace, [("ann@example.org", name), ("bob@example.org", "Zoë " * 2500)])
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 0, result.stderr
+        raws = {r[0]: raw for r, raw in server.handler.received}
+        got = server.handler.messages()
+    for raw in raws.values():
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    to = got["ann@example.org"]["To"].addresses[0]
+    assert to.addr_spec == "ann@example.org"
+    assert to.display_name.replace(" ", "") == name
+    assert str(got["ann@example.org"]["Subject"]).startswith("T" * 3000)
+
+
+def test_no_message_goes_out_once_the_journal_cannot_be_written(
+    ws: Path, smtp_env: Callable[..., None]
+) -> None:
+    import resource
+    from datetime import datetime
+
+    from digest import send as sending
+    from digest.config import load_config
+    from digest.errors import SendError
+
+    wal = ws / "out" / "2021-03" / "journal.sqlite-wal"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def disk_full(plan: sending.Plan) -> bool:
+        # From now on no file of this process may grow (Python ignores SIGXFSZ: the write fails instead).
+        resource.setrlimit(resource.RLIMIT_FSIZE, (wal.stat().st_size, hard))
+        return True
+
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        config = load_config(cwd=ws)
+        try:
+            with pytest.raises(SendError) as stopped:
+                sending.run(
+                    config,
+                    ws / "out" / "2021-03",
+                    subscribers(ws, PEOPLE),
+                    now=datetime.fromisoformat(NOW),
+                    confirm=disk_full,
+                )
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert server.handler.received == []  # the write before the first delivery failed: nothing went
+        assert server.handler.rcpts == {}
+    assert (
+        f"sending stopped: {ws / 'out' / '2021-03' / 'journal.sqlite'}: cannot write the send journal ("
+        in str(stopped.value)
+    )
+    assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}
+
+
+def test_any_5xx_to_a_recipient_is_final_not_only_550(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    handler = Handler(refuse={"bob@example.org": "501 5.1.3 bad recipient address syntax"})
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run(
+            "send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes", "--retry-delay", "0"
+        )
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: environment variable {variable} (setting ")
-    assert why in result.stderr
+    assert handler.rcpts["bob@example.org"] == 1
+    assert journal_rows(ws)["bob@example.org"][:2] == ("failed", 501)
+
+
+def test_a_refused_sender_stops_the_whole_send(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    handler = Handler(mail_faults=["550 5.7.1 sender not allowed"])
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
+    assert result.exit_code == 1
+    assert "Error: sending stopped: 127.0.0.1:" in result.stderr
+    assert "refused the sender news@example.org: 550 5.7.1 sender not allowed" in result.stderr
+    assert handler.received == []
+    assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}  # nobody's fault but the sender's
+
+
+def test_a_relay_that_keeps_dropping_the_connection_stops_the_send_and_blames_nobody(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    handler = Handler(data_faults=["drop"] * 3)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        csv = str(subscribers(ws, PEOPLE))
+        result = run("send", *MONTH, "--subscribers", csv, "--yes", "--retries", "2", "--retry-delay", "0")
+    assert result.exit_code == 1
+    assert "Error: sending stopped: giving up after 3 attempts: 127.0.0.1:" in result.stderr
+    assert {s for s, *_ in journal_rows(ws).values()} == {"pending"}  # left for the next run, not deferred
+
+
+def test_retries_back_off(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    handler = Handler(data_faults=["451 busy"] * 2)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        csv = str(subscribers(ws, PEOPLE[:1]))
+        began = time.monotonic()
+        result = run("send", *MONTH, "--subscribers", csv, "--yes", "--retry-delay", "0.25")
+        took = time.monotonic() - began
+    assert result.exit_code == 0, result.stderr
+    assert took >= 0.55  # 0.25 s, then 0.5 s (each less at most 20% of jitter)
+
+
+def test_a_dry_run_counts_refused_recipients_as_done(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler(refuse={"bob@example.org": "550 no such user"})) as server:
+        smtp_env(server.port)
+        csv = str(subscribers(ws, PEOPLE))
+        assert run("send", *MONTH, "--subscribers", csv, "--yes").exit_code == 1
+    dry = run("send", *MONTH, "--subscribers", csv, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "journal: 3 sent, 1 failed, 0 deferred, 0 pending\n" in dry.stderr
+    assert "dry run: would send 0 messages via 127.0.0.1:" in dry.stderr

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest.errors import WindowError
-from digest.window import resolve
+from digest.errors import EmptyWindow, WindowError
+from digest.window import after, resolve
 
 TZ = ZoneInfo("Europe/Zurich")
 NOW = datetime(2021, 4, 15, 12, 0, tzinfo=UTC)
@@ -75,6 +75,8 @@ def test_since_with_offset_and_open_end() -> None:
     w = win(since_="2021-04-01T08:00+00:00")
     assert w.start == datetime(2021, 4, 1, 10, 0, tzinfo=TZ)
     assert w.end == NOW
+    assert (w.start.tzinfo, w.end.tzinfo) == (TZ, TZ)  # both in the configured zone, like every bound
+    assert win(last_="1d").end.tzinfo == TZ
 
 
 def test_since_without_offset_is_read_in_the_configured_zone() -> None:
@@ -111,3 +113,61 @@ def test_errors(opts: dict[str, str], message: str) -> None:
     with pytest.raises(WindowError) as info:
         win(**opts)
     assert str(info.value).startswith(message)
+
+
+def test_until_with_a_time_takes_in_that_instant() -> None:
+    w = win(since_="2021-03-15", until_="2021-03-23T18:00")
+    assert w.end == datetime(2021, 3, 23, 18, 0, 0, 1, tzinfo=TZ)
+    assert datetime(2021, 3, 23, 18, 0, tzinfo=TZ) in w
+    assert w.slug == "2021-03-15_2021-03-23"
+
+
+def test_since_and_until_at_the_same_instant_is_an_error() -> None:
+    with pytest.raises(WindowError, match=r"--until is before --since"):
+        win(since_="2021-03-15T10:00", until_="2021-03-15T09:59:59.999999")
+    w = win(since_="2021-03-15T10:00", until_="2021-03-15T10:00")  # that one instant
+    assert (w.end - w.start, w.label, w.slug) == (
+        timedelta(microseconds=1),
+        "March 15, 2021",
+        "2021-03-15_2021-03-15",
+    )
+
+
+def test_last_zero_is_an_error_and_a_short_span_is_labelled_with_its_day() -> None:
+    with pytest.raises(WindowError, match=r"--last '0d': use a number and a unit"):
+        win(last_="0d")
+    assert win(last_="12h").label == "April 15, 2021"
+    assert win(last_="2d").label == "Apr 13\u2009–\u200915, 2021"
+
+
+def test_last_is_elapsed_time_across_a_change_of_clock() -> None:
+    # Zurich moved its clocks forward at 02:00 on 28 March 2021: 24 hours before 12:00 on the 28th is
+    # 11:00 on the 27th by the wall clock, not 12:00.
+    now = datetime(2021, 3, 28, 12, 0, tzinfo=TZ)
+    w = resolve(tz=TZ, locale="en", now=now, last_="1d")
+    assert (w.start, w.end) == (datetime(2021, 3, 27, 11, 0, tzinfo=TZ), now)
+    assert w.end.astimezone(UTC) - w.start.astimezone(UTC) == timedelta(hours=24)
+
+
+def test_after_an_instant_up_to_now() -> None:
+    start = datetime(2021, 4, 1, 10, 0, tzinfo=UTC)
+    w = after(start, TZ, "en", now=NOW)
+    assert (w.start, w.end, w.slug) == (start, NOW, "2021-04-01_2021-04-15")
+    assert w.start.tzinfo == TZ and w.end.tzinfo == TZ
+    with pytest.raises(
+        EmptyWindow, match=r"nothing new since the last digest sent in full \(its newest item: "
+    ):
+        after(NOW, TZ, "en", now=NOW)
+    with pytest.raises(EmptyWindow):
+        after(NOW + timedelta(seconds=1), TZ, "en", now=NOW)
+    assert after(NOW - timedelta(microseconds=1), TZ, "en", now=NOW).label == "April 15, 2021"
+
+
+def test_previous_month_in_january_and_week_53() -> None:
+    assert resolve(tz=TZ, locale="en", now=datetime(2021, 1, 10, tzinfo=TZ)).slug == "2020-12"
+    w = win(week_="2020w53")
+    assert (w.start, w.end, w.slug) == (
+        datetime(2020, 12, 28, tzinfo=TZ),
+        datetime(2021, 1, 4, tzinfo=TZ),
+        "2020-W53",
+    )

@@ -234,6 +234,8 @@ def list_id(v: Any) -> str:
     s = line(v).strip()
     if s and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+", s.strip("<>")):
         raise ValueError(f"expected a dotted id like news.example.org, got {s!r}")
+    if len(s.strip("<>")) > 255:  # RFC 2919: a list-id is at most 255 characters
+        raise ValueError(f"is {len(s.strip('<>'))} characters long; a List-Id has at most 255")
     return s.strip("<>")
 
 

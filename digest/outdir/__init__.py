@@ -33,7 +33,7 @@ from digest.outdir.files import (
     WIDTHS,
     shot_name,
 )
-from digest.outdir.folder import FolderBusy, lock, lock_path, recover, sending_now, write
+from digest.outdir.folder import FolderBusy, holding, lock, lock_path, recover, sending_now, write
 
 __all__ = [
     "BUILD_FILES",
@@ -52,6 +52,7 @@ __all__ = [
     "built_folders",
     "folder_of",
     "hash_files",
+    "holding",
     "is_built",
     "load",
     "lock",

@@ -85,6 +85,34 @@ def lock(folder: Path, *, exclusive: bool, wait: float = 0.0) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def holding(folder: Path, *, content_hash: str | None = None, wait: float = 0.0) -> Iterator[None]:
+    """Hold the folder's lock shared, as a send does (sends of one digest may run together), so that no
+    build replaces the folder meanwhile; first put back what a build killed mid-swap left aside. With
+    `content_hash`, refuse a folder that no longer holds that build (rebuilt since it was read)."""
+    try:
+        held = lock(folder, exclusive=False, wait=wait)
+        held.__enter__()
+    except FolderBusy as err:
+        raise FolderBusy(
+            f"{err}: a `digest build` of this digest is still writing it after {wait:.0f} s; nothing was sent"
+        ) from None
+    try:
+        recover(folder)
+        if content_hash is not None:
+            from digest.outdir import is_built, load  # the format, beside this module
+
+            now = load(folder).manifest.content_hash if is_built(folder) else None
+            if now != content_hash:
+                raise OutputError(
+                    f"{shown(folder)}/: the digest was rebuilt just as this send began; nothing was sent: "
+                    "run the command again (to send the new version)"
+                )
+        yield
+    finally:
+        held.__exit__(None, None, None)
+
+
 def sending_now(folder: Path) -> bool:
     """True when a running `digest send` holds this folder's journal (a rebuild must wait for it)."""
     try:

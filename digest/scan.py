@@ -1,0 +1,313 @@
+"""The items folder -> Scan: the window's items, every bad file reported, all in one run, as `path:line: why`.
+
+A bad file is an error when it belongs to the window (its date is inside it) or when its date cannot be
+read; a bad file dated outside the window is a warning (Scan.warnings), so one unfinished item does not
+block every other digest. With no window at all, every bad file is an error.
+
+Large archives: parsing every front matter of 100,000 files takes many seconds, so a scan keeps an index
+in the cache folder (digest/index.py) and parses only the files that changed since the last scan, those
+that were bad, and those whose date falls inside the window: no item inside a window is missed, whatever
+its file is called.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+import threading
+import time as clock
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from digest.errors import ItemError
+from digest.index import Index
+from digest.items import SUFFIXES, BadItem, Item, parse_item
+
+INDEX_NAME = "items-index.sqlite"
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What scan() found: the items asked for, and how much work the index saved."""
+
+    items: list[Item]
+    total_files: int
+    parsed_files: int
+    warnings: tuple[str, ...] = ()  # bad files outside the window: reported, not fatal
+
+
+class _Problem(NamedTuple):
+    """A bad file: `path:line: why`, and its date when readable (which says whether it is in the window)."""
+
+    what: str
+    when: datetime | None
+
+
+@dataclass(frozen=True)
+class Walk:
+    """What listing the items folder found: how many item files, the ones to parse, and the folders."""
+
+    count: int
+    changed: list[tuple[str, str]]
+    dirs: dict[str, int]
+
+
+def scan(
+    items_dir: Path,
+    *,
+    tz: ZoneInfo,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cache_dir: Path | None = None,
+    relative_to: Path | None = None,
+) -> Scan:
+    """Items whose date is in [start, end) (all when no bounds); drafts are left out.
+
+    Raises ItemError listing every bad file of the window, and every bad file whose date cannot be read;
+    the other bad files are Scan.warnings. With a cache_dir, an index there (see digest/index.py) spares
+    parsing the files outside the window that did not change.
+    """
+    scanner = Scanner(items_dir, tz=tz, cache_dir=cache_dir, relative_to=relative_to)
+    scanner.start_walk(background=False)
+    return scanner.finish(start, end)
+
+
+def iter_item_files(
+    items_dir: Path, *, known_dirs: dict[str, int], since_ns: int, dirs: dict[str, int]
+) -> Iterator[tuple[str, str, bool]]:
+    """(key, path, changed) of every item file below items_dir, recursively, in no particular order.
+
+    The key is the path relative to items_dir with "/" separators; names starting with "." or "_" are
+    skipped. `changed` is true when the file's ctime is `since_ns` or later, or when it lies in a folder
+    the index does not know under that name and inode (a folder moved in, renamed or replaced keeps the
+    old ctimes of the files inside it). `dirs` receives every folder's key and inode, for the next scan.
+    Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
+    """
+    root = str(items_dir)
+    cut = len(root) + 1
+    root_inode = os.stat(root).st_ino
+    dirs[""] = root_inode
+    stack = [(root, known_dirs.get("") != root_inode)]
+    while stack:
+        folder, new = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] in "._":
+                    continue
+                # The common case first: an item file (d_type tells is_file without a system call).
+                if name.endswith(SUFFIXES) and entry.is_file():
+                    key = entry.path[cut:]
+                    if os.sep != "/":
+                        key = key.replace(os.sep, "/")
+                    yield key, entry.path, new or entry.stat().st_ctime_ns >= since_ns
+                elif entry.is_dir():
+                    key = entry.path[cut:].replace(os.sep, "/")
+                    inode = entry.stat().st_ino
+                    dirs[key] = inode
+                    stack.append((entry.path, new or known_dirs.get(key) != inode))
+
+
+class Scanner:
+    """scan() in steps, so that a build can render from the index's idea of the window while the folder is
+    listed in a second process, then check that idea (`finish`) before it writes anything."""
+
+    def __init__(
+        self, items_dir: Path, *, tz: ZoneInfo, cache_dir: Path | None, relative_to: Path | None
+    ) -> None:
+        if not items_dir.is_dir():
+            raise ItemError([f"{items_dir}: items folder not found"])
+        self.items_dir, self.tz = items_dir, tz
+        self.shown = relative_to or items_dir.parent
+        self.started = clock.time_ns()
+        self.index = Index(cache_dir / INDEX_NAME, items_dir=items_dir, tz=tz.key) if cache_dir else None
+        self.built = self.index.built_ns if self.index else 0
+        self.retry = self.index.bad_keys() if self.index and self.built else set()
+        self.known_dirs = self.index.known_dirs() if self.index and self.built else {}
+        self.parsed: dict[str, Item] = {}
+        self.problems: dict[str, _Problem] = {}
+        self.gone: list[str] = []
+        self.reads = 0  # files parsed (a changed file that the window also holds counts twice)
+        self._walk: Callable[[], Walk] = self._walk_here
+
+    def _walk_here(self) -> Walk:
+        dirs: dict[str, int] = {}
+        count = 0
+        changed = []
+        for key, path, is_new in iter_item_files(
+            self.items_dir, known_dirs=self.known_dirs, since_ns=self.built, dirs=dirs
+        ):
+            count += 1
+            if is_new or key in self.retry:
+                changed.append((key, path))
+        return Walk(count, changed, dirs)
+
+    def start_walk(self, *, background: bool) -> None:
+        """List the folder now, or (background=True, on Linux) in a forked process, joined by finish()."""
+        if background and self.built and sys.platform == "linux" and threading.active_count() == 1:
+            self._walk = _in_child(self._walk_here, fallback=self._walk_here)
+        else:
+            walk = self._walk_here()
+            self._walk = lambda: walk
+
+    @property
+    def warm(self) -> bool:
+        """Whether the index knows the folder, so that speculate() means something."""
+        return bool(self.index and self.built)
+
+    def speculate(self, start: datetime | None, end: datetime | None) -> list[Item]:
+        """The window's items as the index has them (files changed since are only known after finish)."""
+        self._load_all(self._in_window(start, end))
+        return [self.parsed[k] for k in sorted(self.parsed) if _wanted(self.parsed[k], start, end)]
+
+    def _in_window(self, start: datetime | None, end: datetime | None) -> list[str]:
+        if not (self.index and self.built):
+            return []
+        return self.index.in_window(start.timestamp() if start else None, end.timestamp() if end else None)
+
+    def _display(self, key: str) -> str:
+        path = self.items_dir / key
+        try:
+            return str(path.relative_to(self.shown))
+        except ValueError:
+            return str(path)
+
+    def _load_all(self, keys: list[str]) -> None:
+        """Parse the files of these keys not parsed yet in this run; a file no longer there is gone."""
+        for key in keys:
+            if key not in self.parsed and key not in self.problems and not self._load(key):
+                self.gone.append(key)  # deleted or renamed since: a new name is parsed as changed
+
+    def _load(self, key: str, path: str | None = None) -> bool:
+        """Parse one file into parsed/problems; False when the file is no longer there."""
+        self.parsed.pop(key, None)
+        self.problems.pop(key, None)
+        try:
+            raw = Path(path or self.items_dir / key).read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            self.problems[key] = _Problem(f"{self._display(key)}:1: cannot read: {err.strerror}", None)
+            return True
+        self.reads += 1
+        try:
+            self.parsed[key] = parse_item(Path(key), raw, self.tz)
+        except BadItem as bad:
+            self.problems[key] = _Problem(f"{self._display(key)}:{bad.line}: {bad.why}", bad.when)
+        return True
+
+    def finish(self, start: datetime | None, end: datetime | None) -> Scan:
+        """Join the listing, parse what changed, check slugs, update the index: the true window."""
+        walk = self._walk()
+        parsed, problems, index = self.parsed, self.problems, self.index
+        for key, path in walk.changed:
+            if not self._load(key, path):
+                self.gone.append(key)
+        fresh = {key for key, _ in walk.changed if key in parsed}  # the index learns these
+        if index and self.built:
+            # Unchanged files the index places inside the window: the build needs their full text.
+            self._load_all(self._in_window(start, end))
+            # Unchanged files with the slug of a changed one: parsed, so that the slug check sees both.
+            for key in sorted(fresh):
+                self._load_all(index.keys_with_slug(parsed[key].slug))
+        self._check_slugs()
+        if index:
+            if index.count() != walk.count - len(problems):
+                present = {
+                    key for key, _, _ in iter_item_files(self.items_dir, known_dirs={}, since_ns=0, dirs={})
+                }
+                self.gone.extend(k for k in index.all_keys() if k not in present)
+            index.update(
+                good=[
+                    (k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug)
+                    for k in fresh
+                    if k not in problems
+                ],
+                bad=list(problems),
+                gone=[*self.gone, *problems],
+                scan_started_ns=self.started,
+                dirs=walk.dirs if walk.dirs != self.known_dirs else None,
+            )
+            index.close()
+        errors, warnings = self._sort_problems(start, end)
+        if errors:
+            raise ItemError(errors)
+        items = [parsed[k] for k in sorted(parsed) if _wanted(parsed[k], start, end)]
+        return Scan(items=items, total_files=walk.count, parsed_files=self.reads, warnings=warnings)
+
+    def _sort_problems(
+        self, start: datetime | None, end: datetime | None
+    ) -> tuple[list[str], tuple[str, ...]]:
+        """(errors, warnings): a bad file dated outside the window is only a warning."""
+        errors, warnings = [], []
+        for key in sorted(self.problems, key=self._display):
+            what, when = self.problems[key]
+            if when is None or _inside(when, start, end):
+                errors.append(what)
+            else:
+                day = when.date().isoformat()
+                warnings.append(f"{what} (dated {day}, outside the window: left out)")
+        return errors, tuple(warnings)
+
+    def _check_slugs(self) -> None:
+        """Two published items with the same file name (in different folders): the second one is bad."""
+        owners: dict[str, str] = {}
+        for key in sorted(self.parsed, key=self._display):
+            item = self.parsed[key]
+            if item.draft:
+                continue  # a draft is checked only for its date
+            if item.slug in owners:
+                first = self._display(owners[item.slug])
+                why = f"duplicate slug {item.slug!r}: {first} has the same file name"
+                self.problems[key] = _Problem(f"{self._display(key)}:1: {why}", item.when)
+                del self.parsed[key]
+            else:
+                owners[item.slug] = key
+
+
+def _in_child(work: Callable[[], Walk], *, fallback: Callable[[], Walk]) -> Callable[[], Walk]:
+    """Run `work` in a forked process (its system calls then overlap the parent's rendering); the returned
+    function waits for the result. Any failure of the child means `fallback` runs here instead."""
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return fallback
+    if pid == 0:  # the child: list the folder, send the result, leave without any clean-up of the parent's
+        status = 1
+        try:
+            os.close(read_end)
+            walk = work()
+            data = marshal.dumps((walk.count, walk.changed, walk.dirs))
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+
+    def join() -> Walk:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return fallback()
+        count, changed, dirs = marshal.loads(data)  # noqa: S302 - our own child's output, through a pipe
+        return Walk(count, [tuple(c) for c in changed], dirs)
+
+    return join
+
+
+def _inside(when: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or when >= start) and (end is None or when < end)
+
+
+def _wanted(item: Item, start: datetime | None, end: datetime | None) -> bool:
+    return not item.draft and _inside(item.when, start, end)

@@ -1,0 +1,144 @@
+"""The send journal on its own: private, durable, one per digest, its meaning of "sent in full"."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest.errors import JournalError, SendError
+from digest.journal import Counts, Journal, journal_path, last_sent_in_full, read_counts, status
+
+
+def test_the_journal_and_its_companions_are_private(tmp_path: Path) -> None:
+    old = os.umask(0)  # even when the user's umask would let everyone read
+    try:
+        with Journal(tmp_path / "journal.sqlite") as journal:
+            journal.add_pending([("a@example.org", "a@example.org")])
+            files = list(tmp_path.iterdir())
+            assert {p.name for p in files} >= {"journal.sqlite", "journal.sqlite-wal"}
+            for path in files:
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        os.umask(old)
+
+
+def test_one_journal_per_digest_folder(tmp_path: Path) -> None:
+    assert journal_path(tmp_path / "2021-03") == tmp_path / "2021-03" / "journal.sqlite"
+
+
+def test_counts_are_each_in_their_place(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    rows = [(f"p{n}@example.org", f"p{n}@example.org") for n in range(10)]
+    with Journal(path) as journal:
+        journal.add_pending(rows)
+        for key, _ in rows[:4]:
+            journal.record(key, "sent", code=250, reply="ok")
+        for key, _ in rows[4:7]:
+            journal.record(key, "failed", code=550, reply="no")
+        for key, _ in rows[7:9]:
+            journal.record(key, "deferred", code=451, reply="later")
+        assert journal.counts() == Counts(pending=1, sent=4, failed=3, deferred=2)
+        assert journal.done_keys() == {k for k, _ in rows[:7]}
+    counts, _meta = read_counts(path)
+    assert counts == Counts(pending=1, sent=4, failed=3, deferred=2)
+    assert str(counts) == "4 sent, 3 failed, 2 deferred, 1 pending"
+    assert counts.total == 10
+    found = status(tmp_path)
+    assert (found.counts, found.complete) == (counts, False)
+
+
+def test_status_without_a_journal(tmp_path: Path) -> None:
+    with pytest.raises(SendError, match="no send journal in"):
+        status(tmp_path)
+
+
+def test_a_failed_write_breaks_the_journal_for_good(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.add_pending([("a@example.org", "a@example.org"), ("b@example.org", "b@example.org")])
+        journal.check()
+        journal.touch("a@example.org")
+        journal.db.execute("pragma query_only = on")  # every write now fails inside SQLite
+        with pytest.raises(JournalError, match="cannot write the send journal"):
+            journal.record("a@example.org", "sent", code=250, reply="ok")
+        journal.db.execute("pragma query_only = off")
+        # The journal stays broken: a result lost once means no message may follow.
+        with pytest.raises(JournalError, match="cannot write the send journal"):
+            journal.check()
+        with pytest.raises(JournalError, match="cannot write the send journal"):
+            journal.touch("b@example.org")
+        with pytest.raises(JournalError, match="cannot write the send journal"):
+            journal.record("b@example.org", "sent", code=250, reply="ok")
+
+
+def test_touch_is_a_real_write(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.add_pending([("a@example.org", "a@example.org")])
+        journal.db.execute("pragma query_only = on")
+        with pytest.raises(JournalError):
+            journal.touch("a@example.org")
+
+
+def test_one_send_per_journal_at_a_time(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.sqlite"), pytest.raises(JournalError, match="another `digest send`"):
+        Journal(tmp_path / "journal.sqlite")
+
+
+def test_closing_waits_for_a_write_in_progress(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.sqlite")
+    journal.add_pending([("a@example.org", "a@example.org")])
+    closed = threading.Event()
+    with journal._lock:  # a worker is in the middle of a write
+        closer = threading.Thread(target=lambda: (journal.close(), closed.set()))
+        closer.start()
+        assert not closed.wait(0.2)
+        assert journal.db is not None
+    closer.join(10)
+    assert closed.is_set()
+    with pytest.raises(JournalError, match="closed"):
+        journal.record("a@example.org", "sent", code=250, reply="ok")
+
+
+def test_results_survive_a_process_that_never_closed_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path)
+    journal.add_pending([("a@example.org", "a@example.org")])
+    journal.record("a@example.org", "sent", code=250, reply="ok")
+    other = sqlite3.connect(path)  # another process would see it now, before any close
+    assert other.execute("select status from recipients").fetchall() == [("sent",)]
+    other.close()
+    journal.close()
+
+
+def _sent_in_full(folder: Path, day: str, *, sent_now: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with Journal(journal_path(folder)) as journal:
+        journal.sent_in_full(
+            newest_end=datetime.fromisoformat(day).replace(tzinfo=UTC), content_hash="h1", sent_now=sent_now
+        )
+
+
+def test_last_sent_in_full_is_the_newest_item_of_any_complete_journal(tmp_path: Path) -> None:
+    assert last_sent_in_full(tmp_path, UTC) is None
+    _sent_in_full(tmp_path / "2021-03", "2021-04-01")
+    _sent_in_full(tmp_path / "2021-02", "2021-03-01")  # an older digest sent later does not move it back
+    (tmp_path / "2021-04").mkdir()
+    with Journal(journal_path(tmp_path / "2021-04")) as journal:  # begun, never complete
+        journal.set_meta(newest_item_end="2021-05-01T00:00:00+00:00")
+    assert last_sent_in_full(tmp_path, UTC) == (tmp_path / "2021-03", datetime(2021, 4, 1, tzinfo=UTC))
+
+
+def test_a_run_that_sent_nothing_keeps_the_version_the_list_got(tmp_path: Path) -> None:
+    _sent_in_full(tmp_path / "2021-03", "2021-04-01")
+    with Journal(journal_path(tmp_path / "2021-03")) as journal:
+        end = datetime(2021, 4, 2, tzinfo=UTC)
+        journal.sent_in_full(newest_end=end, content_hash="h2", sent_now=False)
+        assert journal.get("newest_item_end") == "2021-04-01T00:00:00+00:00"
+        journal.sent_in_full(newest_end=end, content_hash="h2", sent_now=True)
+        assert journal.get("newest_item_end") == "2021-04-02T00:00:00+00:00"
+        assert journal.get("sent_content_hash") == "h2"

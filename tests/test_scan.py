@@ -1,0 +1,441 @@
+"""scan.py: the window's items, bad files as errors inside the window and warnings outside it, and the index
+that keeps big archives fast (cold and warm give the same answer)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import write_item
+
+from digest.errors import ItemError
+from digest.index import Index
+from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_child, scan
+
+TZ = ZoneInfo("Europe/Zurich")
+
+GOOD = """
+---
+title: A good item
+date: 2021-03-10
+category: News
+summary: Something happened.
+---
+"""
+MARCH = (datetime(2020, 3, 1, tzinfo=TZ), datetime(2020, 4, 1, tzinfo=TZ))
+
+
+def make_archive(folder: Path, n: int) -> None:
+    for k in range(n):
+        month = k % 12 + 1
+        write_item(folder, f"{k:04d}.md", GOOD.replace("2021-03-10", f"2020-{month:02d}-10"))
+
+
+def dated(day: str, *, broken: str = "title") -> str:
+    """An item of that date with one field emptied (broken="" for a good one)."""
+    text = GOOD.replace("2021-03-10", day)
+    return text.replace(f"\n{broken}:", f"\n{broken}: \n#") if broken else text
+
+
+@pytest.fixture
+def no_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index re-reads files changed in the 2 s before a scan; tests wait a few ticks instead."""
+    monkeypatch.setattr("digest.index.MARGIN_NS", 0)
+
+
+def tick() -> None:
+    time.sleep(0.05)  # longer than the kernel's coarse clock tick that stamps ctime
+
+
+def scan_march(
+    items: Path, cache: Path | None, window: tuple[datetime | None, datetime | None] = MARCH
+) -> Scan:
+    return scan(items, tz=TZ, start=window[0], end=window[1], cache_dir=cache, relative_to=items.parent)
+
+
+def errors_of(
+    items: Path, cache: Path | None, window: tuple[datetime | None, datetime | None] = MARCH
+) -> list[str]:
+    with pytest.raises(ItemError) as info:
+        scan_march(items, cache, window)
+    return info.value.problems
+
+
+CACHES = pytest.mark.parametrize("cached", [False, True], ids=["no-index", "index"])
+
+
+def cache_of(tmp_path: Path, cached: bool) -> Path | None:
+    return tmp_path / "cache" if cached else None
+
+
+# ---- one unfinished item does not block every window ------------------------------------------------------
+
+
+@CACHES
+def test_a_bad_item_outside_the_window_is_a_warning(tmp_path: Path, no_margin: None, cached: bool) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 12)
+    write_item(items, "later.md", dated("2020-04-01"))  # the first instant after the window
+    write_item(items, "sub/earlier.md", dated("2020-02-29T23:59:59+01:00", broken="summary"))
+    tick()
+    for _ in range(3):  # cold, then warm (the index retries bad files every time), then warm again
+        found = scan_march(items, cache)
+        assert [i.slug for i in found.items] == ["0002"]
+        assert found.warnings == (
+            "items/later.md:2: title: required field is missing or empty "
+            "(dated 2020-04-01, outside the window: left out)",
+            "items/sub/earlier.md:5: summary: required field is missing or empty "
+            "(dated 2020-02-29, outside the window: left out)",
+        )
+
+
+@CACHES
+def test_a_bad_item_inside_the_window_is_an_error(tmp_path: Path, no_margin: None, cached: bool) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 12)
+    write_item(items, "first.md", dated("2020-03-01"))  # the first instant of the window
+    write_item(items, "last.md", dated("2020-03-31T23:59:59+02:00", broken="category"))
+    write_item(items, "outside.md", dated("2020-05-01"))  # only a warning: not among the errors
+    tick()
+    for _ in range(2):
+        assert errors_of(items, cache) == [
+            "items/first.md:2: title: required field is missing or empty",
+            "items/last.md:4: category: required field is missing or empty",
+        ]
+
+
+@CACHES
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (GOOD.replace("2021-03-10", "31/03/2019"), "3: date: cannot read '31/03/2019' as a date"),
+        (GOOD.replace("date: 2021-03-10\n", ""), "1: date: required field is missing or empty"),
+        (GOOD.replace("date: 2021-03-10", "date: 2019-02-30"), "3: date: cannot read '2019-02-30'"),
+        (GOOD.replace("title:", "title: [unclosed\nx:"), "3: malformed front matter"),
+        ("no front matter\n", "1: no front matter"),
+    ],
+)
+def test_a_bad_item_without_a_readable_date_is_an_error(
+    tmp_path: Path, no_margin: None, cached: bool, text: str, problem: str
+) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 12)
+    write_item(items, "undated.md", text)
+    tick()
+    for _ in range(2):
+        (error,) = errors_of(items, cache)
+        assert error.startswith(f"items/undated.md:{problem}")
+
+
+@CACHES
+def test_without_a_window_every_bad_item_is_an_error(tmp_path: Path, cached: bool) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 3)
+    write_item(items, "old.md", dated("1999-01-01"))
+    write_item(items, "future.md", dated("2999-01-01", broken="summary"))
+    for _ in range(2):
+        assert errors_of(items, cache, (None, None)) == [
+            "items/future.md:5: summary: required field is missing or empty",
+            "items/old.md:2: title: required field is missing or empty",
+        ]
+
+
+def test_a_window_open_at_one_end(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    write_item(items, "old.md", dated("2020-02-01"))
+    write_item(items, "new.md", dated("2020-05-01"))
+    assert errors_of(items, None, (MARCH[0], None)) == [
+        "items/new.md:2: title: required field is missing or empty"
+    ]
+    assert errors_of(items, None, (None, MARCH[1])) == [
+        "items/old.md:2: title: required field is missing or empty"
+    ]
+    (items / "new.md").unlink()
+    since = scan_march(items, None, (MARCH[0], None))
+    assert (since.items, len(since.warnings)) == ([], 1)
+
+
+@CACHES
+def test_a_draft_is_checked_only_for_its_date(tmp_path: Path, no_margin: None, cached: bool) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 12)
+    write_item(items, "idea.md", "---\ndate: 2020-03-15\ndraft: true\nnotes: to do\n---\n")
+    write_item(items, "sub/0002.md", "---\ndate: 2020-03-16\ndraft: true\n---\n")  # a slug of a published one
+    tick()
+    for _ in range(2):
+        found = scan_march(items, cache, (None, None))
+        assert (len(found.items), found.warnings) == (12, ())
+        assert "idea" not in [i.slug for i in found.items]
+
+
+@CACHES
+def test_a_draft_without_a_readable_date_is_an_error(tmp_path: Path, no_margin: None, cached: bool) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 12)
+    write_item(items, "idea.md", "---\ntitle: Idea\ndate: soon\ndraft: true\n---\n")
+    tick()
+    for _ in range(2):
+        assert errors_of(items, cache) == [
+            "items/idea.md:3: date: cannot read 'soon' as a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+HH:MM"
+        ]
+
+
+def test_an_item_that_becomes_bad_leaves_the_window_and_comes_back(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    tick()
+    assert len(scan_march(items, cache).items) == 1
+    may = items / "0004.md"
+    good = may.read_text()
+    may.write_text(good.replace("title: A good item", "title:"))
+    tick()
+    found = scan_march(items, cache)
+    assert (len(found.items), len(found.warnings)) == (1, 1)
+    may.write_text(good.replace("2020-05-10", "2020-03-20"))  # mended, and moved into March
+    tick()
+    found = scan_march(items, cache)
+    assert ([i.slug for i in found.items], found.warnings) == (["0002", "0004"], ())
+
+
+# ---- duplicate slugs -----------------------------------------------------------------------------------------
+
+
+def test_every_bad_file_is_reported_in_one_run(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    write_item(items, "a-good.md", GOOD)
+    write_item(items, "b-bad.md", GOOD.replace("category: News", "category:"))
+    write_item(items, "sub/c-bad.md", GOOD.replace("title: A good item", "title:"))
+    write_item(items, "sub/a-good.md", GOOD)  # same slug as items/a-good.md
+    assert errors_of(items, None, (None, None)) == [
+        "items/b-bad.md:4: category: required field is missing or empty",
+        "items/sub/a-good.md:1: duplicate slug 'a-good': items/a-good.md has the same file name",
+        "items/sub/c-bad.md:2: title: required field is missing or empty",
+    ]
+
+
+@pytest.mark.parametrize(("day", "fatal"), [("2020-03-12", True), ("2020-06-12", False)])
+def test_duplicate_slug_found_against_the_index(
+    tmp_path: Path, no_margin: None, day: str, fatal: bool
+) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    tick()
+    scan(items, tz=TZ, cache_dir=cache)
+    write_item(
+        items, "sub/0005.md", GOOD.replace("2021-03-10", day)
+    )  # the name of an unchanged, indexed file
+    problem = "items/sub/0005.md:1: duplicate slug '0005': items/0005.md has the same file name"
+    for _ in range(2):  # and again on the next run, though nothing changed
+        if fatal:
+            assert errors_of(items, cache) == [problem]
+        else:
+            found = scan_march(items, cache)
+            assert found.warnings == (f"{problem} (dated {day}, outside the window: left out)",)
+            assert [i.slug for i in found.items] == ["0002"]
+
+
+def test_duplicate_slug_of_an_indexed_file_deleted_since(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    tick()
+    scan(items, tz=TZ, cache_dir=cache)
+    (items / "0005.md").unlink()
+    write_item(items, "sub/0005.md", GOOD.replace("2021-03-10", "2020-03-12"))
+    tick()
+    found = scan_march(items, cache)
+    assert ([str(i.source) for i in found.items], found.warnings) == (["0002.md", "sub/0005.md"], ())
+
+
+# ---- the index -------------------------------------------------------------------------------------------
+
+
+def test_index_parses_only_the_window_on_the_second_run(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 48)
+    tick()
+    first = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert (first.total_files, first.parsed_files, len(first.items)) == (48, 48, 4)
+    second = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert (second.total_files, second.parsed_files, len(second.items)) == (48, 4, 4)
+    assert [i.slug for i in second.items] == [i.slug for i in first.items]
+
+
+def test_index_never_misses_an_edited_or_new_file(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 24)
+    tick()
+    assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).parsed_files == 24
+    tick()
+    # Move a July item into March, keeping its size and restoring its mtime: the ctime still changes.
+    july = items / "0006.md"
+    st = july.stat()
+    july.write_text(july.read_text().replace("2020-07-10", "2020-03-11"))
+    os.utime(july, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # A new file whose name says nothing about its date.
+    write_item(items, "zzz-unrelated-name.md", GOOD.replace("2021-03-10", "2020-03-31T23:59:00+02:00"))
+    # A file renamed: same content, same mtime, new name.
+    (items / "0002.md").rename(items / "renamed.md")
+    tick()
+    found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert sorted(i.slug for i in found.items) == ["0006", "0014", "renamed", "zzz-unrelated-name"]
+    assert found.parsed_files == 4  # the three changed files, plus the unchanged one in March (0014)
+    tick()
+    again = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    assert (again.parsed_files, len(again.items)) == (4, 4)  # now all four are indexed in March
+
+
+@pytest.mark.parametrize("how", ["rename", "move-in", "replace", "nested-rename"])
+def test_index_never_misses_files_in_a_moved_folder(tmp_path: Path, no_margin: None, how: str) -> None:
+    """Moving or renaming a folder changes the folder's ctime, not the ctime of the files inside it."""
+    items, cache, outside = tmp_path / "items", tmp_path / "cache", tmp_path / "outside"
+    make_archive(items / "a" / "b", 12)  # one of them in March
+    write_item(outside / "c" / "d", "moved.md", GOOD.replace("2021-03-10", "2020-03-05"))
+    tick()
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    tick()
+    if how == "rename":
+        (items / "a").rename(items / "z")
+    elif how == "move-in":
+        (outside / "c").rename(items / "c")
+    elif how == "replace":  # same folder name, another folder (from a backup, say)
+        shutil.rmtree(items / "a")
+        (outside / "c").rename(items / "a")
+    else:
+        (items / "a" / "b").rename(items / "a" / "renamed")
+    tick()
+    found = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache)
+    uncached = scan(items, tz=TZ, start=MARCH[0], end=MARCH[1])
+    assert sorted(i.source for i in found.items) == sorted(i.source for i in uncached.items)
+    assert len(found.items) == {"rename": 1, "move-in": 2, "replace": 1, "nested-rename": 1}[how]
+
+
+def test_damaged_index_is_rebuilt(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    scan(items, tz=TZ, cache_dir=cache)
+    index = cache / "items-index.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    index.write_bytes(b"this is not a database" * 100)
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    assert index.read_bytes().startswith(b"SQLite format 3")
+
+
+def test_index_follows_the_time_zone(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    write_item(items, "edge.md", GOOD.replace("2021-03-10", "2020-03-01"))
+    tick()
+    assert len(scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items) == 1
+    tokyo = ZoneInfo("Asia/Tokyo")  # the same plain date is another instant there
+    march = (datetime(2020, 3, 1, tzinfo=tokyo), datetime(2020, 4, 1, tzinfo=tokyo))
+    assert len(scan(items, tz=tokyo, start=march[0], end=march[1], cache_dir=cache).items) == 1
+
+
+def test_deleted_file_leaves_the_index(tmp_path: Path) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    scan(items, tz=TZ, cache_dir=cache)
+    (items / "0002.md").unlink()  # in March
+    (items / "0005.md").unlink()  # outside the window: only the listing can tell it is gone
+    assert scan(items, tz=TZ, start=MARCH[0], end=MARCH[1], cache_dir=cache).items == []
+    assert "0005.md" not in indexed(tmp_path)
+    assert len(indexed(tmp_path)) == 10
+
+
+def test_a_bad_file_is_not_described_by_the_index(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    tick()
+    scan_march(items, cache)
+    write_item(items, "0004.md", dated("2020-05-10"))
+    tick()
+    assert len(scan_march(items, cache).warnings) == 1
+    assert "0004.md" not in indexed(tmp_path)
+    index = Index(cache / INDEX_NAME, items_dir=items, tz=TZ.key)
+    assert index.bad_keys() == {"0004.md"}
+
+
+def test_a_replaced_items_folder_is_read_again(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    # A copy made before the scan: old ctimes, the same file names; one item moved from June into March.
+    backup = tmp_path / "backup"
+    shutil.copytree(items, backup)
+    (backup / "0005.md").write_text((backup / "0005.md").read_text().replace("2020-06-10", "2020-03-11"))
+    tick()
+    assert len(scan_march(items, cache).items) == 1
+    shutil.rmtree(items)
+    backup.rename(items)
+    tick()
+    assert [i.slug for i in scan_march(items, cache).items] == ["0002", "0005"]
+
+
+def indexed(tmp_path: Path) -> list[str]:
+    index = Index(tmp_path / "cache" / INDEX_NAME, items_dir=tmp_path / "items", tz=TZ.key)
+    return sorted(index.all_keys())
+
+
+# ---- the folder listed in a second process while the build renders ----------------------------------------
+
+
+def test_listing_in_a_child_process_gives_the_same_result(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items / "y", 24)
+    tick()
+    scan(items, tz=TZ, cache_dir=cache)
+    write_item(items, "new-in-march.md", GOOD.replace("2021-03-10", "2020-03-20"))
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    assert scanner.warm
+    scanner.start_walk(background=True)
+    guess = scanner.speculate(*MARCH)
+    assert sorted(i.slug for i in guess) == ["0002", "0014"]  # what the index knew
+    found = scanner.finish(*MARCH)
+    assert sorted(i.slug for i in found.items) == ["0002", "0014", "new-in-march"]  # what the listing found
+
+
+def test_a_file_mended_while_the_build_renders_is_read_as_it_ends(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    tick()
+    scan_march(items, cache)
+    march = items / "0002.md"
+    good = march.read_text()
+    march.write_text(good.replace("title: A good item", "title:"))  # saved half-edited
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    scanner.start_walk(background=False)
+    assert scanner.speculate(*MARCH) == []  # the guess sees the broken file
+    march.write_text(good.replace("A good item", "A mended item"))  # saved again before the listing ends
+    (item,) = scanner.finish(*MARCH).items
+    assert item.title == "A mended item"
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    scanner.start_walk(background=False)
+    assert [i.title for i in scanner.speculate(*MARCH)] == ["A mended item"]
+    # Broken again, and moved out of the window: the guess must not outlive the file.
+    march.write_text(good.replace("title: A good item", "title:").replace("2020-03-10", "2020-05-10"))
+    found = scanner.finish(*MARCH)
+    assert (found.items, found.warnings) == (
+        [],
+        (
+            "items/0002.md:2: title: required field is missing or empty (dated 2020-05-10, outside the window: left out)",
+        ),
+    )
+    march.write_text(good.replace("title: A good item", "title:"))
+    with pytest.raises(ItemError, match=r"^items/0002\.md:2: title: required field is missing or empty$"):
+        scan_march(items, cache)
+
+
+def test_a_child_that_fails_falls_back_to_listing_here() -> None:
+    here = Walk(1, [("a.md", "/x/a.md")], {"": 7})
+
+    def boom() -> Walk:
+        raise RuntimeError("the child fails")
+
+    assert _in_child(boom, fallback=lambda: here)() == here
+    child = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
+    assert _in_child(lambda: child, fallback=lambda: here)() == child
