@@ -174,7 +174,7 @@ def test_quiet_and_verbose(workspace: Path, run: Run) -> None:
 
 
 def test_the_config_is_loaded_once_per_run(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import digest.cli as cli
+    import digest.cli.base as cli
 
     loaded: list[Path | None] = []
     real = cli.load_config
@@ -190,7 +190,9 @@ def test_the_config_is_loaded_once_per_run(workspace: Path, monkeypatch: pytest.
 
 
 def test_list_warns_of_a_bad_item_outside_the_window(workspace: Path, run: Any) -> None:
-    (workspace / "items" / "unfinished.md").write_text("---\ntitle: T\ndate: 2021-05-02\ncategory: News\n---\n")
+    (workspace / "items" / "unfinished.md").write_text(
+        "---\ntitle: T\ndate: 2021-05-02\ncategory: News\n---\n"
+    )
     result = run("list", "--month", "2021-03")
     assert result.exit_code == 0, result.stderr
     assert "Warning: items/unfinished.md:1: summary: required field is missing or empty" in result.stderr

@@ -1,0 +1,143 @@
+"""What every command shares: the top-level group and its options, the state they decide, the window
+options, and the turning of a DigestError into `Error: ...` (exit 1; 3 for an empty window)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from digest import __version__
+from digest.config import CONFIG_NAME, Config, load_config
+from digest.errors import DigestError, EmptyWindow
+from digest.fsutil import shown
+from digest.window import Window, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """What the top-level options decided, shared with every command."""
+
+    config_path: Path | None
+    verbosity: int
+    now: datetime
+    _config: Config | None = None
+
+    def config(self, **flags: Any) -> Config:
+        """Load the configuration once, with this command's flags (keyed by setting, None: not given)."""
+        if self._config is None:
+            self._config = load_config(self.config_path, flags=flags)
+            if self._config.paths.config_file is None and not self._config.paths.items.is_dir():
+                raise DigestError(
+                    f"no {CONFIG_NAME} in {Path.cwd()} or its parent folders, and no items/ folder here: "
+                    "run `digest init DIR` to create a workspace, or pass --config FILE"
+                )
+        return self._config
+
+    def say(self, message: str, *, level: int = 0) -> None:
+        """Status to stderr, shown at -v level `level` or above (-q hides level 0)."""
+        if self.verbosity >= level:
+            click.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        """A warning to stderr (hidden by -q)."""
+        if self.verbosity >= 0:
+            click.secho(f"Warning: {message}", err=True, fg="yellow")
+
+
+def fail_cleanly(fn: F) -> F:
+    """Turn a DigestError into `Error: ...` on stderr and exit 1 (3 for an empty window); no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EmptyWindow as err:
+            click.echo(f"Nothing to do: {err}", err=True)
+            sys.exit(err.exit_code)
+        except DigestError as err:
+            click.secho(f"Error: {err}", err=True, fg="red")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def window_options(fn: F) -> F:
+    """The date-window options shared by build, list and send."""
+    options = [
+        click.option("--month", "month_", metavar="YYYY-MM", help="A calendar month, e.g. 2021-03."),
+        click.option("--week", "week_", metavar="YYYY-Www", help="An ISO week, e.g. 2021-W12."),
+        click.option("--since", "since_", metavar="DATE", help="From this date (inclusive)."),
+        click.option("--until", "until_", metavar="DATE", help="Up to this date (inclusive); with --since."),
+        click.option("--last", "last_", metavar="N[hdw]", help="The last N hours, days or weeks, e.g. 30d."),
+        click.option(
+            "--since-last-send",
+            "since_last_send",
+            is_flag=True,
+            default=None,
+            help="The items newer than the newest item of the last digest sent to a whole list, up to now.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def get_window(state: State, config: Config, *, since_last_send: bool | None = None, **opts: Any) -> Window:
+    """Resolve the window options; none given means the previous calendar month."""
+    if not since_last_send:
+        return resolve(tz=config.tz, locale=config.language, now=state.now, **opts)
+    from digest.journal import last_sent_in_full
+    from digest.window import after
+
+    given = [f"--{k.rstrip('_')}" for k, v in opts.items() if v]
+    if given:
+        raise DigestError(
+            f"--since-last-send chooses the window itself: give no {' or '.join(given)} with it"
+        )
+    found = last_sent_in_full(config.paths.out, config.tz)
+    if found is None:
+        raise DigestError(
+            f"--since-last-send: no digest in {shown(config.paths.out)}/ was sent to a whole list yet"
+        )
+    folder, start = found
+    state.say(f"last digest sent in full: {shown(folder)}/; items from {start.isoformat()}", level=1)
+    return after(start, config.tz, config.language, now=state.now)
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use an ISO date-time with an offset") from None
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="digest")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=f"The config file (default: the nearest {CONFIG_NAME} in this folder or its parents).",
+)
+@click.option("-v", "--verbose", count=True, help="Say more (-vv for even more).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--now", hidden=True, callback=_parse_now, help="Pretend the time is this (for tests).")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool, now: datetime) -> None:
+    """Build a monthly email digest from the news items in items/, and send it."""
+    ctx.obj = State(config_path=config_path, verbosity=-1 if quiet else verbose, now=now)

@@ -1,0 +1,221 @@
+"""The commands that build and look: build, list, new, init, check, shots, preview. Each parses its options
+and makes one library call."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.cli.base import State, fail_cleanly, get_window, main, window_options
+from digest.config import Config, load_config
+from digest.errors import DigestError
+from digest.fsutil import rel_path, shown
+from digest.words import plural
+
+
+@main.command()
+@window_options
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Put the <slug>/ folder under this folder instead of out/.",
+)
+@click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
+@click.pass_obj
+@fail_cleanly
+def build(
+    state: State,
+    /,
+    out_dir: Path | None,
+    screenshots: bool = False,
+    **window: Any,
+) -> None:
+    """Build the digest of a window into out/<slug>/ (default: last month)."""
+    from digest.build import build as run_build
+
+    config = state.config(**{"paths.out": out_dir})
+    win = get_window(state, config, **window)
+    result = run_build(config, win, now=state.now)
+    for warning in result.warnings:
+        state.warn(warning)
+    state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
+    n, c = len(result.digest.items), len(result.digest.sections)
+    counted = f"{plural(n, 'item')} in {plural(c, 'category', 'categories')}"
+    sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
+    state.say(f"{counted} -> {shown(result.folder)}/ ({sizes})")
+    if screenshots:
+        _screenshots(state, config, result.folder)
+
+
+@main.command(name="list")
+@window_options
+@click.pass_obj
+@fail_cleanly
+def list_(state: State, /, **window: Any) -> None:
+    """List the items a build of this window would include."""
+    from digest.build import collect
+
+    config = state.config()
+    win = get_window(state, config, **window)
+    digest, found = collect(config, win)
+    for warning in (*found.warnings, *digest.warnings):
+        state.warn(warning)
+    rows = [
+        (
+            i.when.date().isoformat(),
+            s.name,
+            i.title,
+            rel_path(config.paths.items / i.source, config.paths.root),
+        )
+        for s in digest.sections
+        for i in [*s.items]
+    ]
+    state.say(f"{win.label}: {plural(len(rows), 'item')}")
+    if not rows:
+        return
+    cat_w = max(len(r[1]) for r in rows)
+    title_w = max(len(r[2]) for r in rows)
+    if sys.stdout.isatty():  # fit a terminal; a pipe gets whole titles
+        width = shutil.get_terminal_size().columns
+        cat_w = min(cat_w, 24)
+        file_w = max(len(r[3]) for r in rows)
+        title_w = min(title_w, max(20, width - 10 - 2 - cat_w - 2 - 2 - file_w))
+    for day, cat, title, file in rows:
+        click.echo(f"{day}  {_fit(cat, cat_w)}  {_fit(title, title_w)}  {file}")
+
+
+def _fit(text: str, width: int) -> str:
+    return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} B"
+
+
+@main.command()
+@click.argument("title")
+@click.option("--category", required=True, help="The item's category, e.g. News.")
+@click.option("--summary", default="", help="One or two sentences (you can also write them in the file).")
+@click.option("--url", default=None, help="The item's web page.")
+@click.pass_obj
+@fail_cleanly
+def new(state: State, /, title: str, category: str, summary: str, url: str | None) -> None:
+    """Create an item file dated today, ready to edit."""
+    from digest.items import new_item
+
+    config = state.config()
+    today = state.now.astimezone(config.tz).date()
+    path = new_item(config, title=title, category=category, summary=summary, url=url, today=today)
+    click.echo(shown(path))
+    if not summary.strip():
+        state.say("Write the summary in the file before the next build (it is required).")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_obj
+@fail_cleanly
+def init(state: State, /, folder: Path) -> None:
+    """Create a new workspace in FOLDER: digest.toml, templates/, items/ with one example item."""
+    from digest.workspace import create_workspace
+
+    created = create_workspace(folder, today=state.now.date())
+    for path in created:
+        state.say(f"created {shown(path)}", level=1)
+    step = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+    state.say(f"New digest workspace in {shown(folder)}. Next: {step}digest build --last 30d")
+
+
+def _screenshots(state: State, config: Config, folder: Path) -> None:
+    """Take the screenshots of a built folder and refresh the archive page, whatever they show."""
+    from digest.shots import take_screenshots
+    from digest.site import write_index
+
+    state.say("taking screenshots in headless Chromium ...", level=1)
+    try:
+        shots = take_screenshots(folder, base_url=config.base_url, slug=folder.name)
+    finally:
+        if any(folder.glob("shot-*.png")):
+            write_index(config.paths.out, title=config.title)
+    for url in shots.remote_images:
+        state.say(f"not checked (remote image, no network in the screenshot browser): {url}", level=1)
+    state.say(f"screenshots -> {', '.join(shown(p) for p in shots.files)}")
+
+
+@main.command()
+@window_options
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of out/.")
+@click.pass_obj
+@fail_cleanly
+def shots(state: State, /, out_dir: Path | None, **window: Any) -> None:
+    """Screenshot a built digest (375/640 px, light/dark); fail on sideways scroll or a broken image."""
+    from digest import outdir
+
+    config = state.config(**{"paths.out": out_dir})
+    win = get_window(state, config, **window)
+    built = outdir.load(outdir.folder_of(config.paths.out, win.slug))
+    _screenshots(state, config, built.folder)
+
+
+@main.command()
+@window_options
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of out/.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too (exit 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON (for CI).")
+@click.pass_obj
+@fail_cleanly
+def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **window: Any) -> None:
+    """Lint a built digest: exit 1 on errors (with --strict, on warnings too)."""
+    from digest.check import check as run_check
+    from digest.check import format_report
+
+    config = state.config(**{"paths.out": out_dir})
+    win = get_window(state, config, **window)
+    report = run_check(config, win)
+    folder = shown(report.folder)
+    if as_json:
+        click.echo(report.as_json(strict=strict))
+    elif report.findings:
+        click.echo(format_report(report))
+    failed = report.failed(strict=strict)
+    e, w = report.errors, report.warnings
+    counts = f"{plural(e, 'error')}, {plural(w, 'warning')}"
+    verdict = "failed" if failed else "passed"
+    state.say(f"check {verdict}{' (strict)' if strict else ''}: {counts} in {folder}/")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@window_options
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="The port (default: a free one).")
+@click.pass_obj
+@fail_cleanly
+def preview(state: State, /, port: int, **window: Any) -> None:
+    """Serve a live preview on 127.0.0.1; it rebuilds when an item, a template or the config changes."""
+    from contextlib import suppress
+
+    from digest.preview import Preview
+
+    config = state.config()  # fails now, before serving, if there is no config at all
+    config_path = config.paths.config_file
+    get_window(state, config, **window)  # a bad option too: no edit of a watched file could fix it
+    try:
+        server = Preview(
+            load=lambda: load_config(config_path),
+            window=lambda config: get_window(state, config, **window),
+            now=lambda: state.now,
+            port=port,
+            say=state.say,
+        )
+    except OSError as err:
+        raise DigestError(f"cannot listen on 127.0.0.1:{port}: {err.strerror}") from err
+    state.say(f"Preview on {server.url}  (Ctrl-C to stop)", level=-1)
+    with suppress(KeyboardInterrupt):  # Ctrl-C; on SIGTERM or SIGHUP it returns
+        server.serve_forever()
+    state.say("Stopped.", level=-1)

@@ -1,0 +1,225 @@
+"""`digest send`: parse the options, call digest.send, show the plan, the progress and the report."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digest.cli.base import State, fail_cleanly, get_window, main, window_options
+from digest.errors import SendError
+from digest.fsutil import shown
+from digest.words import plural
+
+
+def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    from digest.config import parse_rate
+
+    try:
+        return None if value is None else parse_rate(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@main.command()
+@window_options
+@click.option(
+    "--subscribers",
+    "subscribers",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The subscriber list: CSV with a header row, an 'email' column, optionally 'name' and others.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the built <slug>/ folder is (as for `digest build`).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the first message and the counts; connect to nothing.")
+@click.option(
+    "--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS, outside the journal."
+)
+@click.option("--status", is_flag=True, help="Print the journal's counts (sent, failed, deferred, pending).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections in parallel (default 1).")
+@click.option(
+    "--rate", metavar="N/s|N/h", callback=_rate, help="At most this many messages per second or hour."
+)
+@click.option("--skip-invalid", is_flag=True, help="Send to the good rows even when some rows are bad.")
+@click.option(
+    "--allow-changed", is_flag=True, help="Resume a send although the digest changed since it began."
+)
+@click.option(
+    "--as-built", is_flag=True, help="Send the built folder although the window's items changed since."
+)
+@click.option(
+    "--retries", type=click.IntRange(0, 20), default=5, show_default=True, help="Retries per message."
+)
+@click.option("--retry-delay", type=click.FloatRange(0, 600), default=1.0, show_default=True, help="Seconds.")
+@click.option(
+    "--insecure-no-verify",
+    is_flag=True,
+    help="DANGEROUS: do not check the server's TLS certificate (anyone on the path can read the mail).",
+)
+@click.pass_obj
+@fail_cleanly
+def send(
+    state: State,
+    /,
+    subscribers: Path | None,
+    out_dir: Path | None,
+    dry_run: bool,
+    test_address: str | None,
+    status: bool,
+    yes: bool,
+    connections: int | None,
+    rate: float | None,
+    skip_invalid: bool,
+    allow_changed: bool,
+    as_built: bool,
+    retries: int,
+    retry_delay: float,
+    insecure_no_verify: bool,
+    **window: Any,
+) -> None:
+    """Send the digest of a window (built in out/<slug>/, built first if absent) to a subscriber list."""
+    from digest import outdir
+    from digest import send as sending
+    from digest.journal import status as journal_status
+    from digest.smtp import smtp_settings
+
+    flags = {
+        "paths.out": out_dir,
+        "send.connections": connections,
+        "send.rate": rate,
+        "smtp.verify": False if insecure_no_verify else None,
+    }
+    config = state.config(**flags)
+    win = get_window(state, config, **window)
+    if status:
+        found = journal_status(outdir.folder_of(config.paths.out, win.slug))
+        click.echo(f"{shown(found.journal)}: {found.counts}{' (complete)' if found.complete else ''}")
+        return
+    if test_address is None and subscribers is None:
+        raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
+    if dry_run and subscribers is None:
+        raise click.UsageError("--dry-run needs --subscribers FILE.csv")
+    address = smtp_settings(config).address  # checked first: a mistake there should not wait for a build
+    options = sending.SendOptions(
+        retries=retries,
+        retry_delay=retry_delay,
+        allow_changed=allow_changed,
+        skip_invalid=skip_invalid,
+        as_built=as_built,
+    )
+    if dry_run:
+        assert subscribers is not None
+        plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say)
+        if plan.message is not None:
+            click.echo(plan.message.data.decode("ascii"), nl=False)
+        _report_list(state, plan.listed)
+        if plan.counts is not None:
+            state.say(f"journal: {plan.counts}")
+        state.say(f"dry run: would send {plan.would_send} messages via {plan.address}; sent nothing")
+        return
+    if not config.smtp.verify:
+        click.secho(
+            f"WARNING: TLS certificate verification is OFF for {address}: "
+            "anyone on the network path can read and change these messages.",
+            err=True,
+            fg="red",
+            bold=True,
+        )
+    if test_address is not None:
+        reply = sending.send_test(config, win, test_address, now=state.now, as_built=as_built, say=state.say)
+        state.say(f"test message sent to {test_address} via {address}: {reply}")
+        return
+    assert subscribers is not None
+
+    def confirm(plan: sending.Plan) -> bool:
+        if yes:
+            return True
+        state.say(f"journal: {plan.counts}")
+        answer = click.confirm(
+            f"Send {plan.subject!r} to {plural(plan.todo, 'recipient')} via {plan.address}?", err=True
+        )
+        if not sys.stdin.isatty():  # piped: no terminal echoed the answer and its line end
+            click.echo(err=True)
+        return answer
+
+    progress = _Progress(enabled=state.verbosity >= 0)
+    try:
+        report = sending.run(
+            config,
+            win,
+            subscribers,
+            options,
+            now=state.now,
+            confirm=confirm,
+            progress=progress.step,
+            say=state.say,
+        )
+    finally:
+        progress.close()
+    _report_list(state, report.listed)
+    rate_done = report.sent / report.elapsed if report.elapsed > 0 else 0.0
+    state.say(
+        f"{report.sent} sent, {report.failed} failed, {report.deferred} deferred in this run "
+        f"({report.already_done} done before; {rate_done:.0f} messages/s). Journal: {report.counts}"
+    )
+    for email, code, reply in report.failures:
+        state.say(f"  {email}: {code or ''} {reply}".rstrip())
+    bad = report.refused + report.unfinished
+    if bad:
+        raise SendError(
+            f"{plural(bad, 'recipient')} did not get the digest "
+            f"({report.refused} refused, {report.unfinished} deferred: run again to retry those)"
+        )
+
+
+class _Progress:
+    """A progress bar on stderr with the rate and ETA; updated from the sending threads."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.began = 0.0
+        self.lock = threading.Lock()
+
+    def step(self, done: int, todo: int) -> None:
+        with self.lock:
+            if done == 0:
+                self.began = time.monotonic()
+                if self.enabled:
+                    self.bar = click.progressbar(
+                        length=todo, label="Sending", show_eta=True, show_pos=True, file=sys.stderr
+                    )
+                    self.bar.__enter__()
+            elif self.bar is not None:
+                rate = done / max(time.monotonic() - self.began, 1e-6)
+                self.bar.update(1, current_item=f"{rate:.0f}/s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _report_list(state: State, listed: Any) -> None:
+    state.say(
+        f"{listed.path}: {listed.count} unique addresses"
+        + (
+            f", {listed.duplicates} duplicate{'s' if listed.duplicates != 1 else ''} merged"
+            if listed.duplicates
+            else ""
+        )
+        + (
+            f", {listed.bad_rows} bad row{'s' if listed.bad_rows != 1 else ''} skipped"
+            if listed.bad_rows
+            else ""
+        )
+    )
