@@ -38,7 +38,7 @@ def create_workspace(folder: Path, *, today: date) -> list[Path]:
         created.append(example)
         ignore = folder / ".gitignore"
         if not ignore.exists():
-            ignore.write_text("out/\n.digest-cache/\n", encoding="utf-8")
+            ignore.write_text("out/\n.digest-cache/\nsuppressions.sqlite*\n", encoding="utf-8")
             created.append(ignore)
     except OSError as err:
         raise DigestError(f"{folder}: cannot create the workspace: {err.strerror or err}") from err

@@ -45,6 +45,9 @@ class Paths:
     templates: Path = Path("templates")
     out: Path = Path("out")
     cache: Path = Path(".digest-cache")
+    # Who must not get mail (unsubscribed, bounced, complained): personal data the team keeps, not a cache and
+    # not for git (an address committed once stays in the history), so a SQLite file in the workspace.
+    suppressions: Path = Path("suppressions.sqlite")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,11 +93,41 @@ class Send:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Bounces:
+    """[bounces]: where `digest bounces` reads, and when transient failures suppress an address."""
+
+    imap_host: str = ""
+    imap_port: int = 0  # 0: 993 (ssl), 143 (starttls or none)
+    imap_security: str = "ssl"
+    imap_user: str = ""
+    imap_folder: str = "INBOX"
+    transient_days: int = 3  # transient bounces on this many distinct days suppress the address
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dkim:
+    """[dkim]: sign each message (the private key: DIGEST_DKIM_KEY, or key_file outside the repository)."""
+
+    domain: str = ""
+    selector: str = ""
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """[check]: what `digest check` holds the digest to."""
+
+    clients: tuple[str, ...] = ("gmail", "outlook-windows", "outlook-com", "apple-mail", "ios-mail", "yahoo")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Secrets:
     """From the environment only; never read from a file, never printed (not even by repr)."""
 
     smtp_password: str = field(default="", repr=False)
     unsubscribe_secret: str = field(default="", repr=False)
+    imap_password: str = field(default="", repr=False)
+    dkim_key: str = field(default="", repr=False)  # the private key's PEM text
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={'<set>' if getattr(self, f.name) else '<unset>'}" for f in fields(self))
@@ -119,6 +152,9 @@ class Config:
     categories: Categories = Categories()
     smtp: Smtp = Smtp()
     send: Send = Send()
+    bounces: Bounces = Bounces()
+    dkim: Dkim = Dkim()
+    check: Check = Check()
     secrets: Secrets = Secrets()
 
     @property
@@ -142,6 +178,10 @@ SECRETS = {
     "smtp.password": "DIGEST_SMTP_PASSWORD",
     "send.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
     "email.unsubscribe_secret": "DIGEST_UNSUBSCRIBE_SECRET",
+    "bounces.imap_password": "DIGEST_IMAP_PASSWORD",
+    "bounces.password": "DIGEST_IMAP_PASSWORD",
+    "dkim.key": "DIGEST_DKIM_KEY",
+    "dkim.private_key": "DIGEST_DKIM_KEY",
 }
 
 # TOML key -> (group, field, validator, environment variable). The group is a Config field holding a
@@ -176,10 +216,29 @@ _SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
     "send.greeting_fallback": ("send", "greeting_fallback", v.line, "DIGEST_GREETING_FALLBACK"),
     "send.rate": ("send", "rate", v.rate, "DIGEST_SEND_RATE"),
     "send.connections": ("send", "connections", v.count, "DIGEST_SEND_CONNECTIONS"),
+    "paths.suppressions": ("paths", "suppressions", v.path_value, "DIGEST_SUPPRESSIONS"),
+    "bounces.imap_host": ("bounces", "imap_host", v.line, "DIGEST_IMAP_HOST"),
+    "bounces.imap_port": ("bounces", "imap_port", v.port, "DIGEST_IMAP_PORT"),
+    "bounces.imap_security": ("bounces", "imap_security", v.security_imap, "DIGEST_IMAP_SECURITY"),
+    "bounces.imap_user": ("bounces", "imap_user", v.line, "DIGEST_IMAP_USER"),
+    "bounces.imap_folder": ("bounces", "imap_folder", v.nonempty_line, "DIGEST_IMAP_FOLDER"),
+    "bounces.transient_days": ("bounces", "transient_days", v.count, "DIGEST_BOUNCES_TRANSIENT_DAYS"),
+    "dkim.domain": ("dkim", "domain", v.line, "DIGEST_DKIM_DOMAIN"),
+    "dkim.selector": ("dkim", "selector", v.line, "DIGEST_DKIM_SELECTOR"),
+    "dkim.key_file": ("dkim", "key_file", v.optional_path, "DIGEST_DKIM_KEY_FILE"),
+    "check.clients": ("check", "clients", v.names, ""),
 }
 # Relative paths: against the config file's folder when they come from the file or the environment, against
 # the current folder when they come from a flag (the user typed them in the shell).
-_PATH_KEYS = {"paths.items", "paths.templates", "paths.out", "paths.cache", "smtp.ca_file"}
+_PATH_KEYS = {
+    "paths.items",
+    "paths.templates",
+    "paths.out",
+    "paths.cache",
+    "paths.suppressions",
+    "smtp.ca_file",
+    "dkim.key_file",
+}
 # The command-line flag of a setting, for messages about a flag's value.
 FLAGS = {
     "paths.out": "--out",
@@ -193,6 +252,9 @@ _GROUPS: dict[str, type[Any]] = {
     "categories": Categories,
     "smtp": Smtp,
     "send": Send,
+    "bounces": Bounces,
+    "dkim": Dkim,
+    "check": Check,
 }
 
 
@@ -257,6 +319,8 @@ def _secrets(environ: Mapping[str, str]) -> Secrets:
     return Secrets(
         smtp_password=password,
         unsubscribe_secret=environ.get("DIGEST_UNSUBSCRIBE_SECRET", ""),
+        imap_password=environ.get("DIGEST_IMAP_PASSWORD", ""),
+        dkim_key=environ.get("DIGEST_DKIM_KEY", ""),
     )
 
 
@@ -309,7 +373,7 @@ def load_config(
         (grouped[group] if group else top)[name] = value
     paths = grouped.pop("paths")
     defaults = Paths(root=root)
-    for name in ("items", "templates", "out", "cache"):
+    for name in ("items", "templates", "out", "cache", "suppressions"):
         paths.setdefault(name, root / getattr(defaults, name))
     return Config(
         paths=Paths(root=root, config_file=path, **paths),

@@ -250,3 +250,13 @@ def rate(v: Any) -> float:
         return float(v)
     s = line(v).strip()
     return parse_rate(s) if s else 0.0
+
+
+def security_imap(v: Any) -> str:
+    return security(v)
+
+
+def names(v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        raise ValueError("expected a list of names")
+    return tuple(x.strip().lower() for x in v)
