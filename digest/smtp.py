@@ -149,10 +149,8 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
             conn = smtplib.SMTP(
                 settings.host, settings.port, local_hostname=_ehlo_name(), timeout=settings.timeout
             )
-    except ssl.SSLCertVerificationError as err:
-        raise Fatal(f"{where}: the server's certificate is not trusted: {err.verify_message}") from err
     except ssl.SSLError as err:
-        raise Fatal(f"{where}: TLS handshake failed: {err.reason or err}") from err
+        raise tls_failure(where, err) from err
     except smtplib.SMTPConnectError as err:
         raise OSError(
             f"{where} refused the connection: {err.smtp_code} {reply_text(err.smtp_error)}"
@@ -163,6 +161,13 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
         conn.close()
         raise
     return conn
+
+
+def tls_failure(where: str, err: ssl.SSLError) -> Fatal:
+    """What a failed TLS handshake or certificate check stops the send with (never retried)."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return Fatal(f"{where}: the server's certificate is not trusted: {err.verify_message}")
+    return Fatal(f"{where}: TLS handshake failed: {err.reason or err}")
 
 
 def _secure_and_login(conn: smtplib.SMTP, settings: SmtpSettings) -> None:
@@ -178,10 +183,8 @@ def _secure_and_login(conn: smtplib.SMTP, settings: SmtpSettings) -> None:
             conn.ehlo()
         if settings.username:
             conn.login(settings.username, settings.password)
-    except ssl.SSLCertVerificationError as err:
-        raise Fatal(f"{where}: the server's certificate is not trusted: {err.verify_message}") from err
     except ssl.SSLError as err:
-        raise Fatal(f"{where}: TLS handshake failed: {err.reason or err}") from err
+        raise tls_failure(where, err) from err
     except smtplib.SMTPAuthenticationError as err:
         raise Fatal(
             f"{where} refused the login of {settings.username!r}: "
