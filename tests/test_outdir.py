@@ -242,3 +242,57 @@ def test_built_folders_and_hash_files(tmp_path: Path) -> None:
     assert outdir.hash_files({"a": b"abc"}) == {
         "a": {"bytes": 3, "sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}
     }
+
+
+def test_a_hidden_folder_is_never_a_build(tmp_path: Path) -> None:
+    built_folder(tmp_path)
+    stage = tmp_path / "out" / ".2021-03.new-abc"  # a build writing right now
+    stage.mkdir()
+    (stage / outdir.MANIFEST).write_bytes(manifest().to_json())
+    assert [p.name for p in outdir.built_folders(tmp_path / "out")] == ["2021-03"]
+
+
+def test_the_journal_is_carried_over_last(tmp_path: Path) -> None:
+    # Once the journal's database is in a folder its WAL must be there already: a reader opening the
+    # database without its WAL would miss results.
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for name in (outdir.JOURNAL, f"{outdir.JOURNAL}-wal", "zz-logo.png", "digest.html"):
+        (folder / name).write_bytes(b"x")
+    kept = [p.name for p in outdir.folder._kept_files(folder)]
+    assert kept[-1] == outdir.JOURNAL and sorted(kept) == sorted(
+        [outdir.JOURNAL, f"{outdir.JOURNAL}-wal", "zz-logo.png"]
+    )
+
+
+def test_recover_never_overwrites_the_live_journal(tmp_path: Path) -> None:
+    folder = built_folder(tmp_path)
+    (folder / outdir.JOURNAL).write_bytes(b"live journal")
+    aside = tmp_path / "out" / ".2021-03.old-abc" / "2021-03"
+    aside.mkdir(parents=True)
+    (aside / outdir.JOURNAL).write_bytes(b"older copy")
+    outdir.recover(folder)
+    assert (folder / outdir.JOURNAL).read_bytes() == b"live journal"
+
+
+def test_recover_puts_back_the_newest_of_two_folders_left_aside(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    folder = out / "2021-03"
+    for name, text, when in (("old-a", b"older", 1_000_000), ("old-b", b"newer", 2_000_000)):
+        aside = out / f".2021-03.{name}" / "2021-03"
+        aside.mkdir(parents=True)
+        (aside / outdir.JOURNAL).write_bytes(text)
+        os.utime(aside / outdir.JOURNAL, (when, when))
+        os.utime(aside, (when, when))
+    outdir.recover(folder)
+    assert (folder / outdir.JOURNAL).read_bytes() == b"newer"
+    assert sorted(p.name for p in out.iterdir()) == ["2021-03"]
+
+
+def test_a_built_folder_can_be_published(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        folder = built_folder(tmp_path)
+    finally:
+        os.umask(old)
+    assert folder.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700: the folder is meant to be served
