@@ -256,3 +256,34 @@ def test_an_out_folder_that_cannot_be_made_is_named(workspace: Path, run: Run) -
     result = run("build", "--month", "2021-03", "--out", "a-file/sub")
     assert result.exit_code == 1
     assert result.stderr == "Error: a-file/sub: cannot use this output folder: Not a directory\n"
+
+
+def test_a_bad_item_outside_the_window_is_a_build_warning(workspace: Path, run: Run) -> None:
+    write_item(workspace / "items", "next-month.md", "---\ntitle: T\ndate: 2021-04-02\ncategory: News\n---\n")
+    result = run("build", "--month", "2021-03")
+    assert result.exit_code == 0, result.stderr
+    assert "Warning: items/next-month.md:1: summary: required field is missing or empty" in result.stderr
+    manifest = json.loads((workspace / "out" / "2021-03" / "manifest.json").read_text())
+    assert any(w.startswith("items/next-month.md:1: summary:") for w in manifest["warnings"])
+
+
+def test_changes_since_the_build_name_each_file(workspace: Path, run: Run) -> None:
+    from digest import outdir
+    from digest.build import changes_since
+    from digest.config import load_config
+
+    assert run("build", "--month", "2021-03").exit_code == 0
+    config = load_config(workspace / "digest.toml", environ={})
+    built = outdir.load(workspace / "out" / "2021-03")
+    assert changes_since(config, built) == []
+    items = workspace / "items"
+    edited = next(items.glob("2021-03-23-ilo-coop-participates-in-two*.md"))
+    edited.write_text(edited.read_text().replace("CSW65", "CSW65 (updated)"))
+    removed = next(items.glob("2021-03-24-*.md"))
+    removed.unlink()
+    write_item(items, "added.md", "---\ntitle: New\ndate: 2021-03-30\ncategory: News\nsummary: S\n---\n")
+    assert changes_since(config, built) == [
+        "added:   items/added.md",
+        f"edited:  items/{edited.name}",
+        f"removed: items/{removed.name}",
+    ]

@@ -185,3 +185,10 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_a_list_id_is_at_most_255_characters(tmp_path: Path) -> None:
+    ok = "a" * 243 + ".example.org"
+    assert load_config(cwd=tmp_path, environ={"DIGEST_LIST_ID": ok}).send.list_id == ok
+    with pytest.raises(ConfigError, match="is 256 characters long; a List-Id has at most 255"):
+        load_config(cwd=tmp_path, environ={"DIGEST_LIST_ID": "a" + ok})
