@@ -7,6 +7,8 @@
 2. mailmerge (PyPI, installed into bench/.work/mailmerge-venv) sends the same list, one message per row.
 3. `digest send` sends the sample digest to the list, with --connections 1, 2 and 4.
 4. Peak memory (max RSS) of `digest send` to --big subscribers.
+5. `digest send` with a --suppressed-address suppression list (none of them on the list, so the same
+   messages go out), as a ratio to the plain send measured just before and after it.
 
 smtp-sink and smtp-source come from Debian's postfix package, unpacked (`apt-get download` + `dpkg -x`)
 into bench/.work/postfix/: nothing is installed as a service. Only 127.0.0.1 is used.
@@ -31,6 +33,7 @@ POSTFIX = WORK / "postfix"
 MAILMERGE_VENV = WORK / "mailmerge-venv"
 MAILMERGE_VERSION = "2.3.0"
 SENDER = "news@example.org"
+SECRET = "bench-unsubscribe-secret-of-at-least-32-bytes"  # noqa: S105 - a test value
 
 
 def free_port() -> int:
@@ -120,7 +123,7 @@ def digest_cmd() -> list[str]:
 
 
 def digest(ws: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    run_env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": "bench-secret", **(env or {})}
+    run_env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": SECRET, **(env or {})}
     done = subprocess.run([*digest_cmd(), *args], cwd=ws, env=run_env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench: digest {' '.join(args)} failed:\n{done.stderr}")
@@ -139,7 +142,7 @@ def send_digest(ws: Path, csv: Path, connections: int) -> tuple[float, int]:
         old.unlink()
     cmd = [*digest_cmd(), "-q", "send", "--month", "2021-03", "--subscribers", str(csv), "--yes"]
     cmd += ["--connections", str(connections)]
-    env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": "bench-secret"}
+    env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": SECRET}
     # A child of its own, so that RUSAGE_CHILDREN's max RSS is this send's alone.
     probe = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
@@ -191,6 +194,30 @@ def mailmerge_files(root: Path, ws: Path, csv: Path, port: int) -> Path:
     return mm
 
 
+def suppressed_run(ws: Path, csv: Path, n: int, size: int, connections: int) -> None:
+    """Run 5: plain, suppressed, plain, suppressed sends; the best of each, as a ratio."""
+    from digest.suppress import Suppressions
+
+    store = ws / "suppressions.sqlite"  # the sample's default place
+    rows = ((f"gone{i}@example.net", "unsubscribed", None, "bench") for i in range(size))
+    with Suppressions(store) as s:
+        s.add_many(rows, source="import:bench")
+    aside = store.with_name("bench-suppressions.sqlite")
+    plain, listed = [], []
+    for _ in range(2):
+        os.replace(store, aside)
+        plain.append(send_digest(ws, csv, connections)[0])
+        os.replace(aside, store)
+        listed.append(send_digest(ws, csv, connections)[0])
+    best_plain, best_listed = min(plain), min(listed)
+    print(
+        f"suppression list of {size} addresses, --connections {connections}: {n / best_listed:.0f} msg/s vs "
+        f"{n / best_plain:.0f} plain = {best_plain / best_listed:.2f}x the plain send's throughput"
+    )
+    for path in ws.glob("suppressions.sqlite*"):
+        path.unlink()
+
+
 def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
@@ -198,6 +225,9 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=100_000, help="subscribers for the memory run (0: skip)")
     parser.add_argument("--mailmerge", type=int, default=10_000, help="rows for mailmerge (0: skip)")
     parser.add_argument("--connections", default="1,2,4")
+    parser.add_argument(
+        "--suppressed", type=int, default=100_000, help="suppression list size for run 5 (0: skip)"
+    )
     args = parser.parse_args()
     n = args.subscribers
     conns = [int(c) for c in args.connections.split(",")]
@@ -232,6 +262,8 @@ def main() -> None:
                 print(f"mailmerge {MAILMERGE_VERSION}: {m} messages in {secs:.1f} s = {mm_rate:.0f} msg/s")
                 for c, _src, rate, _rss in rows:
                     print(f"  digest send --connections {c}: {rate / mm_rate:.1f}x mailmerge")
+            if args.suppressed:
+                suppressed_run(ws, csv, n, args.suppressed, conns[0])
             if args.big:
                 big = subscriber_list(root / "big.csv", args.big)
                 secs, rss = send_digest(ws, big, max(conns))

@@ -83,3 +83,12 @@ class JournalError(DigestError):
 class SendError(DigestError):
     """Sending stopped or did not reach everyone: SMTP settings, TLS, login or connection failures, or
     recipients that failed (the journal keeps the details; running the command again resumes)."""
+
+
+class SuppressionError(DigestError):
+    """The suppression list (config.paths.suppressions) cannot be opened, read or written, or a command or
+    import gave it a bad address, reason or row (each named, with the file and line for an import)."""
+
+
+class MailboxError(DigestError):
+    """The bounce mailbox (IMAP or Maildir) cannot be reached, logged into, opened or marked."""

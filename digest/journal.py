@@ -5,7 +5,9 @@ was delivered to is in it, from whichever list, so the same list through a symli
 re-export reaches nobody twice, and two lists that share a file name share nothing but the people on both.
 For every recipient it records pending, sent (with the server's reply and the Message-ID), failed (a 5xx:
 code and text, not retried) or deferred (4xx or a dropped connection after every retry: tried again by the
-next run). A run resumes from it: only recipients not yet sent or failed get a message.
+next run) or suppressed (on the suppression list when the run began: the reply says why; a later run
+looks again, so an address taken off the list gets the digest). A run resumes from it: only recipients not
+yet sent or failed get a message.
 
 "Sent in full" (`completed_at`, for `build --since-last-send`): some run found everyone on its list sent or
 refused for good. A later run to another list does not undo that: the first list did get the digest.
@@ -27,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from urllib.parse import quote
@@ -38,22 +40,24 @@ from digest.outdir import JOURNAL
 
 SYNC_EVERY = 64
 SYNC_SECONDS = 0.25
-STATES = ("pending", "sent", "failed", "deferred")
+STATES = ("pending", "sent", "failed", "deferred", "suppressed")
 
 
-_SCHEMA = """
-create table if not exists meta (key text primary key, value text not null);
+_RECIPIENTS = """
 create table if not exists recipients (
     key text primary key,              -- the address, lower-cased
     email text not null,
-    status text not null default 'pending' check (status in ('pending', 'sent', 'failed', 'deferred')),
+    status text not null default 'pending'
+        check (status in ('pending', 'sent', 'failed', 'deferred', 'suppressed')),
     code integer,                      -- the SMTP reply code of the last attempt
-    reply text,                        -- the server's reply (sent: the queue id line; failed: why)
+    reply text,                        -- the server's reply (sent: the queue id line; failed: why);
+                                       -- suppressed: the suppression's reason, source, time and evidence
     message_id text,
     attempts integer not null default 0,
     updated text
-);
+)
 """
+_SCHEMA = f"create table if not exists meta (key text primary key, value text not null);\n{_RECIPIENTS};"
 
 
 def journal_path(folder: Path) -> Path:
@@ -69,14 +73,16 @@ class Counts:
     sent: int = 0
     failed: int = 0
     deferred: int = 0
+    suppressed: int = 0
 
     @property
     def total(self) -> int:
         """Every recipient the journal knows."""
-        return self.pending + self.sent + self.failed + self.deferred
+        return self.pending + self.sent + self.failed + self.deferred + self.suppressed
 
     def __str__(self) -> str:
-        return f"{self.sent} sent, {self.failed} failed, {self.deferred} deferred, {self.pending} pending"
+        text = f"{self.sent} sent, {self.failed} failed, {self.deferred} deferred, {self.pending} pending"
+        return f"{text}, {self.suppressed} suppressed" if self.suppressed else text
 
 
 class Journal:
@@ -106,6 +112,7 @@ class Journal:
             self.db.execute("pragma journal_mode=wal")
             self.db.execute("pragma synchronous=full")
             self.db.executescript(_SCHEMA)
+            _migrate(self.db)
             self.db.execute("pragma synchronous=normal")
         except sqlite3.Error as err:
             self.close()
@@ -188,6 +195,25 @@ class Journal:
             self.db.execute("commit")
             self.db.execute("pragma synchronous=normal")
 
+    def mark_suppressed(self, rows: Iterable[tuple[str, str]], *, lifted: Iterable[str] = ()) -> None:
+        """Record (key, why) as suppressed, and the `lifted` keys (no longer suppressed) as pending again;
+        one durable transaction. Recipients already sent or refused keep their result."""
+        with self._lock, self._writing():
+            self.db.execute("pragma synchronous=full")
+            self.db.execute("begin")
+            self.db.executemany(
+                "update recipients set status = 'suppressed', code = null, reply = ? "
+                "where key = ? and status not in ('sent', 'failed')",
+                [(why[:500], key) for key, why in rows],
+            )
+            self.db.executemany(
+                "update recipients set status = 'pending', reply = null "
+                "where key = ? and status = 'suppressed'",
+                [(key,) for key in lifted],
+            )
+            self.db.execute("commit")
+            self.db.execute("pragma synchronous=normal")
+
     def keys(self, status: str) -> set[str]:
         """The recipients in one state."""
         with self._lock:
@@ -261,34 +287,91 @@ class Journal:
         return [(str(e), c, str(r or "")) for e, c, r in rows]
 
 
-def _read(path: Path, *, immutable: bool) -> tuple[dict[str, int], dict[str, str]]:
+def _migrate(db: sqlite3.Connection) -> None:
+    # A journal from before the 'suppressed' state: its CHECK refuses that status, and SQLite cannot change
+    # a CHECK in place, so the rows move into a table made with the new schema (one transaction).
+    row = db.execute("select sql from sqlite_master where type = 'table' and name = 'recipients'").fetchone()
+    if row is None or "'suppressed'" in row[0]:
+        return
+    db.execute("begin")
+    db.execute("alter table recipients rename to recipients_old")
+    db.execute(_RECIPIENTS)
+    db.execute("insert into recipients select * from recipients_old")
+    db.execute("drop table recipients_old")
+    db.execute("commit")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One journal read once, read-only: the counts, the meta values, some suppressed recipients with why
+    (email, reply), and the keys already sent or refused (when asked for)."""
+
+    counts: Counts
+    meta: dict[str, str]
+    suppressed: list[tuple[str, str]]
+    done: frozenset[str]
+
+
+def _read(path: Path, *, immutable: bool, listed: int, done: bool) -> Snapshot:
     uri = f"file:{quote(str(path))}?{'immutable=1' if immutable else 'mode=ro'}"
     db = sqlite3.connect(uri, uri=True)
     try:
         rows = dict(db.execute("select status, count(*) from recipients group by status").fetchall())
         meta = {str(k): str(v) for k, v in db.execute("select key, value from meta")}
+        why = db.execute(
+            "select email, reply from recipients where status = 'suppressed' order by email limit ?",
+            (listed,),
+        ).fetchall()
+        keys = db.execute("select key from recipients where status in ('sent', 'failed')") if done else ()
+        finished = frozenset(str(k) for (k,) in keys)
     finally:
         db.close()
-    return rows, meta
+    counts = Counts(**{s: int(rows.get(s, 0)) for s in STATES})
+    return Snapshot(counts, meta, [(str(e), str(r or "")) for e, r in why], finished)
 
 
-def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
-    """The counts and meta values of one journal, read-only: no lock, nothing written, even while a send
-    runs or on a read-only mount."""
+def read_journal(path: Path, *, listed: int = 0, done: bool = False) -> Snapshot:
+    """One journal, read-only: no lock, nothing written, even while a send runs or on a read-only mount.
+    `listed`: how many suppressed recipients to return; `done`: also the keys sent or refused."""
     if not path.is_file():
         raise JournalError(f"{path}: no send journal")
     try:
-        rows, meta = _read(path, immutable=False)
+        return _read(path, immutable=False, listed=listed, done=done)
     except sqlite3.OperationalError:
         # A WAL database needs its -shm file, which a read-only folder cannot get. Nothing writes there
         # then, and a send's last act is to fold the WAL into the file: read the file as it is.
         try:
-            rows, meta = _read(path, immutable=True)
+            return _read(path, immutable=True, listed=listed, done=done)
         except sqlite3.Error as err:
             raise JournalError(f"{path}: cannot read the send journal: {err}") from err
     except sqlite3.Error as err:
         raise JournalError(f"{path}: not a send journal: {err}") from err
-    return Counts(**{s: int(rows.get(s, 0)) for s in STATES}), meta
+
+
+def message_ids(path: Path) -> list[tuple[str, str]]:
+    """(address, Message-ID) of every recipient a message went to, read-only (for the bounce reader)."""
+    for immutable in (False, True):  # as read_journal: a read-only folder cannot get the WAL's -shm file
+        try:
+            db = sqlite3.connect(
+                f"file:{quote(str(path))}?{'immutable=1' if immutable else 'mode=ro'}", uri=True
+            )
+            try:
+                rows = db.execute("select email, coalesce(message_id, '') from recipients").fetchall()
+            finally:
+                db.close()
+            return [(str(e), str(m)) for e, m in rows]
+        except sqlite3.OperationalError:
+            if immutable:
+                raise JournalError(f"{path}: cannot read the send journal") from None
+        except sqlite3.Error as err:
+            raise JournalError(f"{path}: not a send journal: {err}") from err
+    return []
+
+
+def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
+    """The counts and meta values of one journal, read-only (see read_journal)."""
+    found = read_journal(path)
+    return found.counts, found.meta
 
 
 def journals(out_dir: Path) -> Iterator[Path]:
@@ -326,17 +409,19 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None
 
 @dataclass(frozen=True)
 class Status:
-    """A journal's counts, and whether some send found its whole list done."""
+    """A journal's counts, whether some send found its whole list done, and (email, why) of the first
+    suppressed recipients."""
 
     journal: Path
     counts: Counts
     complete: bool
+    suppressed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def status(folder: Path) -> Status:
+def status(folder: Path, *, listed: int = 20) -> Status:
     """The journal of a built folder, read-only: no lock, no recovery, nothing written (a read-only mount)."""
     path = journal_path(folder)
     if not path.exists():
         raise SendError(f"no send journal in {shown(folder)}/: nothing was sent for it yet")
-    counts, meta = read_counts(path)
-    return Status(path, counts, bool(meta.get("completed_at")))
+    found = read_journal(path, listed=listed)
+    return Status(path, found.counts, bool(found.meta.get("completed_at")), found.suppressed)

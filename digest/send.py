@@ -3,17 +3,21 @@
 We feed a relay well; we are not a mail server. Each of `send.connections` threads keeps one SMTP connection
 (digest/smtp.py: one login) and reuses it for message after message. A 4xx reply or a dropped connection is
 retried with exponential backoff (a 421 on a fresh connection); a 5xx for a recipient is recorded and
-sending goes on; a failed login, TLS handshake or certificate check stops everything at once. Every result
-is in the journal (digest/journal.py) the moment it is known, and no message is handed to the server unless
-the journal was just written: a result that cannot be kept would be sent again by the next run.
+sending goes on (a 5xx to RCPT TO that says the address is bad also puts it on the suppression list, as
+`bounced`, with the reply as evidence); a failed login, TLS handshake or certificate check stops everything
+at once. Every result is in the journal (digest/journal.py) the moment it is known, and no message is
+handed to the server unless the journal was just written: a result that cannot be kept would be sent again
+by the next run. Addresses on the suppression list (digest/suppress.py, loaded once per run) get nothing: the
+journal records them as suppressed, with why.
 
-`run`, `send_test`, `dry_run` and `status` are what `digest send` calls; prompts and progress reach them as
-callbacks, so Python callers get the same behaviour without click.
+`run`, `send_test`, `dry_run` (digest/presend.py, re-exported here) and `status` are what `digest send`
+calls; prompts and progress reach them as callbacks, so Python callers get the same behaviour without click.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import signal
 import smtplib
 import threading
@@ -24,31 +28,27 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from email_validator import EmailNotValidError, validate_email
-
-from digest import outdir, smtp
+from digest import outdir, presend, smtp
 from digest.config import Config
-from digest.errors import DigestError, SendError
-from digest.fsutil import shown
-from digest.journal import Counts, Journal, journal_path, read_counts
-from digest.message import Outgoing, Personaliser, personaliser
+from digest.errors import DigestError, SendError, SuppressionError
+from digest.journal import Counts, Journal, journal_path
+from digest.message import Personaliser
+from digest.presend import DryRun, Prepared, Say, SendOptions, dry_run, prepare, send_test
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers
+from digest.suppress import Suppressions, open_suppressions, why
 from digest.window import Window
 
-LOCK_WAIT = 120.0  # seconds a send waits for a build of the same digest to finish writing it
-
-Say = Callable[[str], None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class SendOptions:
-    """How to send, besides config.send (rate, connections): retries, and what to accept."""
-
-    retries: int = 5  # attempts per message after the first, for 4xx replies and dropped connections
-    retry_delay: float = 1.0  # seconds before the first retry; doubled each time, capped at 5 minutes
-    allow_changed: bool = False  # resume although the digest changed since the journal's first send
-    skip_invalid: bool = False  # send to the good rows of a list that has bad ones
-    as_built: bool = False  # send a folder although its window's items changed since the build
+__all__ = [
+    "DryRun",
+    "Plan",
+    "Prepared",
+    "SendOptions",
+    "SendReport",
+    "dry_run",
+    "prepare",
+    "run",
+    "send_test",
+]
 
 
 @dataclass(frozen=True)
@@ -76,49 +76,9 @@ class SendReport:
     failures: list[tuple[str, int | None, str]]
     refused: int = 0  # people on the list now whom the server refused for good (5xx)
     unfinished: int = 0  # people on the list now still pending or deferred: the next run tries them
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A built folder ready to send from: its parts, the message maker and the checked SMTP settings."""
-
-    folder: Path
-    built: outdir.Built
-    parts: outdir.Parts
-    maker: Personaliser
-    settings: smtp.SmtpSettings
-    sender: str
-
-
-def prepare(
-    config: Config, target: Window | Path, *, now: datetime, what: str, as_built: bool, say: Say | None = None
-) -> Prepared:
-    """Check the settings, load the built folder (building a window not built yet) and refuse a stale one."""
-    settings = smtp.smtp_settings(config)  # a mistake there should not wait for a build
-    folder = outdir.folder_of(config.paths.out, target.slug) if isinstance(target, Window) else target
-    with outdir.holding(folder, wait=LOCK_WAIT):  # put back what a build killed mid-swap left aside
-        pass
-    if isinstance(target, Window) and not outdir.is_built(folder):
-        from digest.build import build
-
-        if say is not None:
-            say(f"{shown(folder)}/ is not built yet: building it first")
-        result = build(config, target, now=now)
-        for warning in result.warnings:
-            if say is not None:
-                say(f"Warning: {warning}")
-        built = outdir.load(result.folder)
-    else:
-        built = outdir.load(folder)
-        if not as_built:
-            from digest.build import changes_since, stale_message
-
-            changes = changes_since(config, built)
-            if changes:
-                raise SendError(stale_message(folder, changes, what=what))
-    parts = built.parts()
-    maker = personaliser(config, parts, now=now)
-    return Prepared(folder, built, parts, maker, settings, config.sender.addr_spec)
+    suppressed: int = 0  # people on the list skipped by this run: on the suppression list
+    bounced: list[str] = field(default_factory=list)  # addresses this run put on the suppression list
+    problems: list[str] = field(default_factory=list)  # bounces that could not be put on it, and why
 
 
 # ---- the run ----
@@ -135,6 +95,8 @@ class _Run:
     limit: smtp.RateLimit
     todo: Iterator[Subscriber]
     total: int
+    store: Suppressions
+    source: str  # of the suppressions this run makes: send:<slug>
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: list[str] = field(default_factory=list)
     tally: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "deferred": 0})
@@ -143,6 +105,8 @@ class _Run:
     live: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
     interrupted: bool = False
+    bounced: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def done(self, status: str) -> None:
         with self.lock:
@@ -209,6 +173,8 @@ class _Run:
                         self.fail(f"{self.settings.address} refused the sender {self.sender}: {err}")
                         return conn
                     self.journal.record(sub.key, "failed", code=err.code, reply=f"{err.stage}: {err.text}")
+                    if err.stage == "RCPT TO" and bad_address(err.code, err.text):
+                        self.bounce(sub, f"RCPT TO: {err.code} {err.text}")
                     self.done("failed")
                     return conn
                 elif err.code == 421:  # the server is closing this connection
@@ -235,6 +201,17 @@ class _Run:
                 return conn
             self.backoff(attempt)
         return conn
+
+    def bounce(self, sub: Subscriber, evidence: str) -> None:
+        # Not a reason to stop the run: the journal already keeps the refusal for this digest.
+        try:
+            self.store.add(sub.key, reason="bounced", source=self.source, evidence=evidence)
+        except SuppressionError as err:
+            with self.lock:
+                self.problems.append(f"{sub.email}: not put on the suppression list: {err}")
+            return
+        with self.lock:
+            self.bounced.append(sub.email)
 
     def fail(self, why: str) -> None:
         with self.lock:
@@ -292,8 +269,9 @@ def run(
     parts, path = ready.parts, journal_path(ready.folder)
     began = time.monotonic()
     with (
-        outdir.holding(ready.folder, content_hash=parts.content_hash, wait=LOCK_WAIT),
+        outdir.holding(ready.folder, content_hash=parts.content_hash, wait=presend.LOCK_WAIT),
         Journal(path) as journal,
+        open_suppressions(config) as store,
     ):
         journal.bind(
             content_hash=parts.content_hash,
@@ -301,9 +279,24 @@ def run(
             subscribers=subscribers.resolve(),
             allow_changed=options.allow_changed,
         )
-        journal.add_pending((s.key, s.email) for s in iter_subscribers(subscribers, listed))
+        blocked = store.suppressed()  # once per run: then one set lookup per recipient
+        hits: set[str] = set()
+
+        def pending() -> Iterator[tuple[str, str]]:
+            for s in iter_subscribers(subscribers, listed):
+                if s.key in blocked:
+                    hits.add(s.key)
+                yield s.key, s.email
+
+        journal.add_pending(pending())
         done = journal.done_keys()
-        todo = sum(s.key not in done for s in iter_subscribers(subscribers, listed))
+        hits -= done  # sent (or refused) before it was suppressed: the result stands
+        entries = store.entries_for(hits)
+        journal.mark_suppressed(
+            ((k, why(e)) for k, e in entries.items()), lifted=journal.keys("suppressed") - blocked
+        )
+        skip = done | hits
+        todo = sum(s.key not in skip for s in iter_subscribers(subscribers, listed))
         if todo and confirm is not None:
             plan = Plan(todo, journal.counts(), parts.subject, ready.settings.address)
             if not confirm(plan):
@@ -316,15 +309,17 @@ def run(
             options,
             progress,
             smtp.RateLimit(config.send.rate),
-            (s for s in iter_subscribers(subscribers, listed) if s.key not in done),
+            (s for s in iter_subscribers(subscribers, listed) if s.key not in skip),
             todo,
+            store,
+            f"send:{ready.folder.name}",
         )
         if todo:
             smtp.probe(ready.settings)  # fail fast: TLS and login checked before any thread starts
             if progress is not None:
                 progress(0, todo)
             work.go(config.send.connections)
-        report = _finish(journal, work, ready, listed, subscribers, todo, time.monotonic() - began, config)
+        report = _finish(journal, work, ready, listed, subscribers, todo, len(hits), began, config)
     if work.fatal:
         raise SendError(
             f"sending stopped: {work.fatal[0]}\n{report.sent} sent in this run; {report.counts}. "
@@ -340,15 +335,17 @@ def _finish(
     listed: SubscriberList,
     subscribers: Path,
     todo: int,
-    elapsed: float,
+    suppressed: int,
+    began: float,
     config: Config,
 ) -> SendReport:
     # Judged on the list as it is now: rows of people taken off it since an earlier run do not count.
     sent_keys, failed_keys = journal.keys("sent"), journal.keys("failed")
+    finished = sent_keys | failed_keys | journal.keys("suppressed")
     refused = unfinished = 0
     for s in iter_subscribers(subscribers, listed):
         refused += s.key in failed_keys
-        unfinished += s.key not in sent_keys and s.key not in failed_keys
+        unfinished += s.key not in finished
     if not work.fatal and unfinished == 0:
         journal.sent_in_full(
             newest_end=ready.built.manifest.newest_end(config.tz),
@@ -358,67 +355,29 @@ def _finish(
     return SendReport(
         journal.path,
         listed,
-        listed.count - todo,
+        listed.count - todo - suppressed,
         work.tally["sent"],
         work.tally["failed"],
         work.tally["deferred"],
-        elapsed,
+        time.monotonic() - began,
         journal.counts(),
         journal.failures(),
         refused,
         unfinished,
+        suppressed,
+        work.bounced,
+        work.problems,
     )
 
 
-# ---- the other library calls of `digest send` ----
+def bad_address(code: int, text: str) -> bool:
+    """Whether a 5xx reply to RCPT TO says the address itself is bad (so it goes on the suppression list).
 
-
-def send_test(
-    config: Config,
-    target: Window | Path,
-    address: str,
-    *,
-    now: datetime,
-    as_built: bool = False,
-    say: Say | None = None,
-) -> str:
-    """Send one copy to `address`, outside the journal; the server's reply."""
-    try:
-        email = validate_email(address, check_deliverability=False, allow_smtputf8=False).normalized
-    except EmailNotValidError as err:
-        raise SendError(f"--test {address!r}: not a valid email address: {err}") from None
-    ready = prepare(config, target, now=now, what="send a test of", as_built=as_built, say=say)
-    return smtp.send_one(ready.settings, ready.sender, ready.maker.message(email))
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """What a send would do now: the first message, the list's counts, the journal's, how many would go."""
-
-    message: Outgoing | None
-    listed: SubscriberList
-    counts: Counts | None
-    would_send: int
-    address: str
-
-
-def dry_run(
-    config: Config,
-    target: Window | Path,
-    subscribers: Path,
-    options: SendOptions | None = None,
-    *,
-    now: datetime,
-    say: Say | None = None,
-) -> DryRun:
-    """Every check a real send makes (settings, staleness, the list), then the first message; connects to
-    nothing and writes no journal."""
-    options = options or SendOptions()
-    ready = prepare(config, target, now=now, what="dry-run", as_built=options.as_built, say=say)
-    listed = check_list(subscribers, uses=ready.maker.greeting_uses, skip_invalid=options.skip_invalid)
-    first = next(iter_subscribers(subscribers, listed), None)
-    message = ready.maker.message(first.email, first.name, first.fields) if first else None
-    path = journal_path(ready.folder)
-    counts = read_counts(path)[0] if path.exists() else None
-    finished = counts.sent + counts.failed if counts else 0
-    return DryRun(message, listed, counts, max(listed.count - finished, 0), ready.settings.address)
+    With an enhanced status code (RFC 3463): 5.1.x (bad mailbox, bad domain) or 5.2.1 (mailbox disabled).
+    5.7.x is policy (relay denied, our IP blocked): true of every recipient, so suppressing on it would
+    empty the list. Without one: 550, 551 and 553, the mailbox replies of RFC 5321.
+    """
+    enhanced = re.match(r"5\.(\d{1,3})\.(\d{1,3})\b", text)
+    if enhanced:
+        return enhanced[1] == "1" or (enhanced[1], enhanced[2]) == ("2", "1")
+    return code in (550, 551, 553)

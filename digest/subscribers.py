@@ -127,14 +127,24 @@ def _rows(path: Path, checked: SubscriberList | None = None) -> Iterator[tuple[i
                 yield start, Subscriber(email=email, name=name, fields=fields, line=start)
                 continue
             try:
-                # Syntax only, no DNS. Non-ASCII local parts (SMTPUTF8) are refused: not every relay has it.
-                valid = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
-            except EmailNotValidError as err:
-                yield start, f"{raw!r} is not a valid email address: {err}"
+                email = valid_address(raw)
+            except ValueError as err:
+                yield start, str(err)
                 continue
-            email = valid.ascii_email or valid.normalized
             fields = {c: v for c, v in zip(columns, row, strict=True) if c}
             yield start, Subscriber(email=email, name=name, fields=fields, line=start)
+
+
+def valid_address(raw: str) -> str:
+    """The address as a list keeps it (normalised), or ValueError saying why it is not one.
+
+    Syntax only, no DNS. Non-ASCII local parts (SMTPUTF8) are refused: not every relay has it. The one
+    address check of the list, the suppression list and `--test`."""
+    try:
+        valid = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as err:
+        raise ValueError(f"{raw!r} is not a valid email address: {err}") from None
+    return valid.ascii_email or valid.normalized
 
 
 def _why(err: Exception) -> str:

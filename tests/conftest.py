@@ -35,7 +35,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempP
     import os
 
     for name in list(os.environ):
-        if name.startswith("DIGEST_") and name != "DIGEST_REQUIRE_BROWSER":
+        if name.startswith("DIGEST_") and name not in ("DIGEST_REQUIRE_BROWSER", "DIGEST_REQUIRE_TOOLS"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 

@@ -142,3 +142,44 @@ def test_a_run_that_sent_nothing_keeps_the_version_the_list_got(tmp_path: Path) 
         journal.sent_in_full(newest_end=end, content_hash="h2", sent_now=True)
         assert journal.get("newest_item_end") == "2021-04-02T00:00:00+00:00"
         assert journal.get("sent_content_hash") == "h2"
+
+
+def test_a_journal_from_before_suppressions_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        create table meta (key text primary key, value text not null);
+        create table recipients (
+            key text primary key, email text not null,
+            status text not null default 'pending' check (status in ('pending', 'sent', 'failed', 'deferred')),
+            code integer, reply text, message_id text, attempts integer not null default 0, updated text
+        );
+        insert into meta values ('subject', 'Old');
+        insert into recipients (key, email, status, code, reply) values ('a@example.org', 'A@example.org', 'sent', 250, 'ok');
+        insert into recipients (key, email) values ('b@example.org', 'b@example.org');
+        insert into recipients (key, email) values ('c@example.org', 'c@example.org');
+        """
+    )
+    db.close()
+    with Journal(path) as journal:
+        assert journal.get("subject") == "Old"
+        journal.mark_suppressed([("b@example.org", "bounced (send:x)"), ("a@example.org", "manual")])
+        assert journal.counts() == Counts(sent=1, pending=1, suppressed=1)
+        assert journal.keys("suppressed") == {"b@example.org"}  # a was sent: its result stands
+        journal.mark_suppressed([], lifted=["b@example.org", "a@example.org"])
+        assert journal.counts() == Counts(sent=1, pending=2)
+    found = status(tmp_path, listed=5)
+    assert found.suppressed == []
+
+
+def test_status_lists_the_suppressed_with_why(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
+        journal.add_pending([(f"p{n}@example.org", f"P{n}@example.org") for n in range(4)])
+        journal.record("p1@example.org", "failed", code=550, reply="RCPT TO: 5.1.1 unknown")
+        journal.mark_suppressed([(f"p{n}@example.org", f"why {n}") for n in (2, 0, 3, 1)])
+    found = status(tmp_path, listed=2)
+    assert found.counts == Counts(failed=1, suppressed=3)  # refused before: that result stands
+    assert str(found.counts) == "0 sent, 1 failed, 0 deferred, 0 pending, 3 suppressed"
+    assert found.suppressed == [("P0@example.org", "why 0"), ("P2@example.org", "why 2")]

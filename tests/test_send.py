@@ -58,7 +58,7 @@ def test_send_delivers_one_personalised_message_to_each(
         got = server.handler.messages()
         raws = {r[0]: raw for r, raw in server.handler.received}
     assert sorted(got) == sorted(normalised(e) for e, _ in PEOPLE)
-    assert "4 sent, 0 failed, 0 deferred in this run" in result.stderr
+    assert "4 sent, 0 failed, 0 deferred, 0 suppressed in this run" in result.stderr
     journal = journal_rows(ws)
     ids = set()
     for address, name in PEOPLE:
@@ -111,7 +111,7 @@ def test_resume_sends_only_to_those_not_yet_sent(ws: Path, run: Run, smtp_env: C
         csv = subscribers(ws, PEOPLE)  # two more people joined
         result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
         assert result.exit_code == 0, result.stderr
-        assert "2 sent, 0 failed, 0 deferred in this run (2 done before" in result.stderr
+        assert "2 sent, 0 failed, 0 deferred, 0 suppressed in this run (2 done before" in result.stderr
         assert sorted(server.handler.counts().values()) == [1, 1, 1, 1]
         again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
         assert again.exit_code == 0, again.stderr
@@ -305,7 +305,7 @@ def test_a_550_for_one_address_is_recorded_and_the_others_arrive(
         smtp_env(server.port)
         result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
         assert result.exit_code == 1
-        assert "3 sent, 1 failed, 0 deferred in this run" in result.stderr
+        assert "3 sent, 1 failed, 0 deferred, 0 suppressed in this run" in result.stderr
         assert "  Bob@example.org: 550 RCPT TO: 5.1.1 <bob@example.org>: no such user\n" in result.stderr
         assert result.stderr.endswith(
             "Error: 1 recipient did not get the digest (1 refused, 0 deferred: run again to retry those)\n"
@@ -335,7 +335,7 @@ def test_a_refused_data_command_ends_the_transaction_and_the_send_goes_on(
         smtp_env(server.port)
         result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
     assert result.exit_code == 1, result.stderr
-    assert "3 sent, 1 failed, 0 deferred in this run" in result.stderr
+    assert "3 sent, 1 failed, 0 deferred, 0 suppressed in this run" in result.stderr
     assert "  Bob@example.org: 554 DATA: 5.7.1 not for bob\n" in result.stderr
     assert "refused the sender" not in result.stderr
     assert handler.data_command_faults == []
@@ -531,7 +531,7 @@ def test_a_send_gives_up_if_a_build_holds_the_folder_lock_too_long(
 ) -> None:
     from digest.outdir import lock as folder_lock
 
-    monkeypatch.setattr("digest.send.LOCK_WAIT", 0.0)
+    monkeypatch.setattr("digest.presend.LOCK_WAIT", 0.0)
     with folder_lock(ws / "out" / "2021-03", exclusive=True), Server(Handler()) as server:
         smtp_env(server.port)
         result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
@@ -591,7 +591,7 @@ def test_a_send_after_a_build_killed_mid_swap_finds_its_journal(
         aside = _crash_mid_swap(ws)
         result = run("send", *MONTH, "--subscribers", str(subscribers(ws, PEOPLE)), "--yes")
         assert result.exit_code == 0, result.stderr
-        assert "2 sent, 0 failed, 0 deferred in this run (2 done before" in result.stderr
+        assert "2 sent, 0 failed, 0 deferred, 0 suppressed in this run (2 done before" in result.stderr
         assert sorted(server.handler.counts().values()) == [1, 1, 1, 1]
     assert not aside.exists()
     assert "is not built yet" not in result.stderr  # the folder was put back, not rebuilt
@@ -865,7 +865,7 @@ def test_the_same_list_by_another_name_reaches_nobody_twice(
         for name in ("subscribers.csv", "link.csv", "copy.csv", "export.csv"):
             result = run("send", *MONTH, "--subscribers", str(ws / name), "--yes")
             assert result.exit_code == 0, result.stderr
-        assert "0 sent, 0 failed, 0 deferred in this run (4 done before" in result.stderr
+        assert "0 sent, 0 failed, 0 deferred, 0 suppressed in this run (4 done before" in result.stderr
         assert server.handler.counts() == {normalised(e).lower(): 1 for e, _ in PEOPLE}
     assert [p.name for p in (ws / "out" / "2021-03").glob("*.sqlite")] == ["journal.sqlite"]
 
@@ -883,7 +883,7 @@ def test_two_lists_with_the_same_file_name_share_only_the_people_on_both(
         result = run("send", *MONTH, "--subscribers", str(second), "--yes")
         # Ann (deferred, on the first list only) does not hold up the second list, which got it in full.
         assert result.exit_code == 0, result.stderr
-        assert "2 sent, 0 failed, 0 deferred in this run (1 done before" in result.stderr
+        assert "2 sent, 0 failed, 0 deferred, 0 suppressed in this run (1 done before" in result.stderr
         assert server.handler.counts() == {"bob@example.org": 1, "zoe@example.net": 1, "x@example.com": 1}
     status = run("send", *MONTH, "--status")
     assert status.stdout == "out/2021-03/journal.sqlite: 3 sent, 0 failed, 1 deferred, 0 pending (complete)\n"
@@ -1138,3 +1138,97 @@ def test_a_dry_run_counts_refused_recipients_as_done(
     assert dry.exit_code == 0, dry.stderr
     assert "journal: 3 sent, 1 failed, 0 deferred, 0 pending\n" in dry.stderr
     assert "dry run: would send 0 messages via 127.0.0.1:" in dry.stderr
+
+
+# ---- the suppression list ----
+
+
+def test_a_send_reaches_nobody_suppressed_and_says_why(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    csv = subscribers(ws, PEOPLE)
+    assert run("suppress", "add", "ANN@example.org", "bob@example.org", "--note", "asked").exit_code == 0
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        dry = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+        assert dry.exit_code == 0, dry.stderr
+        assert "dry run: would send 2 messages via 127.0.0.1:" in dry.stderr
+        assert "(2 suppressed); sent nothing" in dry.stderr
+        assert b"To: =?utf-8?" in dry.stdout_bytes or b"zoe@example.net" in dry.stdout_bytes  # not Ann's
+        assert b"ann@example.org" not in dry.stdout_bytes.lower()
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 0, result.stderr
+        assert "2 sent, 0 failed, 0 deferred, 2 suppressed in this run (0 done before" in result.stderr
+        assert set(server.handler.rcpts) == {"zoe@example.net", "x@example.com"}
+        journal = journal_rows(ws)
+        assert journal["ann@example.org"][0] == journal["bob@example.org"][0] == "suppressed"
+        assert journal["ann@example.org"][2].startswith("manual (command, ")
+        assert journal["ann@example.org"][2].endswith("): asked")
+        status = run("send", *MONTH, "--status")
+        assert status.stdout.splitlines() == [
+            "out/2021-03/journal.sqlite: 2 sent, 0 failed, 0 deferred, 0 pending, 2 suppressed (complete)",
+            f"  Bob@example.org: suppressed: {journal['bob@example.org'][2]}",
+            f"  ann@example.org: suppressed: {journal['ann@example.org'][2]}",
+        ]
+        # Bob re-subscribes: the next run of this digest reaches him, and only him.
+        assert run("suppress", "remove", "bob@example.org").exit_code == 0
+        declined = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
+        assert declined.exit_code == 1  # nothing sent, but the journal already knows he is back
+        assert "journal: 2 sent, 0 failed, 0 deferred, 1 pending, 1 suppressed\n" in declined.stderr
+        assert "Send 'Co-operative News Digest: March 2021' to 1 recipient via" in declined.stderr
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert again.exit_code == 0, again.stderr
+        assert "1 sent, 0 failed, 0 deferred, 1 suppressed in this run (2 done before" in again.stderr
+        assert server.handler.rcpts == {"zoe@example.net": 1, "x@example.com": 1, "bob@example.org": 1}
+    assert journal_rows(ws)["bob@example.org"][0] == "sent"
+
+
+def test_a_suppression_after_the_send_leaves_its_result(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    csv = subscribers(ws, PEOPLE[:2])
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(csv), "--yes").exit_code == 0
+        assert run("suppress", "add", "ann@example.org").exit_code == 0
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert again.exit_code == 0, again.stderr
+        assert "0 sent, 0 failed, 0 deferred, 0 suppressed in this run (2 done before" in again.stderr
+        dry = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+        assert "would send 0 messages via" in dry.stderr and "(0 suppressed)" in dry.stderr
+    assert journal_rows(ws)["ann@example.org"][0] == "sent"
+
+
+def test_a_hard_bounce_during_a_send_suppresses_the_address(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    csv = subscribers(ws, PEOPLE)
+    unknown = "550 5.1.1 <zoe@example.net>: Recipient address rejected: User unknown"
+    policy = "554 5.7.1 <x@example.com>: Relay access denied"
+    handler = Handler(refuse={"zoe@example.net": unknown, "x@example.com": policy})
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 1
+        assert (
+            "1 address refused for good, now on the suppression list (bounced): zoe@example.net"
+            in result.stderr
+        )
+        listed = run("suppress", "list", "--json")
+        (entry,) = json.loads(listed.stdout)  # the policy refusal (5.7.1) is not the address's fault
+        assert (entry["address"], entry["reason"], entry["source"]) == (
+            "zoe@example.net",
+            "bounced",
+            "send:2021-03",
+        )
+        assert entry["evidence"] == f"RCPT TO: {unknown}"
+        # The next digest (here: the same one with its journal gone) does not try her again.
+        for path in (ws / "out" / "2021-03").glob("journal.sqlite*"):
+            path.unlink()
+        handler.refuse.clear()
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert again.exit_code == 0, again.stderr
+        assert "3 sent, 0 failed, 0 deferred, 1 suppressed in this run" in again.stderr
+        assert server.handler.rcpts["zoe@example.net"] == 1
+        assert server.handler.rcpts["x@example.com"] == 2
+    assert journal_rows(ws)["zoe@example.net"][2].startswith("bounced (send:2021-03, ")

@@ -76,7 +76,7 @@ def test_dry_run_prints_one_message_and_connects_to_nothing(
     assert result.stderr.startswith("out/2021-03/ is not built yet: building it first\n")
     assert result.stderr.endswith(
         "subscribers.csv: 4 unique addresses, 1 duplicate merged\n"
-        f"dry run: would send 4 messages via 127.0.0.1:{port}; sent nothing\n"
+        f"dry run: would send 4 messages via 127.0.0.1:{port} (0 suppressed); sent nothing\n"
     )
     assert not (workspace / "out" / "2021-03" / "journal.sqlite").exists()  # no journal either
 

@@ -8,7 +8,7 @@ registers its commands on the group when imported.
 
 from __future__ import annotations
 
-from digest.cli import commands, sending  # noqa: F401 - registers the commands
+from digest.cli import bounces, commands, sending, suppress  # noqa: F401 - registers the commands
 from digest.cli.base import State, main
 
 __all__ = ["State", "main"]

@@ -103,6 +103,10 @@ def send(
     if status:
         found = journal_status(outdir.folder_of(config.paths.out, win.slug))
         click.echo(f"{shown(found.journal)}: {found.counts}{' (complete)' if found.complete else ''}")
+        for email, why in found.suppressed:  # why they got nothing: the suppression as the send found it
+            click.echo(f"  {email}: suppressed: {why}")
+        if found.counts.suppressed > len(found.suppressed):
+            click.echo(f"  ... and {found.counts.suppressed - len(found.suppressed)} more suppressed")
         return
     if test_address is None and subscribers is None:
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
@@ -124,7 +128,10 @@ def send(
         _report_list(state, plan.listed)
         if plan.counts is not None:
             state.say(f"journal: {plan.counts}")
-        state.say(f"dry run: would send {plan.would_send} messages via {plan.address}; sent nothing")
+        state.say(
+            f"dry run: would send {plan.would_send} messages via {plan.address} "
+            f"({plan.suppressed} suppressed); sent nothing"
+        )
         return
     if not config.smtp.verify:
         click.secho(
@@ -168,11 +175,19 @@ def send(
     _report_list(state, report.listed)
     rate_done = report.sent / report.elapsed if report.elapsed > 0 else 0.0
     state.say(
-        f"{report.sent} sent, {report.failed} failed, {report.deferred} deferred in this run "
-        f"({report.already_done} done before; {rate_done:.0f} messages/s). Journal: {report.counts}"
+        f"{report.sent} sent, {report.failed} failed, {report.deferred} deferred, {report.suppressed} "
+        f"suppressed in this run ({report.already_done} done before; {rate_done:.0f} messages/s). "
+        f"Journal: {report.counts}"
     )
     for email, code, reply in report.failures:
         state.say(f"  {email}: {code or ''} {reply}".rstrip())
+    if report.bounced:
+        state.say(
+            f"{plural(len(report.bounced), 'address', 'addresses')} refused for good, now on the "
+            f"suppression list (bounced): {', '.join(report.bounced)}"
+        )
+    for problem in report.problems:
+        state.warn(problem)
     bad = report.refused + report.unfinished
     if bad:
         raise SendError(

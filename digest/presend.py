@@ -1,0 +1,147 @@
+"""What comes before a send: the options, the checks and the preparation every kind of send makes (the
+settings, the built folder, staleness), the test message and the dry run.
+
+`digest send --test` and `--dry-run` are library calls here, as `digest.send.run` is for the real send;
+digest/send.py re-exports them, so Python callers find every call of `digest send` in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from digest import outdir, smtp
+from digest.config import Config
+from digest.errors import SendError
+from digest.fsutil import shown
+from digest.journal import Counts, journal_path, read_journal
+from digest.message import Outgoing, Personaliser, personaliser
+from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers, valid_address
+from digest.suppress import open_suppressions
+from digest.window import Window
+
+LOCK_WAIT = 120.0  # seconds a send waits for a build of the same digest to finish writing it
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendOptions:
+    """How to send, besides config.send (rate, connections): retries, and what to accept."""
+
+    retries: int = 5  # attempts per message after the first, for 4xx replies and dropped connections
+    retry_delay: float = 1.0  # seconds before the first retry; doubled each time, capped at 5 minutes
+    allow_changed: bool = False  # resume although the digest changed since the journal's first send
+    skip_invalid: bool = False  # send to the good rows of a list that has bad ones
+    as_built: bool = False  # send a folder although its window's items changed since the build
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A built folder ready to send from: its parts, the message maker and the checked SMTP settings."""
+
+    folder: Path
+    built: outdir.Built
+    parts: outdir.Parts
+    maker: Personaliser
+    settings: smtp.SmtpSettings
+    sender: str
+
+
+def prepare(
+    config: Config, target: Window | Path, *, now: datetime, what: str, as_built: bool, say: Say | None = None
+) -> Prepared:
+    """Check the settings, load the built folder (building a window not built yet) and refuse a stale one."""
+    settings = smtp.smtp_settings(config)  # a mistake there should not wait for a build
+    folder = outdir.folder_of(config.paths.out, target.slug) if isinstance(target, Window) else target
+    with outdir.holding(folder, wait=LOCK_WAIT):  # put back what a build killed mid-swap left aside
+        pass
+    if isinstance(target, Window) and not outdir.is_built(folder):
+        from digest.build import build
+
+        if say is not None:
+            say(f"{shown(folder)}/ is not built yet: building it first")
+        result = build(config, target, now=now)
+        for warning in result.warnings:
+            if say is not None:
+                say(f"Warning: {warning}")
+        built = outdir.load(result.folder)
+    else:
+        built = outdir.load(folder)
+        if not as_built:
+            from digest.build import changes_since, stale_message
+
+            changes = changes_since(config, built)
+            if changes:
+                raise SendError(stale_message(folder, changes, what=what))
+    parts = built.parts()
+    maker = personaliser(config, parts, now=now)
+    return Prepared(folder, built, parts, maker, settings, config.sender.addr_spec)
+
+
+def send_test(
+    config: Config,
+    target: Window | Path,
+    address: str,
+    *,
+    now: datetime,
+    as_built: bool = False,
+    say: Say | None = None,
+) -> str:
+    """Send one copy to `address`, outside the journal; the server's reply."""
+    try:
+        email = valid_address(address)
+    except ValueError as err:
+        raise SendError(f"--test: {err}") from None
+    ready = prepare(config, target, now=now, what="send a test of", as_built=as_built, say=say)
+    return smtp.send_one(ready.settings, ready.sender, ready.maker.message(email))
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a send would do now: the first message, the list's counts, the journal's, how many would go."""
+
+    message: Outgoing | None
+    listed: SubscriberList
+    counts: Counts | None
+    would_send: int
+    address: str
+    suppressed: int = 0  # on the list, not yet sent, and on the suppression list: would be skipped
+
+
+def dry_run(
+    config: Config,
+    target: Window | Path,
+    subscribers: Path,
+    options: SendOptions | None = None,
+    *,
+    now: datetime,
+    say: Say | None = None,
+) -> DryRun:
+    """Every check a real send makes (settings, staleness, the list), then the first message; connects to
+    nothing and writes no journal."""
+    options = options or SendOptions()
+    ready = prepare(config, target, now=now, what="dry-run", as_built=options.as_built, say=say)
+    listed = check_list(subscribers, uses=ready.maker.greeting_uses, skip_invalid=options.skip_invalid)
+    path = journal_path(ready.folder)
+    found = read_journal(path, done=True) if path.exists() else None
+    done = found.done if found else frozenset()
+    blocked: set[str] = set()
+    if config.paths.suppressions.exists():  # a dry run creates nothing
+        with open_suppressions(config) as store:
+            blocked = store.suppressed()
+    first: Subscriber | None = None
+    would = suppressed = 0
+    for s in iter_subscribers(subscribers, listed):
+        if s.key in done:
+            continue
+        if s.key in blocked:
+            suppressed += 1
+            continue
+        would += 1
+        first = first or s
+    message = ready.maker.message(first.email, first.name, first.fields) if first else None
+    counts = found.counts if found else None
+    return DryRun(message, listed, counts, would, ready.settings.address, suppressed)
