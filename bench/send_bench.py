@@ -102,7 +102,7 @@ def workspace(root: Path, port: int) -> Path:
     with open(ws / "digest.toml", "a", encoding="utf-8") as f:
         f.write(
             f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n\n[send]\n'
-            'unsubscribe_url = "https://example.org/unsubscribe?email={email}&token={token}"\n'
+            'unsubscribe_url = "https://example.org/unsubscribe?u={token}"\n'
             'unsubscribe_mailto = "unsubscribe@example.org"\n'
         )
     digest(ws, "build", "--month", "2021-03")

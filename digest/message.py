@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import hmac
@@ -15,15 +16,20 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import quote
 
 from digest.config import Config, greeting_fields
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError
 from digest.render import GREETING, UNSUBSCRIBE_URL
 from digest.words import slugify
 
+if TYPE_CHECKING:
+    from digest.dkim import Signer
+
 MAX_LINE = 998  # RFC 5322 2.1.1: no line of a message longer, CRLF aside
+MIN_SECRET_BYTES = 32  # a shorter HMAC key could be guessed offline from one link
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'  # noqa: S105 - a command
 
 
 class HeaderError(DigestError):
@@ -49,8 +55,41 @@ def check_header(name: str, value: str) -> str:
 
 
 def unsubscribe_token(secret: str, email: str) -> str:
-    """The HMAC-SHA256 of the lower-cased address under the secret: what the unsubscribe page checks."""
-    return hmac.new(secret.encode(), email.lower().encode(), hashlib.sha256).hexdigest()[:32]
+    """The signed, self-contained token of one address: base64url(address) "." HMAC-SHA256 (hex, 32).
+
+    It carries the address, so an unsubscribe URL needs no `email=` of its own: an address in a link is
+    what spam filters count against a message (SpamAssassin's GB_CUSTOM_HTM_URI), and what logs leak."""
+    who = base64.urlsafe_b64encode(email.lower().encode()).rstrip(b"=").decode("ascii")
+    return f"{who}.{_mac(secret, who)}"
+
+
+def _mac(secret: str, who: str) -> str:
+    return hmac.new(secret.encode(), who.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def address_from_token(secret: str, token: str) -> str | None:
+    """The address a token was signed for, or None when it is not one of ours (never raises)."""
+    if not (isinstance(secret, str) and isinstance(token, str)) or not secret or "." not in token:
+        return None
+    who, _, mac = token.rpartition(".")
+    try:
+        if not hmac.compare_digest(_mac(secret, who).encode(), mac.encode("utf-8")):
+            return None
+        return base64.urlsafe_b64decode(who + "=" * (-len(who) % 4)).decode("utf-8")
+    except (UnicodeError, ValueError):  # a lone surrogate, bad base64
+        return None
+
+
+def check_unsubscribe_secret(secret: str) -> str:
+    """Refuse an unsubscribe secret under 32 bytes (when sending and serving; a build needs none)."""
+    size = len(secret.encode("utf-8", "surrogatepass"))
+    if size < MIN_SECRET_BYTES:
+        state = f"is {size} bytes long" if secret else "is not set"
+        raise ConfigError(
+            f"DIGEST_UNSUBSCRIBE_SECRET {state}; it must be at least {MIN_SECRET_BYTES} bytes of randomness "
+            f"(it signs every unsubscribe link): make one with `{MAKE_SECRET}`"
+        )
+    return secret
 
 
 def check_unsubscribe_token(secret: str, email: str, token: str) -> bool:
@@ -63,12 +102,8 @@ def check_unsubscribe_token(secret: str, email: str, token: str) -> bool:
         return False
     if not secret or not token:
         return False
-    try:
-        expected = unsubscribe_token(secret, email).encode()
-        given = token.encode("utf-8")
-    except UnicodeError:  # a lone surrogate, say
-        return False
-    return hmac.compare_digest(expected, given)
+    address = address_from_token(secret, token)
+    return address is not None and address == email.lower()
 
 
 @dataclass(frozen=True)
@@ -155,6 +190,7 @@ class Personaliser:
         greeting: str = "Hello {name},",
         greeting_fallback: str = "Hello,",
         placeholders: Mapping[str, str] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         if not unsubscribe_url and not unsubscribe_mailto:
             raise HeaderError(
@@ -196,11 +232,15 @@ class Personaliser:
         head["MIME-Version"] = "1.0"
         self.head = head.as_bytes(policy=SMTP).rstrip(b"\r\n") + b"\r\n"
         b = self.boundary
-        self.mime_head = (
-            f'Content-Type: multipart/alternative;\r\n boundary="{b}"\r\n\r\n'
-            f'--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+        content_type = f'Content-Type: multipart/alternative;\r\n boundary="{b}"\r\n'.encode()
+        self.body_head = (
+            f'\r\n--{b}\r\nContent-Type: text/plain; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
+        self.mime_head = content_type + self.body_head
+        # DKIM: the headers every message shares are canonicalised once; t= is the send's start.
+        self.signing = signer.bind(self.head + content_type) if signer is not None else None
+        self.timestamp = int(date.timestamp())
         self.mime_mid = (
             f'\r\n--{b}\r\nContent-Type: text/html; charset="utf-8"\r\n'
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
@@ -259,19 +299,20 @@ class Personaliser:
         )
         text_values = ((self.greeting_token, v.greeting), (self.unsubscribe_token, v.link))
         message_id = self.message_id(email)
-        wire = b"".join(
-            [
-                self.head,
-                _format_to(email, name),
-                f"Message-ID: {message_id}\r\nList-Unsubscribe: {v.list_unsubscribe}\r\n".encode(),
-                self.mime_head,
-                *self.text_body.fill(text_values),
-                self.mime_mid,
-                *self.html_body.fill(html_values),
-                self.mime_tail,
-                b".\r\n",
-            ]
-        )
+        to = _format_to(email, name)
+        ids = f"Message-ID: {message_id}\r\nList-Unsubscribe: {v.list_unsubscribe}\r\n".encode()
+        body = [
+            *self.text_body.fill(text_values),
+            self.mime_mid,
+            *self.html_body.fill(html_values),
+            self.mime_tail,
+        ]
+        signature = b""
+        if self.signing is not None:
+            # The body as the recipient gets it (without the SMTP dot-stuffing), hashed; signed once.
+            unstuffed = _UNSTUFF.sub(b".", b"".join([self.body_head[2:], *body]))
+            signature = self.signing.sign(to + ids, unstuffed, timestamp=self.timestamp)
+        wire = b"".join([signature, self.head, to, ids, self.mime_head, *body, b".\r\n"])
         return Outgoing(email, message_id, wire)
 
 
@@ -322,18 +363,27 @@ def personaliser(config: Config, parts: Parts, *, now: datetime, preview: bool =
 
     `preview` (the build's digest.eml and digest.html): where the send settings are not there yet, the
     unsubscribe link is a mailto: to the sender and an https link without a secret gets a dummy token, so a
-    workspace builds before anyone has set up sending. A send never uses these stand-ins.
+    workspace builds before anyone has set up sending. A send never uses these stand-ins. The preview is
+    never DKIM-signed (a build needs no private key); a send checks the secret's strength and signs each
+    message when [dkim] is set up, refusing a bad key with a ConfigError before anything goes.
     """
     url, mailto, secret = (
         config.send.unsubscribe_url,
         config.send.unsubscribe_mailto,
         config.secrets.unsubscribe_secret,
     )
+    signer = None
     if preview:
         if url and not secret:
             secret = "preview: DIGEST_UNSUBSCRIBE_SECRET is not set"  # noqa: S105 - a stand-in, never sent
         if not url and not mailto:
             mailto = config.sender.addr_spec
+    else:
+        from digest.dkim import signer_from_config
+
+        if url:
+            check_unsubscribe_secret(secret)
+        signer = signer_from_config(config)
     return Personaliser(
         subject=parts.subject,
         html=parts.html,
@@ -350,6 +400,7 @@ def personaliser(config: Config, parts: Parts, *, now: datetime, preview: bool =
         greeting=config.send.greeting,
         greeting_fallback=config.send.greeting_fallback,
         placeholders=parts.placeholders,
+        signer=signer,
     )
 
 

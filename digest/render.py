@@ -4,20 +4,16 @@ Templates: the workspace's templates/ folder first, the packaged defaults behind
 overridden and still `{% extends "default/digest.mjml.j2" %}`. StrictUndefined: a typo is an error.
 
 MJML and premailer run once per digest. What differs per recipient (greeting, unsubscribe link) is left
-in the rendered parts as placeholder tokens that `personalise` fills in with escaped values.
+in the rendered parts as placeholder tokens that digest/message.py fills in with escaped values.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import html as htmllib
-import logging
 import re
 import secrets
-import sys
 import textwrap
-import types
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -32,7 +28,9 @@ from babel.dates import format_date, format_datetime
 from markupsafe import Markup
 
 from digest.config import Config
+from digest.css import inline_css
 from digest.errors import TemplateError
+from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.select import Digest
 
 HTML_TEMPLATE = "digest.mjml.j2"
@@ -188,10 +186,41 @@ class Renderer:
         """Render the email (or, with web=True, the web version: no limits cut, no personal parts)."""
         ctx = self._context(digest, web=web)
         source = self._template(HTML_TEMPLATE, ctx)
-        html = inline_css(compile_mjml(source, template=HTML_TEMPLATE, keep_failed=self.config.paths.cache))
+        try:
+            self._refuse_bad_mjml(source, ctx)
+            compiled = compile_mjml(source, template=HTML_TEMPLATE, keep_failed=self.config.paths.cache)
+        except TemplateError as err:
+            raise TemplateError(self._locate(str(err), source, ctx)) from err.__cause__
+        html = inline_css(compiled)
         text = "" if web else self._template(TEXT_TEMPLATE, ctx)
         text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n" if text else ""
         return Rendered(mjml=source, html=html, text=text, subject=ctx["subject"], preheader=ctx["preheader"])
+
+    def _refuse_bad_mjml(self, source: str, ctx: dict[str, Any]) -> None:
+        """MRML drops a tag it does not know, and a component where it cannot be, with all they hold: the
+        summaries of a digest can vanish from a build that exits 0. Those fail the build instead."""
+
+        bad = [p for p in lint_mjml(source) if p.rule in _FATAL_MJML]
+        if bad:
+            where = self._template_line(bad[0].line, ctx)
+            raise TemplateError(f"{where}: {bad[0].message}; {bad[0].fix}")
+
+    def _locate(self, message: str, source: str, ctx: dict[str, Any]) -> str:
+        """Put the template's file and line in place of a line of the generated MJML in an error message."""
+        m = re.search(r"at line (\d+), column (\d+) of the generated MJML", message)
+        if not m:
+            return message
+        where = self._template_line(int(m[1]), ctx)
+        return f"{where}: {message.removeprefix(HTML_TEMPLATE + ': ')}"
+
+    def _template_line(self, mjml_line: int, ctx: dict[str, Any]) -> str:
+        """The template file and line that wrote a line of the generated MJML."""
+
+        lines = source_lines(self.env.get_template(HTML_TEMPLATE), ctx)
+        if 0 < mjml_line <= len(lines):
+            filename, line = lines[mjml_line - 1]
+            return f"{_template_path(filename, HTML_TEMPLATE)}:{line}"
+        return HTML_TEMPLATE
 
     def _template(self, name: str, ctx: dict[str, Any]) -> str:
         try:
@@ -205,6 +234,9 @@ class Renderer:
             raise TemplateError(f"{_runtime_location(err, name)}: {err.message}") from err
         except jinja2.TemplateError as err:
             raise TemplateError(f"{_runtime_location(err, name)}: {err}") from err
+
+
+_FATAL_MJML = ("mjml-unknown-tag", "mjml-nesting")
 
 
 def _bytecode_cache(cache_dir: Path) -> jinja2.BytecodeCache | None:
@@ -257,6 +289,11 @@ def compile_mjml(source: str, *, template: str, keep_failed: Path | None = None)
             column = offset - (source.rfind("\n", 0, offset) + 1) + 1
             snippet = source.splitlines()[line - 1].strip()[:80] if source else ""
             where = f" at line {line}, column {column} of the generated MJML: {snippet!r}"
+        else:  # "unexpected end of stream": MRML does not say where; a tag left open is the usual cause
+            opened = unclosed_tags(source)
+            if opened:
+                tag, line, column = opened[0]
+                where = f" at line {line}, column {column} of the generated MJML: <{tag}> is never closed"
         kept = ""
         if keep_failed is not None:
             try:
@@ -271,61 +308,6 @@ def compile_mjml(source: str, *, template: str, keep_failed: Path | None = None)
     return str(out)
 
 
-def _premailer() -> Any:
-    """Import premailer without `requests`, which it needs only to fetch remote stylesheets.
-
-    digest never lets premailer touch the network (allow_network=False), and importing requests costs
-    about 80 ms per process (it builds an SSL context at import), a fifth of a whole build. A stand-in
-    module that refuses every call takes its place for premailer alone; anyone else importing requests
-    later gets the real one.
-    """
-    if "premailer" in sys.modules:
-        return sys.modules["premailer"]
-    if "requests" in sys.modules:
-        import premailer
-
-        return premailer
-
-    def refuse(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("digest does not let premailer fetch anything over the network")
-
-    stand_in = types.ModuleType("requests")
-    stand_in.get = refuse  # type: ignore[attr-defined]
-    sys.modules["requests"] = stand_in
-    try:
-        import premailer
-    finally:
-        del sys.modules["requests"]
-    return premailer
-
-
-def inline_css(html: str) -> str:
-    """Inline the CSS with premailer; media queries (dark mode, mobile) stay in a <style> block."""
-    premailer = _premailer()
-    import cssutils
-
-    # premailer validates every inline style it merges against cssutils' CSS profiles, and building those
-    # validators compiles regular expressions that cost about 0.15 s per process: more than the rest of the
-    # build. Validation only logs (we silence it); the output is the same without the profiles.
-    if cssutils.profile.knownNames:
-        cssutils.profile.removeProfile(all=True)
-
-    doctype = "<!doctype html>"
-    result = premailer.Premailer(
-        html,
-        remove_classes=False,
-        strip_important=False,
-        keep_style_tags=False,
-        allow_network=False,
-        disable_validation=True,
-        cssutils_logging_level=logging.CRITICAL,
-        cssutils_logging_handler=logging.NullHandler(),
-    ).transform()
-    if not result.lower().startswith("<!doctype"):
-        result = f"{doctype}\n{result}"
-    return str(result)
-
-
 def content_hash(rendered: Rendered) -> str:
     """A hash of what every subscriber gets (subject, HTML, text), stable across runs."""
     parts = []
@@ -334,10 +316,57 @@ def content_hash(rendered: Rendered) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def personalise(rendered: Rendered, *, greeting: str, unsubscribe_url: str) -> tuple[str, str]:
-    """Fill one recipient's values into the rendered HTML and text (escaped for HTML)."""
-    html = rendered.html.replace(GREETING, htmllib.escape(greeting, quote=False)).replace(
-        UNSUBSCRIBE_URL, htmllib.escape(unsubscribe_url, quote=True)
-    )
-    text = rendered.text.replace(GREETING, greeting).replace(UNSUBSCRIBE_URL, unsubscribe_url)
-    return html, text
+def source_lines(template: jinja2.Template, ctx: dict[str, Any]) -> list[tuple[str, int]]:
+    """Render again, piece by piece, noting for each line of the output the template file and line that
+    wrote it (slow: only for an error message).
+
+    Each piece comes from a `yield` in the compiled template; the suspended generator chain says which one,
+    and Jinja's debug info maps it to a template line. A piece of the template's own text is found in its
+    file, so the lines inside it count exactly; a value (an item's text) stays on its expression's line.
+    """
+    lines: list[tuple[str, int] | None] = [None]  # per output line: who wrote its first visible text
+    sources: dict[str, list[str]] = {}
+    last = (template.filename or HTML_TEMPLATE, 1)
+    gen = template.generate(ctx)
+    for chunk in gen:
+        inner: Any = gen
+        while getattr(inner, "gi_yieldfrom", None) is not None:
+            inner = inner.gi_yieldfrom
+        frame = inner.gi_frame
+        owner = frame.f_globals.get("__jinja_template__") if frame is not None else None
+        filename, line = last
+        if owner is not None and frame is not None:
+            filename = owner.filename or owner.name or HTML_TEMPLATE
+            line = owner.get_corresponding_lineno(frame.f_lineno)
+        if filename not in sources:
+            try:
+                sources[filename] = Path(filename).read_text(encoding="utf-8").splitlines()
+            except OSError:
+                sources[filename] = []
+        cursor = line  # where to look for the next piece of template text in its file
+        for n, piece in enumerate(chunk.split("\n")):
+            if n:
+                lines.append(None)
+                cursor += 1
+            text = piece.strip()
+            if not text:
+                continue
+            # The template's own text is found in its file (a comment or a tag in between moves it down);
+            # a value (an item's text) is not, and stays on the line of its expression.
+            found = _find_line(sources[filename], text, cursor)
+            cursor = found or cursor  # the next line of this piece is below the one it was found on
+            if lines[-1] is None:
+                lines[-1] = (filename, found or line)
+        last = (filename, line)
+    filled: list[tuple[str, int]] = []
+    for entry in lines:  # a blank line belongs with the one before it
+        filled.append(entry or (filled[-1] if filled else last))
+    return filled
+
+
+def _find_line(source: list[str], text: str, start: int) -> int | None:
+    """The first line from `start` on, a few lines down at most, that holds the text."""
+    for n in range(start, min(start + 12, len(source)) + 1):
+        if text in source[n - 1]:
+            return n
+    return None

@@ -11,7 +11,8 @@ Playwright; no browser is downloaded. The page gets no network at all:
 - everything else (web fonts, scripts) is blocked, as many mail clients do.
 
 A screenshot run fails when, at any width, the page scrolls sideways (its content is wider than the
-viewport), or when an image does not load: a 404 under the build folder, or a file that is not an image.
+viewport), when on a phone (375 px) the text starts more than 24 px from the edge, or when an image does
+not load: a 404 under the build folder, or a file that is not an image.
 The PNGs are written even then, so the failure can be seen. With strict=False the problems are returned in
 `Shots.problems` instead of raised (to show them, e.g. beside the archive page, without failing).
 """
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
 
 VIEWPORT_HEIGHT = 800
+MOBILE_MAX = 480  # widths up to this are a phone's: the margins must be narrow there
+MOBILE_INSET = 24  # px between the screen's edge and the text, at most, on a phone
 TIMEOUT_MS = 30_000
 # Playwright adds --headless itself.
 CHROMIUM_FLAGS = [
@@ -191,6 +194,13 @@ def take_screenshots(
                     f"it is {measured['scrollWidth']} px wide; "
                     f"the cause: {culprit} (give it width:100% and a max-width instead of a fixed width)"
                 )
+            inset = measured.get("inset")
+            if width <= MOBILE_MAX and inset is not None and inset > MOBILE_INSET:
+                problems.append(
+                    f"{name}: the text starts {inset} px from the edge at {width} px (at most {MOBILE_INSET} "
+                    f"on a phone): {measured['insetText']!r} (check the side padding of the "
+                    "max-width: 480px media query: on both a section and its text, the two add up)"
+                )
             broken = list(dict.fromkeys([*missing, *(u for u in measured["broken"] if u not in remote)]))
             for url in broken:
                 if url in missing:
@@ -234,10 +244,27 @@ _MEASURE = """() => {
         + Math.round(el.getBoundingClientRect().width) + ' px wide' + (text ? ' ("' + text + '")' : '');
     }
   }
+  // Where the text starts: the visible text nearest the start edge (left, or right in a right-to-left page).
+  const rtl = getComputedStyle(document.body || doc).direction === 'rtl';
+  let inset = null, insetText = '';
+  const walker = document.createTreeWalker(document.body || doc, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.textContent.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (r.width < 1 || r.height < 1) continue;  // hidden (the preheader) or collapsed
+      const gap = rtl ? width - r.right : r.left;
+      if (gap >= 0 && (inset === null || gap < inset)) {
+        inset = gap;
+        insetText = node.textContent.trim().replace(/\\s+/g, ' ').slice(0, 40);
+      }
+    }
+  }
   const broken = Array.from(document.images)
     .filter(img => !(img.complete && img.naturalWidth > 0))
     .map(img => img.currentSrc || img.src || img.getAttribute('src') || '(no src)');
-  return {width, scrollWidth, culprit, broken};
+  return {width, scrollWidth, culprit, broken, inset: inset === null ? null : Math.round(inset), insetText};
 }"""
 
 

@@ -215,7 +215,7 @@ def server_tls_context(cert: Any) -> ssl.SSLContext:
 # ---- what the send tests share: the workspace pointed at a server, lists, the journal's rows ----
 
 SECRET = "test-unsubscribe-secret-of-32-bytes-or-more"
-URL = "https://example.org/unsubscribe?email={email}&token={token}"
+URL = "https://example.org/unsubscribe?u={token}"
 MONTH = ("--month", "2021-03")
 PEOPLE = [
     ("ann@example.org", "Ann Lee"),

@@ -95,7 +95,9 @@ def test_check_before_building(workspace: Path, run: Run) -> None:
     ("fixture", "rule", "severity", "where"),
     [
         ("relative-link", "link-relative", "error", "templates/digest.mjml.j2:7"),
-        ("unknown-tag", "mjml-unknown-tag", "error", "templates/digest.mjml.j2:7"),
+        ("unitless-padding", "mjml-padding-zero", "warning", "templates/digest.mjml.j2:6"),
+        ("dark-title", "contrast", "error", "templates/digest.mjml.j2:6"),
+        ("dark-not-important", "dark-mode-overridden", "warning", "templates/digest.mjml.j2:6"),
         ("no-unsubscribe", "unsubscribe-missing", "error", "templates/digest.mjml.j2"),
         ("read-more", "link-text", "warning", "templates/digest.mjml.j2:6"),
         ("long-lines", "text-width", "warning", "items/"),
@@ -149,11 +151,11 @@ def test_an_item_edited_after_the_build_creates_no_finding(workspace: Path, run:
 def test_a_template_changed_after_the_build_is_not_linted(workspace: Path, run: Run) -> None:
     """The MJML rules read digest.mjml, the MJML that was compiled, not the templates as they are now."""
     assert run("build", "--month", "2021-03").exit_code == 0
-    shutil.copy(FIXTURES / "unknown-tag" / "digest.mjml.j2", workspace / "templates" / "digest.mjml.j2")
+    shutil.copy(FIXTURES / "unitless-padding" / "digest.mjml.j2", workspace / "templates" / "digest.mjml.j2")
     assert run("check", "--month", "2021-03", "--strict").exit_code == 0
     assert run("build", "--month", "2021-03").exit_code == 0  # built with it, the check finds it
     result = run("check", "--month", "2021-03", "--json")
-    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["mjml-unknown-tag"]
+    assert [f["rule"] for f in json.loads(result.stdout)["findings"]] == ["mjml-padding-zero"]
 
 
 def test_the_build_items_come_from_the_manifest(workspace: Path, run: Run) -> None:
@@ -252,4 +254,57 @@ def test_the_web_version_as_written_is_what_is_linted(workspace: Path, run: Run)
         "error: index.html:" in result.stdout
         and "only http(s) and mailto links work in every browser" in (result.stdout)
     )
-    assert "check failed: 1 error, 0 warnings in out/2021-03/" in result.stderr
+    # A link with no colour of its own is the browser's blue, dark on the dark page: a contrast warning too.
+    assert "check failed: 1 error, " in result.stderr
+
+
+# ---- issue 9: what real mail clients showed, caught by check ----
+
+
+def test_the_sample_web_title_bar_has_contrast_in_dark_mode(sample: BuiltDigest) -> None:
+    """The web version's title bar was #1f2933 on #15191e (1.20:1) in dark mode."""
+    from digest.check import parse_html
+    from digest.check.contrast import rule_web_contrast
+
+    assert list(rule_web_contrast(sample, parse_html(sample.web_html))) == []
+    assert ".dm-page .muted div" in sample.web_html
+
+
+def test_a_digest_of_50_items_passes_strict(workspace: Path, run: Run) -> None:
+    """Fifty items in three categories, some with bodies and images: `check --strict` finds nothing."""
+    shutil.rmtree(workspace / "items")
+    for n in range(50):
+        day = 1 + n % 28
+        body = (
+            f"\nA body with *emphasis* and [the report of item {n}](https://example.org/b/{n}).\n"
+            if n % 5 == 0
+            else ""
+        )
+        image = f"image: https://example.org/img/{n}.jpg\nimage_alt: Picture {n}\n" if n % 7 == 0 else ""
+        write_item(
+            workspace / "items",
+            f"2021-03-{day:02d}-item-{n}.md",
+            f"---\ntitle: Item number {n} of the month\ndate: 2021-03-{day:02d}\n"
+            f"category: {['News', 'Events', 'Spotlight Interviews with Co-operators'][n % 3]}\n"
+            f"url: https://example.org/news/{n}\n{image}"
+            f"summary: What happened in item {n}, told in one or two sentences for the reader.\n---\n{body}",
+        )
+    assert run("build", "--month", "2021-03").exit_code == 0
+    result = run("check", "--month", "2021-03", "--strict", "--json")
+    assert json.loads(result.stdout)["findings"] == []
+    assert result.exit_code == 0
+
+
+def test_an_item_with_a_bidi_override_is_named(workspace: Path, run: Run) -> None:
+    write_item(
+        workspace / "items",
+        "2021-03-12-tricky.md",
+        '---\ntitle: "Price \u202e001$"\ndate: 2021-03-12\ncategory: News\nsummary: Fine.\n---\n',
+    )
+    assert run("build", "--month", "2021-03").exit_code == 0
+    result = run("check", "--month", "2021-03", "--strict", "--json")
+    assert result.exit_code == 1
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert finding["rule"] == "invisible-character"
+    assert finding["where"] == "items/2021-03-12-tricky.md (title)"
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in finding["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digest.check import MjmlProblem, lint_mjml
-from digest.check.mjml import MJML_ATTRIBUTES, MJML_CHILDREN
+from digest.mjmlschema import MJML_ATTRIBUTES, MJML_CHILDREN, unclosed_tags
 
 MJML_OK = """<mjml lang="en">
   <mj-head>
@@ -160,3 +160,63 @@ def test_the_schema_is_consistent() -> None:
 )
 def test_less_common_components_are_known(tag: str) -> None:
     assert tag in MJML_ATTRIBUTES
+
+
+# ---- a unitless 0 in a padding: mjml-python then sizes Outlook's tables as if there were no padding ----
+
+
+@pytest.mark.parametrize(
+    ("tag", "padding", "flagged"),
+    [
+        ("mj-divider", "0 24px 16px", True),
+        ("mj-divider", "16px 24px 0", True),
+        ("mj-image", "0 24px", True),
+        ("mj-section", "10px 0 0 5px", True),
+        ("mj-column", "0 0 0 5px", True),
+        ("mj-divider", "0px 24px 16px", False),
+        ("mj-divider", "0", False),  # nothing at the sides: nothing to lose
+        ("mj-section", "28px 0 8px", False),
+        ("mj-section", "0 5px 0 0px", True),
+        ("mj-text", "0 24px", False),  # no width is computed from a text's padding
+    ],
+)
+def test_a_unitless_zero_in_a_padding(tag: str, padding: str, flagged: bool) -> None:
+    extra = ' src="https://example.org/a.png" alt="A"' if tag == "mj-image" else ""
+    inner = f'<{tag} padding="{padding}"{extra} />' if tag not in ("mj-section", "mj-column") else ""
+    section = f' padding="{padding}"' if tag == "mj-section" else ""
+    column = f' padding="{padding}"' if tag == "mj-column" else ""
+    if tag == "mj-text":
+        inner = f'<mj-text padding="{padding}">x</mj-text>'
+    mjml = f"<mjml><mj-body><mj-section{section}><mj-column{column}>{inner}</mj-column></mj-section></mj-body></mjml>"
+    problems = lint_mjml(mjml)
+    if not flagged:
+        assert problems == []
+        return
+    assert [p.rule for p in problems] == ["mjml-padding-zero"]
+    px = " ".join("0px" if s == "0" else s for s in padding.split())
+    assert problems[0].severity == "warning"
+    assert problems[0].fix == f'write padding="{px}" (0px, not 0), or padding-left and padding-right'
+    assert problems[0].needle == f'padding="{padding}"'
+
+
+def test_a_unitless_zero_in_mj_attributes_is_named_so() -> None:
+    mjml = '<mjml><mj-head><mj-attributes><mj-all padding="0 10px" /></mj-attributes></mj-head></mjml>'
+    (problem,) = lint_mjml(mjml)
+    assert problem.message.startswith('<mj-all (in mj-attributes)> padding="0 10px": ')
+
+
+# ---- tags left open (for a compile error that says only "unexpected end of stream") ----
+
+
+def test_unclosed_tags() -> None:
+    assert unclosed_tags("<mjml>\n<mj-body>\n  <mj-section>\n") == [
+        ("mj-section", 3, 3),
+        ("mj-body", 2, 1),
+        ("mjml", 1, 1),
+    ]
+    assert unclosed_tags(MJML_OK) == [("mj-whatever", 11, 45)]  # MRML refuses that too
+    assert unclosed_tags(MJML_OK.replace("<mj-whatever> ", "")) == []
+    inside = "<mjml><mj-body><mj-section><mj-column>\n<mj-text><mj-column>x</mj-text></mj-column></mj-section></mj-body></mjml>"
+    assert unclosed_tags(inside) == [("mj-column", 2, 10)]
+    closed_inside = "<mjml><mj-body><mj-section><mj-column><mj-text><mj-x>y</mj-x></mj-text></mj-column></mj-section></mj-body></mjml>"
+    assert unclosed_tags(closed_inside) == []

@@ -14,6 +14,8 @@ import pytest
 
 from digest.check import BuiltDigest, Finding, display_width, lint
 from digest.check.built import short
+from digest.check.contrast import parse_colour, ratio, suggest
+from digest.check.darkmode import dark_rules
 from digest.check.rules import text_urls
 from digest.outdir import ItemRecord, Manifest
 from digest.render import default_templates_dir
@@ -310,6 +312,13 @@ def test_a_bad_link_points_at_the_item_holding_it() -> None:
     assert finding.fix == f"use an absolute address (the web version's folder is {WEB})"
 
 
+READ_MORE_LINE = next(
+    n
+    for n, line in enumerate((default_templates_dir() / "digest.mjml.j2").read_text().splitlines(), 1)
+    if "Read more" in line
+)
+
+
 def test_link_text_repeated_for_different_targets() -> None:
     links = "".join(f'<a href="https://example.org/{n}">Read more</a>\n' for n in range(3))
     parts = with_html(links + '<a href="https://example.org/0">read  MORE</a>')
@@ -319,7 +328,7 @@ def test_link_text_repeated_for_different_targets() -> None:
             "warning",
             "link-text",
             "digest.html:9: the link text 'Read more' is used for 3 different addresses",
-            "default/digest.mjml.j2:94 (the packaged default: copy it to templates/ to change it)",
+            f"default/digest.mjml.j2:{READ_MORE_LINE} (the packaged default: copy it to templates/ to change it)",
             "make each link text say where it goes, e.g. include the item title",
         )
     ]
@@ -746,3 +755,263 @@ def test_short_quotes_and_cuts_at_the_limit() -> None:
     assert short("x" * 60) == repr("x" * 60)
     assert short("x" * 61) == repr("x" * 59 + "…")
     assert short(" a \n b ", limit=3) == "'a b'"
+
+
+# ---- contrast ----
+
+
+def test_contrast_maths() -> None:
+    assert ratio((0, 0, 0), (255, 255, 255)) == pytest.approx(21.0)
+    assert ratio((255, 255, 255), (0, 0, 0)) == pytest.approx(21.0)
+    fg, bg = parse_colour("#1f2933"), parse_colour("#15191e")
+    assert fg and bg and round(ratio(fg, bg), 2) == 1.20  # the web version's dark title bar, measured
+    assert parse_colour("#fff") == (255, 255, 255)
+    assert parse_colour("rgb(1, 2, 3)") == (1, 2, 3)
+    assert parse_colour("#ffffff url(x.png) no-repeat") == (255, 255, 255)
+    assert parse_colour("white") == (255, 255, 255)
+    assert parse_colour("transparent") is None and parse_colour("inherit") is None
+    for need in (3.0, 4.5):
+        better = parse_colour(suggest((150, 150, 150), (255, 255, 255), need))
+        assert better and need <= ratio(better, (255, 255, 255)) < need + 1.5
+    light = parse_colour(suggest((31, 41, 51), (21, 25, 30), 4.5))
+    assert light and ratio(light, (21, 25, 30)) >= 4.5
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ('<p style="color:#999999">Grey text</p>', ("warning", "2.85:1", "body")),
+        ('<p style="color:#ffffff">White text</p>', ("error", "1.00:1", "body")),
+        ('<h1 style="font-size:16px;color:#888888">Small</h1>', ("warning", "3.54:1", "body")),
+        (
+            '<p style="font-size:18px;font-weight:bold;color:#999999">Not large</p>',
+            ("warning", "2.85:1", "body"),
+        ),
+        ('<h2 style="font-size:20px;color:#bbbbbb">Large</h2>', ("warning", "1.92:1", "large")),
+        ('<p style="font-size:20px;color:#999999">20 px, not bold</p>', ("warning", "2.85:1", "body")),
+        (
+            '<p style="font-size:20px;font-weight:bold;color:#999999">20 px bold</p>',
+            ("warning", "2.85:1", "large"),
+        ),
+        ('<p style="color:#777777">Just short of 4.5</p>', ("warning", "4.48:1", "body")),
+        ('<div style="max-height:0;color:#ffffff">It overflows: it shows</div>', ("error", "1.00:1", "body")),
+        (
+            '<table bgcolor="#000000"><tr><td style="color:#333333">On black</td></tr></table>',
+            ("warning", "1.66:1", "body"),
+        ),
+        (
+            '<div style="background:#222 url(a.png)"><p style="color:#333">On dark</p></div>',
+            ("error", "1.26:1", "body"),
+        ),
+        ('<a href="https://example.org/a" style="color:#ccc">Pale link</a>', ("warning", "1.61:1", "body")),
+    ],
+)
+def test_low_contrast_text_in_light_mode(snippet: str, expected: tuple[str, str, str]) -> None:
+    finding = the(with_html(snippet), "contrast")
+    severity, shown, size = expected
+    assert finding.severity == severity
+    assert "in light mode, text #" in finding.message
+    assert f"has a contrast of {shown} (WCAG AA: at least" in finding.message
+    assert f"for {size} text)" in finding.message
+    assert finding.message.startswith("digest.html:")
+    assert "e.g. #" in finding.fix
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        '<h1 style="font-size:26px;color:#888888">Large enough</h1>',
+        '<p style="font-size:19px;font-weight:700;color:#888888">Large and bold</p>',
+        '<div style="display:none;color:#ffffff">The hidden preheader</div>',
+        '<div style="max-height:0;overflow:hidden;color:#ffffff">Also hidden</div>',
+        '<p style="color:#ffffff;background-color:#0b5cad">White on blue</p>',
+        '<div style="background-color:#000"><a href="https://example.org/a" style="color:#8cc4ff">Link</a></div>',
+        '<p style="color:#595959">Just enough (7:1)</p>',
+        '<p style="color:#767676">Just enough (4.54:1)</p>',
+        '<p style="font-size:20px;font-weight:bold;color:#8a8a8a">Large and bold: 3.45:1 is enough</p>',
+    ],
+)
+def test_enough_contrast(snippet: str) -> None:
+    assert "contrast" not in found(with_html(snippet))
+
+
+def test_a_link_without_a_colour_has_the_browsers_not_its_parents() -> None:
+    snippet = '<div style="background-color:#000;color:#fff"><a href="https://example.org/a">Blue on black</a></div>'
+    finding = the(with_html(snippet), "contrast")
+    assert "text #0000ee on #000000" in finding.message
+
+
+def test_one_finding_per_colour_pair_with_a_count() -> None:
+    snippet = "".join(f'<p style="color:#aaaaaa">Pale {n}</p>' for n in range(3))
+    finding = the(with_html(snippet), "contrast")
+    assert finding.message.endswith("'Pale 0' (and 2 more)")
+
+
+def test_contrast_names_the_template_line_of_the_colour(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.mjml.j2").write_text('<mjml>\n<mj-body>\n<mj-text color="#AAAAAA">x</mj-text>\n')
+    parts = with_html('<p style="color:#aaaaaa">Pale</p>', templates_dir=templates, root=tmp_path)
+    assert the(parts, "contrast").where == "templates/digest.mjml.j2:3"
+
+
+DARK_HEAD = (
+    '<meta name="color-scheme" content="light dark"><style>'
+    "@media (prefers-color-scheme: dark) { .card { background-color: #15191e !important; } RULE }"
+    "</style></head>"
+)
+CARD = '<div class="card" style="background-color:#ffffff"><p style="color:#1f2933">Our title</p></div>'
+
+
+def dark_html(rule: str = "") -> str:
+    return HTML.replace("</head>", DARK_HEAD.replace("RULE", rule)).replace("</body>", CARD + "</body>")
+
+
+def test_dark_text_left_on_a_dark_background(tmp_path: Path) -> None:
+    """The web version's title bar: dark text with no dark-mode colour, on the dark-mode background."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.mjml.j2").write_text('<mjml>\n<mj-text color="#1f2933">{{ title }}</mj-text>\n')
+    finding = the(digest(html=dark_html(), templates_dir=templates, root=tmp_path), "contrast")
+    assert finding.severity == "error"
+    assert "in dark mode, text #1f2933 on #15191e has a contrast of 1.20:1" in finding.message
+    assert finding.where == "templates/digest.mjml.j2:2"
+    assert finding.fix.startswith(
+        "give this text a dark-mode colour in the @media (prefers-color-scheme: dark)"
+    )
+    assert ".card p { color: #" in finding.fix and "!important; }" in finding.fix
+
+
+def test_a_pair_dark_mode_leaves_as_it_was_is_reported_once() -> None:
+    pale = '<div style="background-color:#ffffff"><span style="color:#aaaaaa">Pale</span></div>'
+    html = dark_html(".card p { color: #e4e7eb !important; }").replace("</body>", pale + "</body>")
+    finding = the(digest(html=html), "contrast")
+    assert "in light mode, text #aaaaaa on #ffffff" in finding.message
+
+
+def test_a_dark_rule_with_important_fixes_it() -> None:
+    assert lint(digest(html=dark_html(".card p { color: #e4e7eb !important; }"))) == []
+
+
+def test_a_dark_rule_that_is_too_dark_is_named() -> None:
+    finding = the(digest(html=dark_html(".card p { color: #333333 !important; }")), "contrast")
+    assert "in dark mode, text #333333 on #15191e" in finding.message
+    assert finding.fix.startswith("make .card p lighter in the dark-mode rules, e.g. color: #")
+
+
+def test_a_dark_rule_without_important_loses_to_the_inline_colour() -> None:
+    findings = found(digest(html=dark_html(".card p { color: #e4e7eb; }")))
+    assert sorted(findings) == ["contrast", "dark-mode-overridden"]
+    over = findings["dark-mode-overridden"][0]
+    assert over.severity == "warning"
+    assert over.message.endswith(
+        "the dark mode rule .card p { color: #e4e7eb } never applies: the inliner wrote color: #1f2933 into "
+        "the style of the 1 element it matches, and an inline style wins over a rule without !important"
+    )
+    assert over.fix == "add !important: .card p { color: #e4e7eb !important; }"
+
+
+def test_without_color_scheme_dark_text_stays_black_on_white() -> None:
+    html = HTML.replace("</body>", "<p>Plain</p></body>").replace(
+        "</head>", "<style>@media (prefers-color-scheme: dark) { p { color: #eeeeee; } }</style></head>"
+    )
+    assert "contrast" not in found(digest(html=html))
+
+
+def test_the_web_version_contrast_is_checked() -> None:
+    finding = the(with_web('<p style="color:#eeeeee">Faint</p>'), "contrast")
+    assert finding.message.startswith("index.html:")
+
+
+# ---- dark mode survives inlining ----
+
+DARK_MJML = MJML.replace(
+    "<mjml>",
+    "<mjml><mj-head><mj-style>\n"
+    "  @media (prefers-color-scheme: dark) { .card a { color: #8cc4ff !important; } }\n"
+    "  [data-ogsc] .card a { color: #8cc4ff !important; }\n"
+    "</mj-style></mj-head>",
+)
+
+
+def test_dark_rules_dropped_by_the_inliner(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "digest.mjml.j2").write_text(
+        "<mjml>\n<mj-style>\n@media (prefers-color-scheme: dark) { .card a { color: #8cc4ff !important; } }\n"
+        "[data-ogsc] .card a { color: #8cc4ff !important; }\n</mj-style>\n"
+    )
+    html = HTML.replace(
+        "</head>",
+        "<style>@media (prefers-color-scheme: dark) { .card a { color: #8cc4ff !important } }</style></head>",
+    )
+    finding = the(
+        digest(html=html, mjml=DARK_MJML, templates_dir=templates, root=tmp_path), "dark-mode-dropped"
+    )
+    assert finding.severity == "error"
+    assert finding.message == (
+        "the Outlook.com's dark mode rule [data-ogsc] .card a { color: #8cc4ff } of the template is not in "
+        "digest.html: the CSS inliner dropped it"
+    )
+    assert finding.where == "templates/digest.mjml.j2:4"
+    assert "<mj-style>" in finding.fix
+
+
+def test_dark_rules_all_there() -> None:
+    html = HTML.replace(
+        "</head>",
+        "<style>@media (prefers-color-scheme: dark) {\n .card  a { color: #8CC4FF !important; }\n}\n"
+        "[data-ogsc] .card a { color: #8cc4ff !important; }</style></head>",
+    )
+    assert lint(digest(html=html, mjml=DARK_MJML)) == []
+
+
+def test_dark_rules_parsed() -> None:
+    css = (
+        "p { color: red } @media screen { p { color: blue } }"
+        "@media (prefers-color-scheme:dark) { h1, .a > b { color: #fff !important; background: #000 } }"
+        "[data-ogsb] .x, .y { background-color: #111 }"
+    )
+    rules = [(r.selector, r.prop, r.value, r.important, r.outlook) for r in dark_rules(css)]
+    assert rules == [
+        ("h1", "color", "#fff", True, False),
+        ("h1", "background", "#000", False, False),
+        (".a > b", "color", "#fff", True, False),
+        (".a > b", "background", "#000", False, False),
+        ("[data-ogsb] .x", "background-color", "#111", False, True),
+    ]
+
+
+# ---- invisible characters in items ----
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "name"),
+    [
+        ("title", "Alpha \u202enews", "U+202E RIGHT-TO-LEFT OVERRIDE at character 7"),
+        ("title", "Alpha\u2066 news\u2069", "U+2066 LEFT-TO-RIGHT ISOLATE at character 6 (and 1 more)"),
+        ("summary", "What\u200b happened", "U+200B ZERO WIDTH SPACE at character 5"),
+        ("summary", "\ufeffWhat happened", "U+FEFF ZERO WIDTH NO-BREAK SPACE at character 1"),
+        ("summary", "wh\u200dat", "U+200D ZERO WIDTH JOINER at character 3"),
+    ],
+)
+def test_invisible_characters_in_an_item(field: str, text: str, name: str) -> None:
+    record = item(**{field: text})
+    html = HTML.replace("Alpha news", record.title)
+    text_part = TEXT.replace("Alpha news", record.title)
+    finding = the(digest(items=(record,), html=html, text=text_part), "invisible-character")
+    assert finding.severity == "warning"
+    assert finding.where == f"{SOURCE} ({field})"
+    assert f"the {field} of " in finding.message and f"has an invisible {name}: " in finding.message
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "Coder \U0001f469\u200d\U0001f4bb at work",  # ZWJ inside an emoji sequence
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # ZWNJ in Persian
+        "\u0645\u0631\u062d\u0628\u0627 \u200fok",  # a right-to-left mark is not an override
+    ],
+)
+def test_joiners_where_they_belong_are_fine(summary: str) -> None:
+    assert "invisible-character" not in found(digest(items=(item(summary=summary),)))

@@ -16,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.config import check_url_template, greeting_fields
-from digest.message import HeaderError, Personaliser, check_unsubscribe_token, unsubscribe_token
+from digest.errors import ConfigError
+from digest.message import (
+    HeaderError,
+    Personaliser,
+    check_unsubscribe_secret,
+    check_unsubscribe_token,
+    unsubscribe_token,
+)
 
 G, U = "__G_test__", "__U_test__"
 LONG = "x" * 70
@@ -252,7 +259,6 @@ def test_no_unsubscribe_at_all_or_a_token_without_secret_is_refused() -> None:
     ("template", "why"),
     [
         ("https://x.org/u?e={mail}", "unknown field {mail}"),
-        ("https://x.org/u?t={token}", "must contain {email}"),
         ("https://x.org/u?e={email} &t={token}", "must be percent-encoded"),
         ("https://x.org/u?e={email", "bad template"),
     ],
@@ -268,3 +274,54 @@ def test_greeting_fields() -> None:
         greeting_fields("Hello {name.__class__},")
     with pytest.raises(ValueError, match="plain column names"):
         greeting_fields("Hello {name!r},")
+
+
+def test_bad_url_template_without_token_is_refused_for_the_right_reason() -> None:
+    with pytest.raises(ValueError, match=re.escape("must contain {token}")):
+        check_url_template("https://x.org/u?e={email}")
+
+
+@pytest.mark.parametrize(
+    ("secret", "size"), [("", None), ("x" * 31, 31), ("é" * 15 + "x", 31), ("\udc80" * 10, 30)]
+)
+def test_a_secret_under_32_bytes_is_refused_with_how_to_make_one(secret: str, size: int | None) -> None:
+    with pytest.raises(ConfigError) as err:
+        check_unsubscribe_secret(secret)
+    text = str(err.value)
+    assert text.startswith(
+        f"DIGEST_UNSUBSCRIBE_SECRET {'is not set' if size is None else f'is {size} bytes long'};"
+    )
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in text
+
+
+@pytest.mark.parametrize("secret", ["x" * 32, "é" * 16, "k" * 200])
+def test_a_secret_of_32_bytes_or_more_is_accepted(secret: str) -> None:
+    assert check_unsubscribe_secret(secret) == secret
+
+
+def test_an_unsigned_message_has_no_dkim_header() -> None:
+    out = maker().message("ann@example.org", "Ann")
+    assert out.wire.startswith(b"From: ")
+    assert b"DKIM-Signature" not in out.wire
+
+
+def test_the_token_carries_the_address_and_only_its_signature_proves_it() -> None:
+    from digest.message import address_from_token
+
+    secret = "s" * 40
+    token = unsubscribe_token(secret, "Ann@Example.org")
+    assert "@" not in token and "ann" not in token.lower()  # no address in the link for filters or logs
+    assert address_from_token(secret, token) == "ann@example.org"
+    assert check_unsubscribe_token(secret, "ann@example.org", token)
+    assert not check_unsubscribe_token(secret, "bob@example.org", token)
+    who, _, mac = token.rpartition(".")
+    forged = unsubscribe_token(secret, "bob@example.org").rpartition(".")[0] + "." + mac
+    for bad in (forged, who + "." + "0" * 32, who, "." + mac, "", "a.b.c", "é.é", "\udcff.x"):
+        assert address_from_token(secret, bad) is None, bad
+    assert address_from_token("t" * 40, token) is None  # another workspace's secret
+
+
+def test_a_token_only_url_has_no_address_in_it() -> None:
+    m = maker(unsubscribe_url="https://example.org/unsubscribe?u={token}", secret="s" * 40)
+    link, _header = m.unsubscribe_for("ann@example.org")
+    assert link.startswith("https://example.org/unsubscribe?u=") and "ann" not in link and "%40" not in link

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from digest.config import Config, load_config
+from digest.css import inline_css, keep_uninlinable, split_css
 from digest.errors import TemplateError
 from digest.items import Item
 from digest.render import (
@@ -17,7 +18,6 @@ from digest.render import (
     _wrap,
     compile_mjml,
     content_hash,
-    inline_css,
     markdown_html,
 )
 from digest.select import Digest, Section
@@ -139,3 +139,159 @@ def test_inline_css_inlines_and_keeps_media_queries() -> None:
     assert out.startswith("<!doctype html>")
     assert 'style="color:#123456"' in out
     assert "@media (prefers-color-scheme: dark)" in out
+
+
+# ---- CSS that cannot be inlined stays as written ----
+
+
+def test_split_css_keeps_at_rules_attribute_and_pseudo_selectors_apart() -> None:
+    css = """
+      h1 { font-size: 26px; }
+      a, [data-ogsc] a { color: red; }
+      :root { color-scheme: light dark; }
+      /* a comment { with braces } */
+      @media (prefers-color-scheme: dark) {
+        .x td { color: #fff !important; }
+      }
+      [data-ogsc] .card a { color: #8cc4ff !important; }
+      @font-face { font-family: X; src: url(x.woff2); }
+    """
+    inline, kept = split_css(css)
+    assert inline == "h1 { font-size: 26px; }\na { color: red; }"
+    assert kept.splitlines() == [
+        "[data-ogsc] a { color: red; }",
+        ":root { color-scheme: light dark; }",
+        "@media (prefers-color-scheme: dark) {",
+        ".x td { color: #fff !important; }",
+        "}",
+        "[data-ogsc] .card a { color: #8cc4ff !important; }",
+        "@font-face { font-family: X; src: url(x.woff2); }",
+    ]
+    assert "comment" not in inline + kept
+
+
+def test_split_css_keeps_an_unclosed_rule_as_written() -> None:
+    inline, kept = split_css("p { color: red; } @media (x) { p { color: blue; }")
+    assert inline == "p { color: red; }"
+    assert kept == "@media (x) { p { color: blue; }"
+
+
+def test_keep_uninlinable_leaves_comments_other_media_and_marked_blocks_alone() -> None:
+    html = (
+        "<head><!--[if mso]><style>[x] p{a:b}</style><![endif]-->"
+        '<style media="print">[x] p{a:b}</style>'
+        '<style data-premailer="ignore">[y] p{a:b}</style>'
+        "<style>p{color:red} [data-ogsc] p{color:blue}</style></head>"
+    )
+    out = keep_uninlinable(html)
+    assert out.startswith(
+        '<head><!--[if mso]><style>[x] p{a:b}</style><![endif]--><style media="print">[x] p{a:b}</style>'
+        '<style data-premailer="ignore">[y] p{a:b}</style>'
+    )
+    assert out.endswith(
+        '<style>p {color:red}</style><style data-premailer="ignore">[data-ogsc] p {color:blue}</style></head>'
+    )
+    assert keep_uninlinable("<style>p{color:red}</style>") == "<style>p {color:red}</style>"
+    assert keep_uninlinable("<style>[a] p{color:red}</style>") == (
+        '<style data-premailer="ignore">[a] p {color:red}</style>'
+    )
+
+
+def test_inline_css_keeps_outlook_dark_rules() -> None:
+    html = (
+        "<html><head><style>p{color:#123456} [data-ogsc] p{color:#eeeeee !important}"
+        "@media (max-width: 480px){.pad{padding:0}}</style></head><body><p>x</p></body></html>"
+    )
+    out = inline_css(html)
+    assert 'style="color:#123456"' in out
+    assert "[data-ogsc] p{color:#eeeeee !important}" in out.replace(" {", "{")
+    assert "@media (max-width: 480px){.pad{padding:0}}" in out
+    assert "data-premailer" not in out
+
+
+# ---- the template's own line for a line of the generated MJML ----
+
+
+def test_source_lines_follow_blocks_comments_and_values(tmp_path: Path) -> None:
+    base = (
+        "<mjml>\n"  # 1
+        "<mj-x></mj-x>\n"  # 2
+        "{# a comment\n"  # 3
+        "   over two lines #}\n"  # 4
+        "<mj-x></mj-x>\n"  # 5: the same text again, below the comment
+        "<mj-y />\n"  # 6
+        "<mj-x></mj-x>\n"  # 7: and again
+        "<mj-body>\n"  # 8
+        "{% block main %}{% endblock %}<mj-tail />\n"  # 9
+        "<mj-raw>{{ body }}</mj-raw>\n"  # 10
+        "</mj-body>\n"  # 11
+        "</mjml>\n"  # 12
+    )
+    child = (
+        '{% extends "base.j2" %}\n'  # 1
+        "{% block main %}\n"  # 2
+        "<mj-section>\n"  # 3
+        "  <mj-column>\n"  # 4
+        "    <mj-txt>{{ title }}</mj-txt>\n"  # 5
+        "  </mj-column>\n"  # 6
+        "</mj-section>\n"  # 7
+        "<mj-last>{% endblock %}\n"  # 8: the base's <mj-tail /> follows on the same output line
+    )
+    (tmp_path / "base.j2").write_text(base)
+    (tmp_path / "child.j2").write_text(child)
+    import jinja2
+
+    from digest.render import source_lines
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(tmp_path), trim_blocks=True, lstrip_blocks=True, autoescape=True
+    )
+    template = env.get_template("child.j2")
+    ctx = {"title": "T", "body": "line a\nline b\nline c"}
+    out = template.render(ctx).split("\n")
+    lines = source_lines(template, ctx)
+    assert len(lines) == len(out)
+    pairs = [(text, (Path(f).name, n)) for text, (f, n) in zip(out, lines, strict=True) if text.strip()]
+    shown = dict(pairs)
+    assert shown["<mjml>"] == ("base.j2", 1)
+    assert [where for text, where in pairs if text == "<mj-x></mj-x>"] == [
+        ("base.j2", 2),
+        ("base.j2", 5),
+        ("base.j2", 7),
+    ]
+    assert shown["<mj-body>"] == ("base.j2", 8)  # after the comment
+    assert shown["<mj-section>"] == ("child.j2", 3)
+    assert shown["    <mj-txt>T</mj-txt>"] == ("child.j2", 5)
+    assert shown["</mj-section>"] == ("child.j2", 7)
+    assert shown["<mj-last><mj-tail />"] == ("child.j2", 8)  # who wrote the line's first text
+    assert shown["<mj-raw>line a"] == ("base.j2", 10)
+    assert shown["line b"] == ("base.j2", 10)  # a value's lines stay on its expression's line
+    assert shown["</mj-body>"] == ("base.j2", 11)
+
+
+def test_a_bad_tag_fails_the_render_with_the_template_line(tmp_path: Path) -> None:
+    template = (
+        '{% extends "default/digest.mjml.j2" %}\n'
+        "{% block intro %}\n"
+        "<mj-section>\n"
+        "  <mj-colum><mj-text>Hi</mj-text></mj-colum>\n"
+        "</mj-section>\n"
+        "{% endblock %}\n"
+    )
+    cfg = config(tmp_path, templates={"digest.mjml.j2": template})
+    with pytest.raises(TemplateError) as info:
+        Renderer(cfg, now=NOW).render(digest(item(1)))
+    assert str(info.value).startswith(
+        f"{tmp_path / 'templates' / 'digest.mjml.j2'}:4: unknown MJML tag <mj-colum>"
+    )
+
+
+def test_a_bad_attribute_does_not_fail_the_render(tmp_path: Path) -> None:
+    """Only what makes content vanish fails the build; the rest is for `digest check`."""
+    template = (
+        '{% extends "default/digest.mjml.j2" %}\n'
+        '{% block intro %}<mj-section><mj-column><mj-text colour="red">Hi</mj-text></mj-column></mj-section>'
+        "{% endblock %}\n"
+    )
+    cfg = config(tmp_path, templates={"digest.mjml.j2": template})
+    assert "Hi" in Renderer(cfg, now=NOW).render(digest(item(1))).html

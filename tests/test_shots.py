@@ -471,3 +471,63 @@ def test_no_chromium(workspace: Path, run: Run, monkeypatch: pytest.MonkeyPatch)
     assert result.stderr.startswith("Error: no Chromium found: install Debian's chromium package")
     with pytest.raises(BrowserError), open_browser():
         pass
+
+
+# ---- on a phone, the text starts near the edge ----
+
+
+@pytest.mark.browser
+def test_the_double_mobile_padding_is_caught(browser: Browser, tmp_path: Path) -> None:
+    """The old rule matched the section's cell and the text's cell: text 32 px in on a 375 px screen."""
+    config, window, folder = sample_build(tmp_path, fixture="mobile-padding")
+    shots = take_screenshots(
+        folder, base_url=config.base_url, slug=window.slug, browser=browser, strict=False
+    )
+    assert [p.split(":")[0] for p in shots.problems] == ["shot-375-light.png", "shot-375-dark.png"]
+    for problem in shots.problems:
+        assert ": the text starts 32 px from the edge at 375 px (at most 24 on a phone): " in problem
+        assert "max-width: 480px media query" in problem
+
+
+@pytest.mark.browser
+def test_the_sample_text_starts_16_px_in_on_a_phone(browser: Browser, tmp_path: Path) -> None:
+    _config, _window, folder = sample_build(tmp_path)
+    page_ = browser.new_page(viewport={"width": 375, "height": 800})
+    try:
+        page_.goto((folder / "digest.html").as_uri())
+        from digest.shots import _MEASURE
+
+        measured = page_.evaluate(_MEASURE)
+    finally:
+        page_.close()
+    assert 16 <= measured["inset"] <= 24, measured
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("padding", "flagged"), [(25, True), (24, False), (0, False)])
+def test_text_inset_on_a_phone(browser: Browser, tmp_path: Path, padding: int, flagged: bool) -> None:
+    """25 px is too far in at 375 px, 24 px is not; 640 px is not checked (it has its own margins)."""
+    folder = page(
+        tmp_path / "2021-03",
+        f'<div style="padding-left:{padding}px"><p>Some text that starts where it starts</p></div>'
+        '<p style="display:none">hidden, at 0</p><div style="font-size:0;max-height:0;overflow:hidden">no size</div>',
+    )
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser, strict=False)
+    if not flagged:
+        assert shots.problems == ()
+        return
+    assert list(shots.problems) == [
+        f"{name}: the text starts {padding} px from the edge at 375 px (at most 24 on a phone): "
+        "'Some text that starts where it starts' (check the side padding of the max-width: 480px media "
+        "query: on both a section and its text, the two add up)"
+        for name in ("shot-375-light.png", "shot-375-dark.png")
+    ]
+
+
+@pytest.mark.browser
+def test_text_inset_of_a_right_to_left_page(browser: Browser, tmp_path: Path) -> None:
+    folder = page(tmp_path / "2021-03", '<div dir="rtl" style="padding-right:30px"><p>نص عربي</p></div>')
+    folder_html = (folder / "digest.html").read_text().replace("<body", '<body dir="rtl"', 1)
+    (folder / "digest.html").write_text(folder_html)
+    shots = take_screenshots(folder, base_url=BASE, slug="2021-03", browser=browser, strict=False)
+    assert len(shots.problems) == 2 and all("starts 30 px from the edge" in p for p in shots.problems)

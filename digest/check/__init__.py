@@ -10,19 +10,24 @@ manifest.json the subject, the preheader, the web version's address and the item
 items/ is not read (an item file added or edited since the build changes nothing); the templates folder
 only serves to name the template file and line where a finding is fixed.
 
-The package follows the data: built.py reads the folder, html.py parses the HTML, mjml.py lints the MJML,
-rules.py holds the rules, report.py the findings and their report.
+The package follows the data: built.py reads the folder, html.py parses the HTML, digest.mjmlschema lints
+the MJML, rules.py holds the rules, report.py the findings and their report; clients.py looks the features
+the email uses up in the caniemail data for [check] clients; spam.py scores a sent-shape message in
+SpamAssassin (`digest check --spam`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from digest import outdir
 from digest.check.built import BuiltDigest, load_built
+from digest.check.clients import client_findings
 from digest.check.html import Doc, Image, Link, parse_html
-from digest.check.mjml import MjmlProblem, lint_mjml
 from digest.check.report import Finding, Report, Severity, format_report
 from digest.check.rules import RULES, WEB_RULES, display_width
 from digest.config import Config
+from digest.mjmlschema import MjmlProblem, lint_mjml
 from digest.window import Window
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "Report",
     "Severity",
     "check",
+    "client_findings",
     "display_width",
     "format_report",
     "lint",
@@ -48,15 +54,20 @@ def check(config: Config, window: Window) -> Report:
     """Lint the built digest of a window; NotBuilt when it has not been built, OutputError when damaged."""
     parts = load_built(config, window)
     folder = outdir.folder_of(config.paths.out, window.slug)
-    return Report(folder=folder, window=window.slug, findings=tuple(lint(parts)))
+    findings = lint(parts, clients=config.check.clients)
+    return Report(folder=folder, window=window.slug, findings=tuple(findings))
 
 
-def lint(parts: BuiltDigest) -> list[Finding]:
-    """Every rule over the parts, in a stable order: the email's, then the web version's."""
+def lint(parts: BuiltDigest, *, clients: Iterable[str] = ()) -> list[Finding]:
+    """Every rule over the parts, in a stable order: the email's, the client support of the email's features
+    for `clients` (none: not looked up), then the web version's."""
     findings: list[Finding] = []
     email = parse_html(parts.html)
     for rule in RULES:
         findings.extend(rule(parts, email))
+    clients = tuple(clients)
+    if clients:
+        findings.extend(client_findings(parts, clients))
     web = parse_html(parts.web_html)
     for rule in WEB_RULES:
         findings.extend(rule(parts, web))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
 from lxml import html as lxml_html
@@ -34,12 +35,13 @@ class Image:
 
 @dataclass
 class Doc:
-    """Links, images, element ids and the visible text of an HTML document."""
+    """Links, images, element ids, the visible text and the tree of an HTML document."""
 
     links: list[Link] = field(default_factory=list)
     images: list[Image] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
     text: str = ""
+    root: Any = None  # the lxml tree, for the rules that need more (colours, selectors); None when empty
 
 
 def parse_html(source: str) -> Doc:
@@ -53,6 +55,7 @@ def parse_html(source: str) -> Doc:
         root = lxml_html.document_fromstring(source.encode("utf-8"), parser=parser)
     except etree.ParserError:  # nothing but comments or whitespace: no document
         return doc
+    doc.root = root
     chunks: list[str] = []
     _walk(root, doc, chunks, hidden=False, link=None)
     doc.text = " ".join(chunks)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-Severity = Literal["error", "warning"]
+Severity = Literal["error", "warning"]  # the same as digest.mjmlschema.Severity
 
 
 @dataclass(frozen=True)

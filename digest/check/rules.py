@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from digest.check.built import BuiltDigest, norm, norm_space, short
+from digest.check.contrast import rule_contrast, rule_web_contrast
+from digest.check.darkmode import rule_dark_survives, rule_web_dark_survives
 from digest.check.html import Doc
-from digest.check.mjml import lint_mjml
+from digest.check.invisible import rule_invisible_characters
 from digest.check.report import Finding
+from digest.mjmlschema import lint_mjml
 from digest.outdir.files import GMAIL_CLIP_BYTES
 from digest.render import HTML_TEMPLATE, TEXT_TEMPLATE
 
@@ -376,6 +379,8 @@ def rule_mjml(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
         )
 
 
+# Characters that reorder or hide text: bidi embeddings, overrides and isolates (a title can read backwards,
+# "Trojan Source"), and zero-width ones (a word that looks the same but does not match, hidden marks).
 RULES: tuple[Rule, ...] = (
     rule_html_size,
     rule_img_alt,
@@ -387,5 +392,8 @@ RULES: tuple[Rule, ...] = (
     rule_subject_preheader,
     rule_required_links,
     rule_mjml,
+    rule_invisible_characters,
+    rule_contrast,
+    rule_dark_survives,
 )
-WEB_RULES: tuple[Rule, ...] = (rule_web_img_alt, rule_web_links)
+WEB_RULES: tuple[Rule, ...] = (rule_web_img_alt, rule_web_links, rule_web_contrast, rule_web_dark_survives)

@@ -8,7 +8,15 @@ registers its commands on the group when imported.
 
 from __future__ import annotations
 
-from digest.cli import bounces, commands, sending, suppress  # noqa: F401 - registers the commands
+# Each module registers its commands on the group when imported.
+from digest.cli import (  # noqa: F401
+    bounces,
+    commands,
+    diff,
+    sending,
+    suppress,
+    unsubscribe,
+)
 from digest.cli.base import State, main
 
 __all__ = ["State", "main"]

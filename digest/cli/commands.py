@@ -167,16 +167,35 @@ def shots(state: State, /, out_dir: Path | None, **window: Any) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Instead of out/.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too (exit 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON (for CI).")
+@click.option(
+    "--spam",
+    is_flag=True,
+    help="Also score the message as sent in SpamAssassin (local rules); its own points are warnings.",
+)
 @click.pass_obj
 @fail_cleanly
-def check(state: State, /, out_dir: Path | None, strict: bool, as_json: bool, **window: Any) -> None:
+def check(
+    state: State, /, out_dir: Path | None, strict: bool, as_json: bool, spam: bool = False, **window: Any
+) -> None:
     """Lint a built digest: exit 1 on errors (with --strict, on warnings too)."""
+    from dataclasses import replace
+
     from digest.check import check as run_check
     from digest.check import format_report
 
     config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
     report = run_check(config, win)
+    if spam:
+        from digest.check.spam import spam_check, spam_findings
+
+        scored = spam_check(config, win, now=state.now)
+        for hit in scored.hits:
+            whose = "" if hit.ours else "  (environment, not ours)"
+            state.say(f"spamassassin {hit.points:5.1f}  {hit.rule}: {hit.description}{whose}")
+        state.say(f"spamassassin: {scored.score:g} points, {scored.own_points:g} of our own making")
+        own = spam_findings(scored, templates_dir=config.paths.templates)
+        report = replace(report, findings=(*report.findings, *own))
     folder = shown(report.folder)
     if as_json:
         click.echo(report.as_json(strict=strict))

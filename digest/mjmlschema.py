@@ -15,8 +15,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Literal
 
-from digest.check.report import Severity
+Severity = Literal["error", "warning"]  # as digest.check reports them
+TEMPLATE = "digest.mjml.j2"
 
 _PAD = ("padding", "padding-top", "padding-bottom", "padding-left", "padding-right")
 _BORDER = ("border", "border-top", "border-bottom", "border-left", "border-right", "border-radius")
@@ -227,6 +229,9 @@ class _MjmlReader(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.stack: list[str] = []
+        self.opened: list[tuple[str, int, int]] = []  # the stack's tags, with the line and column of each
+        self.inner: list[tuple[str, int, int]] = []  # mj-* tags opened inside an ending tag's HTML
+        self.left_open: list[tuple[str, int, int]] = []  # ... and not closed there: MRML fails on them
         self.raw: str | None = None  # inside an ending tag: its content is HTML
         self.problems: list[MjmlProblem] = []
 
@@ -241,6 +246,9 @@ class _MjmlReader(HTMLParser):
 
     def _start(self, tag: str, attrs: list[tuple[str, str | None]], *, closed: bool) -> None:
         if self.raw is not None:
+            if tag.startswith("mj-") and not closed:
+                line, offset = self.getpos()
+                self.inner.append((tag, line, offset + 1))
             return
         parent = self.stack[-1] if self.stack else ""
         if not (tag == "mjml" or tag.startswith("mj-")):
@@ -295,24 +303,80 @@ class _MjmlReader(HTMLParser):
                     "<mj-image",
                     'add alt="what the image shows"',
                 )
+            self._padding(tag, attrs, in_attributes=in_attributes)
         if closed:
             return
         self.stack.append(tag)
+        line, offset = self.getpos()
+        self.opened.append((tag, line, offset + 1))
         if tag in _ENDING:
             self.raw = tag
 
     def handle_endtag(self, tag: str) -> None:
         if self.raw is not None:
             if tag != self.raw:
+                for k in range(len(self.inner) - 1, -1, -1):
+                    if self.inner[k][0] == tag:
+                        del self.inner[k:]
+                        break
                 return
             self.raw = None
+            self.left_open += self.inner
+            self.inner = []
         if tag in self.stack:
             while self.stack and self.stack.pop() != tag:
-                pass
+                self.opened.pop()
+            self.opened.pop()
+
+    def _padding(self, tag: str, attrs: list[tuple[str, str | None]], *, in_attributes: bool) -> None:
+        # mjml-python drops a padding with a unitless 0 ("0 24px") when it computes widths (the Outlook
+        # table of mj-divider, mj-image's width, a column's width): a 552 px box gets 600 px.
+        if tag not in _SIZED:
+            return
+        for name, value in attrs:
+            if name != "padding" or not value:
+                continue
+            sides = value.split()
+            if "0" in sides and any(_nonzero(s) for s in _horizontal(sides)):
+                px = " ".join("0px" if s == "0" else s for s in sides)
+                self._add(
+                    "mjml-padding-zero",
+                    "warning",
+                    f'<{tag}{" (in mj-attributes)" if in_attributes else ""}> padding="{value}": '
+                    "mjml-python ignores a padding with a unitless 0 when it computes the Outlook width",
+                    f'padding="{value}"',
+                    f'write padding="{px}" (0px, not 0), or padding-left and padding-right',
+                )
+
+
+# Components whose padding mjml-python subtracts when it computes a width (mj-all: it reaches them all).
+_SIZED = frozenset({"mj-all", "mj-section", "mj-wrapper", "mj-column", "mj-image", "mj-divider"})
+
+
+def _horizontal(sides: list[str]) -> list[str]:
+    """The right and left values of a CSS padding shorthand of one to four values."""
+    if len(sides) == 1:
+        return sides
+    if len(sides) in (2, 3):
+        return [sides[1]]
+    return [sides[1], sides[3]]
+
+
+def _nonzero(value: str) -> bool:
+    return any(c in "123456789" for c in value)
 
 
 def _similar(a: str, b: str) -> bool:
     return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def unclosed_tags(source: str) -> list[tuple[str, int, int]]:
+    """The MJML tags never closed: (tag, line, column), those inside an mj-text (or another component of
+    HTML) first, then those still open at the end, innermost first."""
+    reader = _MjmlReader()
+    reader.feed(source)
+    reader.close()
+    return reader.left_open + reader.inner + reader.opened[::-1]
 
 
 def lint_mjml(source: str) -> list[MjmlProblem]:
@@ -321,3 +385,6 @@ def lint_mjml(source: str) -> list[MjmlProblem]:
     reader.feed(source)
     reader.close()
     return reader.problems
+
+
+# ---- where a line of the generated MJML comes from (for the build's error messages) ----

@@ -1,0 +1,290 @@
+"""The unsubscribe endpoint: a small WSGI application that receives the links `digest send` signs.
+
+RFC 8058: a POST with `List-Unsubscribe=One-Click` (what Gmail or Yahoo send when the reader presses their
+Unsubscribe button) suppresses the address at once and answers 200. A GET (the reader clicking the footer
+link) only shows a page with one button, which POSTs the same: mail scanners prefetch links, so a GET never
+unsubscribes by itself. It answers on any path, so the configured URL works behind a proxy that moves it.
+
+    gunicorn 'digest.unsubscribe:app'      # the workspace from DIGEST_CONFIG, or ./digest.toml
+    digest unsubscribe serve                # the same, locally, with wsgiref
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from digest.config import Config, load_config
+from digest.errors import ConfigError, DigestError
+from digest.message import address_from_token, check_unsubscribe_secret, check_unsubscribe_token
+from digest.suppress import Suppressions, normalise
+
+MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the page's form a few more
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
+StartResponse = Callable[..., Any]
+Environ = Mapping[str, Any]
+HEADERS = [
+    ("Cache-Control", "no-store"),
+    ("Referrer-Policy", "no-referrer"),  # the URL carries the token
+    ("X-Robots-Tag", "noindex"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+]
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where the address and the token are in a request, as the configured URL template puts them."""
+
+    query: Mapping[str, re.Pattern[str]]  # query parameter -> pattern of its value
+    path: re.Pattern[str] | None  # pattern of the end of the path, if a field is in the path
+
+    @classmethod
+    def of(cls, template: str) -> Link:
+        """Read an unsubscribe_url template (https://host/u?email={email}&token={token}, or in the path)."""
+        parts = urlsplit(template)
+        query = {}
+        for name, value in parse_qs(parts.query, keep_blank_values=True).items():
+            if "{" in value[0]:
+                query[name] = re.compile(_pattern(value[0], ".") + r"\Z", re.DOTALL)
+        path = None
+        first = min((parts.path.find(f) for f in ("{email}", "{token}") if f in parts.path), default=-1)
+        if first >= 0:
+            # From the slash before the first field to the end: a proxy may change what comes before.
+            tail = parts.path[parts.path.rfind("/", 0, first) :]
+            path = re.compile(_pattern(tail, "[^/]") + r"\Z")
+        return cls(query, path)
+
+    def fields(self, environ: Environ) -> dict[str, str]:
+        """{"email": ..., "token": ...} as far as this request has them."""
+        found: dict[str, str] = {}
+        query = parse_qs(_text(environ.get("QUERY_STRING", "")), keep_blank_values=True)
+        for name, pattern in self.query.items():
+            m = pattern.match(query.get(name, [""])[0])
+            if m:
+                found.update(m.groupdict())
+        if self.path is not None:
+            path = _text(environ.get("SCRIPT_NAME", "")) + _text(environ.get("PATH_INFO", ""))
+            m = self.path.search(path)
+            if m:
+                found.update(m.groupdict())
+        return found
+
+
+def _pattern(text: str, char: str) -> str:
+    # {email} and {token} become named groups; everything else must match literally.
+    out = []
+    for piece in re.split(r"(\{email\}|\{token\})", text):
+        if piece in ("{email}", "{token}"):
+            out.append(f"(?P<{piece[1:-1]}>{char}+)")
+        else:
+            out.append(re.escape(piece))
+    return "".join(out)
+
+
+def _valid(email: str) -> bool:
+    # A token we signed for an address the list would refuse (we never send to one): not a link of ours.
+    try:
+        normalise(email)
+    except DigestError:
+        return False
+    return True
+
+
+def _text(value: object) -> str:
+    # WSGI hands over bytes as latin-1 text (PEP 3333); the URL's bytes are UTF-8.
+    raw = value if isinstance(value, bytes) else str(value).encode("latin-1", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+class Endpoint:
+    """The WSGI application: a callable (environ, start_response) -> body."""
+
+    def __init__(self, *, template: str, secret: str, suppressions: Path, title: str, language: str = "en"):
+        self.link = Link.of(template)
+        self.secret = secret
+        self.suppressions = suppressions
+        self.title = title
+        self.language = language
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            status, body = self.respond(environ)
+        except DigestError as err:  # the suppression list cannot be written: say so, keep the details here
+            print(f"digest unsubscribe: {err}", file=environ.get("wsgi.errors", sys.stderr))
+            status, body = (
+                "503 Service Unavailable",
+                self.page("Please try again later", "Your request could not be recorded just now."),
+            )
+        headers = [*HEADERS, ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+        if status.startswith("405"):
+            headers.append(("Allow", "GET, HEAD, POST"))
+        start_response(status, headers)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    def respond(self, environ: Environ) -> tuple[str, bytes]:
+        """(status, page) for one request; suppresses the address on a valid POST."""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD", "POST"):
+            return "405 Method Not Allowed", self.page("Not allowed", "Open the link from the email.")
+        fields = self.link.fields(environ)
+        token = fields.get("token", "")
+        # The token carries the address; a template that also has {email} must agree with it.
+        email = address_from_token(self.secret, token) or ""
+        if "email" in fields and not check_unsubscribe_token(self.secret, fields["email"], token):
+            email = ""
+        if not email or not _valid(email):
+            return "400 Bad Request", self.page(
+                "This unsubscribe link is not valid",
+                "The link may have been cut or changed. Use the link in the latest email, or reply to it.",
+            )
+        if method != "POST":
+            return "200 OK", self.confirm(email)
+        form = self.form(environ)
+        if form is None:
+            return "413 Content Too Large", self.page("Too large", "This request is too large.")
+        if form.get(ONE_CLICK[0]) != ONE_CLICK[1]:
+            return "400 Bad Request", self.page("Not an unsubscribe request", "Use the button on the page.")
+        now = datetime.now(UTC)
+        agent = re.sub(r"[\x00-\x1f\x7f]", " ", _text(environ.get("HTTP_USER_AGENT", "")))[:300]
+        # The page's button says where it came from; a mail client's one-click POST does not.
+        source = "link" if form.get("from") == "page" else "one-click"
+        with Suppressions(self.suppressions) as store:
+            store.add(
+                email,
+                reason="unsubscribed",
+                source=source,
+                evidence=f"POST at {now.isoformat(timespec='seconds')}; user agent: {agent or '(none)'}",
+                at=now,
+            )
+        return "200 OK", self.page(
+            "You are unsubscribed", f"{email} will get no more of {self.title}.", done=True
+        )
+
+    def form(self, environ: Environ) -> dict[str, str] | None:
+        """The POST's form fields (urlencoded or multipart); None when the body is over MAX_BODY."""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return {}
+        if length > MAX_BODY:
+            return None
+        stream = environ.get("wsgi.input")
+        body = b""
+        while stream is not None and len(body) < length:
+            chunk = stream.read(length - len(body))
+            if not chunk:
+                break
+            body += chunk
+        kind = _text(environ.get("CONTENT_TYPE", ""))
+        if kind.lower().startswith("multipart/form-data"):
+            message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {kind}\r\n\r\n".encode() + body)
+            return {
+                str(part.get_param("name", header="content-disposition")): _text(
+                    part.get_payload(decode=True)
+                )
+                for part in message.iter_parts()
+                if part.get_param("name", header="content-disposition")
+            }
+        return {k: v[0] for k, v in parse_qs(_text(body), keep_blank_values=True).items()}
+
+    def confirm(self, email: str) -> bytes:
+        """The page a GET shows: one button, a form POST of List-Unsubscribe=One-Click to this same URL."""
+        with Suppressions(self.suppressions) as store:
+            if store.is_suppressed(email):
+                return self.page("You are unsubscribed", f"{email} gets no more of {self.title}.", done=True)
+        button = (
+            '<form method="post">'
+            '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            '<input type="hidden" name="from" value="page">'
+            '<button type="submit" id="unsubscribe">Unsubscribe</button></form>'
+        )
+        return self.page(f"Unsubscribe from {self.title}?", f"{email} will get no more of it.", extra=button)
+
+    def page(self, heading: str, text: str, *, extra: str = "", done: bool = False) -> bytes:
+        """A plain page; every value escaped."""
+        e = html.escape
+        return (
+            f'<!doctype html>\n<html lang="{e(self.language)}"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{e(heading)}</title><style>body{{font:1.1em/1.5 system-ui,sans-serif;max-width:32em;"
+            "margin:3em auto;padding:0 1em}button{font:inherit;padding:.5em 1.5em}</style></head>"
+            f"<body{' class=done' if done else ''}><h1>{e(heading)}</h1><p>{e(text)}</p>{extra}"
+            "</body></html>\n"
+        ).encode()
+
+
+def make_app(config: Config) -> Endpoint:
+    """The endpoint for a workspace; ConfigError without an https unsubscribe_url or a strong secret."""
+    if not config.send.unsubscribe_url:
+        raise ConfigError(
+            "[send] unsubscribe_url is not set: the endpoint answers the links it makes "
+            "(e.g. https://example.org/unsubscribe?u={token})"
+        )
+    return Endpoint(
+        template=config.send.unsubscribe_url,
+        secret=check_unsubscribe_secret(config.secrets.unsubscribe_secret),
+        suppressions=config.paths.suppressions,
+        title=config.title,
+        language=config.language,
+    )
+
+
+def app_from_environment(environ: Mapping[str, str] | None = None) -> Endpoint:
+    """The endpoint of the workspace DIGEST_CONFIG names, or of the digest.toml of the current folder."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("DIGEST_CONFIG")
+    return make_app(load_config(Path(path) if path else None, environ=environ))
+
+
+_app: Endpoint | None = None
+
+
+def __getattr__(name: str) -> Endpoint:
+    # `digest.unsubscribe:app` is made when a WSGI server asks for it, so importing the module reads no
+    # config, and a bad one stops the server at start-up rather than failing every request.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = app_from_environment()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def server(config: Config, *, host: str = "127.0.0.1", port: int = 8025) -> WSGIServer:
+    """The endpoint in a wsgiref server bound to host:port (port 0: any free one), not yet serving."""
+    app = make_app(config)
+    try:
+        return make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
+    except OSError as err:
+        raise DigestError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+
+
+def serve(
+    config: Config, *, host: str = "127.0.0.1", port: int = 8025, ready: Callable[[str], None] | None = None
+) -> None:
+    """Run the endpoint with wsgiref until interrupted; `ready` gets the URL once it listens."""
+    with server(config, host=host, port=port) as httpd:
+        if ready is not None:
+            ready(f"http://{host}:{httpd.server_port}/")
+        httpd.serve_forever()
