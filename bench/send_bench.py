@@ -9,6 +9,8 @@
 4. Peak memory (max RSS) of `digest send` to --big subscribers.
 5. `digest send` with a --suppressed-address suppression list (none of them on the list, so the same
    messages go out), as a ratio to the plain send measured just before and after it.
+6. `digest send` with DKIM signing (a 2048-bit RSA key made for the run), as a ratio to the plain send,
+   interleaved (--no-dkim skips it).
 
 smtp-sink and smtp-source come from Debian's postfix package, unpacked (`apt-get download` + `dpkg -x`)
 into bench/.work/postfix/: nothing is installed as a service. Only 127.0.0.1 is used.
@@ -136,13 +138,15 @@ def timed(cmd: list[str], **kw: object) -> float:
     return time.perf_counter() - began
 
 
-def send_digest(ws: Path, csv: Path, connections: int) -> tuple[float, int]:
+def send_digest(
+    ws: Path, csv: Path, connections: int, extra_env: dict[str, str] | None = None
+) -> tuple[float, int]:
     """Seconds for a whole `digest send` (start-up and list checks included) and its peak RSS in KB."""
     for old in (ws / "out" / "2021-03").glob("journal.sqlite*"):  # the digest's journal: a fresh send
         old.unlink()
     cmd = [*digest_cmd(), "-q", "send", "--month", "2021-03", "--subscribers", str(csv), "--yes"]
     cmd += ["--connections", str(connections)]
-    env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": SECRET}
+    env = {**os.environ, "DIGEST_UNSUBSCRIBE_SECRET": SECRET, **(extra_env or {})}
     # A child of its own, so that RUSAGE_CHILDREN's max RSS is this send's alone.
     probe = (
         "import resource, subprocess, sys, time; t = time.perf_counter(); "
@@ -218,6 +222,31 @@ def suppressed_run(ws: Path, csv: Path, n: int, size: int, connections: int) -> 
         path.unlink()
 
 
+def dkim_run(ws: Path, csv: Path, n: int, connections: int) -> None:
+    """Run 6: plain, DKIM-signed, plain, signed sends (an RSA 2048 key made here); the best of each."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    signed_env = {
+        "DIGEST_DKIM_KEY": pem,
+        "DIGEST_DKIM_DOMAIN": "example.org",
+        "DIGEST_DKIM_SELECTOR": "bench",
+    }
+    plain, signed = [], []
+    for _ in range(2):
+        plain.append(send_digest(ws, csv, connections)[0])
+        signed.append(send_digest(ws, csv, connections, signed_env)[0])
+    best_plain, best_signed = min(plain), min(signed)
+    print(
+        f"DKIM (rsa-sha256, 2048 bits), --connections {connections}: {n / best_signed:.0f} msg/s vs "
+        f"{n / best_plain:.0f} plain = {best_plain / best_signed:.2f}x the plain send's throughput"
+    )
+
+
 def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
@@ -228,6 +257,7 @@ def main() -> None:
     parser.add_argument(
         "--suppressed", type=int, default=100_000, help="suppression list size for run 5 (0: skip)"
     )
+    parser.add_argument("--no-dkim", action="store_true", help="skip run 6, the DKIM-signed send")
     args = parser.parse_args()
     n = args.subscribers
     conns = [int(c) for c in args.connections.split(",")]
@@ -264,6 +294,8 @@ def main() -> None:
                     print(f"  digest send --connections {c}: {rate / mm_rate:.1f}x mailmerge")
             if args.suppressed:
                 suppressed_run(ws, csv, n, args.suppressed, conns[0])
+            if not args.no_dkim:
+                dkim_run(ws, csv, n, conns[0])
             if args.big:
                 big = subscriber_list(root / "big.csv", args.big)
                 secs, rss = send_digest(ws, big, max(conns))
