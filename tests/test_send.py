@@ -85,7 +85,7 @@ def test_send_delivers_one_personalised_message_to_each(
         text, html = parts(msg)
         greeting = f"Hello {name}," if name else "Hello,"
         assert greeting in text.splitlines()
-        assert f"Unsubscribe: {https}" in text
+        assert f"Unsubscribe:\r\n{https}\r\n" in text  # the link on a line of its own: never wrapped
         assert f'href="{https.replace("&", "&amp;")}"' in html
         if name.startswith("<b>"):
             assert "Hello &lt;b&gt;Xavier &amp; Co&lt;/b&gt;," in html and "<b>Xavier" not in html
