@@ -92,3 +92,7 @@ class SuppressionError(DigestError):
 
 class MailboxError(DigestError):
     """The bounce mailbox (IMAP or Maildir) cannot be reached, logged into, opened or marked."""
+
+
+class FeedError(DigestError):
+    """A feed cannot be fetched or read at all (HTTP status, network, not a feed); the message names it."""

@@ -36,7 +36,7 @@ from digest.words import slugify
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
-OPTIONAL = ("url", "image", "image_alt", "author", "tags", "draft")
+OPTIONAL = ("url", "image", "image_alt", "author", "tags", "draft", "source_id", "feed")
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FRONT = frontmatter.default_handlers.YAMLHandler()

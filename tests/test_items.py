@@ -102,7 +102,7 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         (
             "title: T\ndate: 2021-03-01\ncatgory: News\nsummary: S\n",
             "items/bad.md:4: unknown field 'catgory' (did you mean 'category'?); fields are: "
-            "title, date, category, summary, url, image, image_alt, author, tags, draft",
+            "title, date, category, summary, url, image, image_alt, author, tags, draft, source_id, feed",
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript:alert(1)\n",

@@ -13,6 +13,7 @@ from digest.cli import (  # noqa: F401
     bounces,
     commands,
     diff,
+    feeds,
     sending,
     suppress,
     unsubscribe,

@@ -121,6 +121,16 @@ class Check:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Import:
+    """[import]: how `digest import` files feed entries (the TOML table is `import`, a Python keyword)."""
+
+    default_category: str = "News"
+    categories: tuple[tuple[str, str], ...] = ()  # a feed's category -> the digest's
+    summary_length: int = 300
+    feeds: tuple[v.FeedSetting, ...] = ()  # [[import.feeds]]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Secrets:
     """From the environment only; never read from a file, never printed (not even by repr)."""
 
@@ -155,6 +165,7 @@ class Config:
     bounces: Bounces = Bounces()
     dkim: Dkim = Dkim()
     check: Check = Check()
+    feeds_import: Import = Import()
     secrets: Secrets = Secrets()
 
     @property
@@ -227,6 +238,10 @@ _SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
     "dkim.selector": ("dkim", "selector", v.line, "DIGEST_DKIM_SELECTOR"),
     "dkim.key_file": ("dkim", "key_file", v.optional_path, "DIGEST_DKIM_KEY_FILE"),
     "check.clients": ("check", "clients", v.names, ""),
+    "import.default_category": ("feeds_import", "default_category", v.nonempty_line, ""),
+    "import.categories": ("feeds_import", "categories", v.category_map, ""),
+    "import.summary_length": ("feeds_import", "summary_length", v.summary_length, ""),
+    "import.feeds": ("feeds_import", "feeds", v.feed_list, ""),
 }
 # Relative paths: against the config file's folder when they come from the file or the environment, against
 # the current folder when they come from a flag (the user typed them in the shell).
@@ -255,6 +270,7 @@ _GROUPS: dict[str, type[Any]] = {
     "bounces": Bounces,
     "dkim": Dkim,
     "check": Check,
+    "feeds_import": Import,
 }
 
 

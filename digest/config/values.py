@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from email.headerregistry import Address
 from email.utils import getaddresses
 from pathlib import Path
@@ -262,3 +263,47 @@ def names(v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
         raise ValueError("expected a list of names")
     return tuple(x.strip().lower() for x in v)
+
+
+def category_map(v: Any) -> tuple[tuple[str, str], ...]:
+    """[import.categories]: a feed's category name -> the digest's category."""
+    if not isinstance(v, dict) or not all(isinstance(x, str) and x.strip() for x in v.values()):
+        raise ValueError('expected a table of "feed category" = "digest category"')
+    return tuple((str(k).strip(), x.strip()) for k, x in v.items())
+
+
+def summary_length(v: Any) -> int:
+    return whole(v, lo=40, hi=10_000, expected="a whole number of characters from 40 to 10000")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedSetting:
+    """One [[import.feeds]] table: the feed's URL (or file), its category and its language."""
+
+    url: str
+    category: str = ""
+    language: str = ""
+
+
+def feed_list(v: Any) -> tuple[FeedSetting, ...]:
+    """[[import.feeds]]: url (required), category and language (optional) in each table."""
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise ValueError("expected [[import.feeds]] tables, each with url = ...")
+    feeds = []
+    for n, table in enumerate(v, 1):
+        unknown = sorted(set(table) - {"url", "category", "language"})
+        if unknown:
+            raise ValueError(f"feed {n}: unknown key {unknown[0]!r}; keys are url, category, language")
+        if "url" not in table:
+            raise ValueError(f"feed {n}: url is missing")
+        try:
+            feeds.append(
+                FeedSetting(
+                    url=nonempty_line(table["url"]),
+                    category=line(table.get("category", "")).strip(),
+                    language=language(table["language"]) if table.get("language") else "",
+                )
+            )
+        except ValueError as err:
+            raise ValueError(f"feed {n}: {err}") from err
+    return tuple(feeds)
