@@ -12,6 +12,9 @@
 6. `digest send` with DKIM signing (a 2048-bit RSA key made for the run), as a ratio to the plain send,
    interleaved (--no-dkim skips it).
 
+--latency-ms N puts bench/latency_proxy.py between the senders (digest send and smtp-source alike) and the
+sink, N ms each way: a relay 2N ms away rather than on loopback.
+
 smtp-sink and smtp-source come from Debian's postfix package, unpacked (`apt-get download` + `dpkg -x`)
 into bench/.work/postfix/: nothing is installed as a service. Only 127.0.0.1 is used.
 """
@@ -19,6 +22,7 @@ into bench/.work/postfix/: nothing is installed as a service. Only 127.0.0.1 is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import shutil
@@ -258,15 +262,26 @@ def main() -> None:
         "--suppressed", type=int, default=100_000, help="suppression list size for run 5 (0: skip)"
     )
     parser.add_argument("--no-dkim", action="store_true", help="skip run 6, the DKIM-signed send")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="send through a proxy adding this delay each way"
+    )
     args = parser.parse_args()
     n = args.subscribers
     conns = [int(c) for c in args.connections.split(",")]
     sink_bin, source_bin, pf_env = postfix_tools()
     sink = Sink(sink_bin, pf_env)
     try:
-        with tempfile.TemporaryDirectory(prefix="send-bench-") as tmp:
+        with contextlib.ExitStack() as stack:
+            port = sink.port
+            if args.latency_ms:
+                sys.path.insert(0, str(Path(__file__).parent))
+                from latency_proxy import Running
+
+                port = stack.enter_context(Running(("127.0.0.1", sink.port), args.latency_ms / 1000)).port
+                print(f"through a proxy adding {args.latency_ms:g} ms each way")
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="send-bench-"))
             root = Path(tmp)
-            ws = workspace(root, sink.port)
+            ws = workspace(root, port)
             csv = subscriber_list(root / "subscribers.csv", n)
             sample = digest(ws, "send", "--month", "2021-03", "--subscribers", str(csv), "--dry-run")
             size = len(sample.stdout.encode())
@@ -275,7 +290,7 @@ def main() -> None:
             for c in conns:
                 # -d: keep each connection for the next message, as digest does.
                 source = [str(source_bin), "-d", "-s", str(c), "-m", str(n), "-l", str(size), "-f", SENDER]
-                src = timed([*source, "-t", "reader@example.org", f"127.0.0.1:{sink.port}"], env=pf_env)
+                src = timed([*source, "-t", "reader@example.org", f"127.0.0.1:{port}"], env=pf_env)
                 secs, rss = send_digest(ws, csv, c)
                 rows.append((c, n / src, n / secs, rss))
                 print(
@@ -285,7 +300,7 @@ def main() -> None:
             if args.mailmerge:
                 exe = mailmerge_bin()
                 m = args.mailmerge
-                mm = mailmerge_files(root, ws, subscriber_list(root / "mm.csv", m), sink.port)
+                mm = mailmerge_files(root, ws, subscriber_list(root / "mm.csv", m), port)
                 cmd = [str(exe), "--no-dry-run", "--no-limit", "--output-format", "raw"]
                 secs = timed(cmd, cwd=mm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 mm_rate = m / secs

@@ -32,7 +32,7 @@ from digest import outdir, presend, smtp
 from digest.config import Config
 from digest.errors import DigestError, SendError, SuppressionError
 from digest.journal import Counts, Journal, journal_path
-from digest.message import Personaliser
+from digest.message import Outgoing, Personaliser
 from digest.presend import DryRun, Prepared, Say, SendOptions, dry_run, prepare, send_test
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers
 from digest.suppress import Suppressions, open_suppressions, why
@@ -119,15 +119,20 @@ class _Run:
         delay = min(self.options.retry_delay * 2 ** (attempt - 1), 300.0)
         self.stop.wait(delay * random.uniform(0.8, 1.2))  # jitter, not security
 
+    def take(self) -> tuple[Subscriber, Outgoing] | None:
+        with self.todo_lock:  # each connection takes the next recipient itself: no feeder thread
+            sub = next(self.todo, None)
+        return None if sub is None else (sub, self.maker.message(sub.email, sub.name, sub.fields))
+
     def worker(self) -> None:
-        conn: smtplib.SMTP | None = None
+        conn: smtp.Session | None = None
         try:
-            while not self.stop.is_set():
-                with self.todo_lock:  # each connection takes the next recipient itself: no feeder thread
-                    sub = next(self.todo, None)
-                if sub is None:
-                    break
-                conn = self.send(conn, sub)
+            # One message ahead: its envelope goes with the current message's data (smtp.Session).
+            item = self.take()
+            while item is not None and not self.stop.is_set():
+                after = self.take()
+                conn = self.send(conn, *item, None if after is None else after[1])
+                item = after
         except DigestError as err:  # the journal cannot be written: stop everyone, say why
             self.fail(str(err))
         except Exception as err:
@@ -139,15 +144,21 @@ class _Run:
                 if self.live == 0:
                     self.finished.set()
 
-    def send(self, conn: smtplib.SMTP | None, sub: Subscriber) -> smtplib.SMTP | None:
-        message = self.maker.message(sub.email, sub.name, sub.fields)
+    def send(
+        self, conn: smtp.Session | None, sub: Subscriber, message: Outgoing, then: Outgoing | None
+    ) -> smtp.Session | None:
         attempt = 0
         last = ""
         fresh = False  # this worker's last journal write (a result) just succeeded
         while not self.stop.is_set():
             try:
+                if conn is not None and conn.busy_with_other(message):
+                    # The server waits for another message's data (sent ahead after this one was
+                    # refused): only a new connection ends that, as a lone "." would deliver it empty.
+                    conn.close()
+                    conn = None
                 if conn is None:
-                    conn = smtp.connect(self.settings)
+                    conn = smtp.Session(smtp.connect(self.settings), self.sender)
                 self.limit.wait(self.stop)
                 if self.stop.is_set():
                     break
@@ -156,7 +167,7 @@ class _Run:
                     self.journal.check()
                 else:
                     self.journal.touch(sub.key)
-                reply = smtp.deliver(conn, self.sender, message)
+                reply = conn.deliver(message, then)
             except smtp.Fatal as err:
                 self.fail(str(err))
                 return None

@@ -2,7 +2,8 @@
 
 No journal and no threads here (digest/send.py runs the send). `connect` raises `Fatal` for what no retry
 can mend (TLS, certificate, login) and OSError for what a fresh connection may (refused, dropped, 4xx on
-connect); `deliver` raises `Reply` for any refusal, with its code and the command it answered.
+connect); `deliver` and `Session.deliver` (one connection's messages, pipelined across messages when the
+server offers PIPELINING) raise `Reply` for any refusal, with its code and the command it answered.
 """
 
 from __future__ import annotations
@@ -256,6 +257,89 @@ def deliver(conn: smtplib.SMTP, sender: str, message: Message) -> str:
     return f"{code} {reply_text(text)}"
 
 
+class Session:
+    """One connection's transactions. With PIPELINING the end of one message's data and the next one's MAIL,
+    RCPT and DATA go in one write (RFC 2920): one round trip per message. Replies come in the order of the
+    commands, the message's own first; the next message's data waits for its turn, so at most one message
+    per connection is on the wire without its result."""
+
+    def __init__(self, conn: smtplib.SMTP, sender: str) -> None:
+        self.conn, self.sender = conn, sender
+        self.pipelining = conn.has_extn("pipelining")
+        self._next: Message | None = None  # the message whose envelope was sent with the last data
+        self._opened: Reply | None = None  # its outcome: None when the server waits for its data (354)
+        self._broken: BaseException | None = None  # the connection failed after the last data's reply
+
+    def busy_with_other(self, message: Message) -> bool:
+        """Whether the server waits for the data of another message (only a new connection ends that:
+        a lone "." would deliver it empty)."""
+        return self._next is not None and self._opened is None and self._next is not message
+
+    def deliver(self, message: Message, then: Message | None = None) -> str:
+        """Send `message` (and the envelope of `then`, in the same write); its reply, or Reply."""
+        if not self.pipelining:
+            return deliver(self.conn, self.sender, message)
+        if self._broken is not None:
+            raise smtplib.SMTPServerDisconnected(f"connection lost: {self._broken}")
+        if self.busy_with_other(message):
+            raise RuntimeError("the server waits for another message's data: close this session first")
+        if self._next is message:
+            self._next, opened = None, self._opened
+            if opened is not None:
+                raise opened  # refused when its envelope went out with the message before
+        else:
+            self._next = None  # a refusal of a message not sent yet: asked again when its turn comes
+            self._open(message)
+        if then is None:
+            self.conn.send(message.wire)
+        else:
+            self.conn.send(message.wire + self._envelope(then))
+        code, text = self.conn.getreply()
+        if then is not None:
+            self._next = then
+            try:
+                self._opened = self._replies()
+            except (smtplib.SMTPException, OSError) as err:  # message's reply is in; the rest is lost
+                self._next, self._broken = None, err
+        if code != 250:
+            raise Reply(code, reply_text(text), "end of DATA")
+        return f"{code} {reply_text(text)}"
+
+    def _envelope(self, message: Message) -> bytes:
+        return f"MAIL FROM:<{self.sender}>\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n".encode()
+
+    def _open(self, message: Message) -> None:
+        self.conn.send(self._envelope(message))
+        refused = self._replies()
+        if refused is not None:
+            raise refused
+
+    def _replies(self) -> Reply | None:
+        """The replies to MAIL, RCPT and DATA: None when the server waits for the data, else the refusal
+        (the transaction ended, so the connection is ready for the next one)."""
+        conn = self.conn
+        (mcode, mtext), (rcode, rtext), (dcode, dtext) = conn.getreply(), conn.getreply(), conn.getreply()
+        if dcode == 354:
+            if mcode == 250 and rcode in (250, 251):
+                return None
+            conn.send(b".\r\n")  # a server that said 354 with no recipient: end the empty message
+            conn.getreply()
+        else:
+            rset(conn)
+        if mcode != 250:
+            return Reply(mcode, reply_text(mtext), "MAIL FROM")
+        if rcode not in (250, 251):
+            return Reply(rcode, reply_text(rtext), "RCPT TO")
+        return Reply(dcode, reply_text(dtext), "DATA")
+
+    def close(self) -> None:
+        """QUIT, or just close when the server waits for a message's data (QUIT would be data)."""
+        if self._next is not None and self._opened is None:
+            self.conn.close()
+        else:
+            close(self.conn)
+
+
 def rset(conn: smtplib.SMTP) -> None:
     """End a refused transaction. A connection that died meanwhile is left for the next use to notice
     (it then raises SMTPServerDisconnected, which is retried on a fresh connection); the refusal stands."""
@@ -263,9 +347,12 @@ def rset(conn: smtplib.SMTP) -> None:
         conn.rset()
 
 
-def close(conn: smtplib.SMTP | None) -> None:
+def close(conn: smtplib.SMTP | Session | None) -> None:
     """QUIT politely; just close when the connection is already gone."""
     if conn is None:
+        return
+    if isinstance(conn, Session):
+        conn.close()
         return
     try:
         conn.quit()

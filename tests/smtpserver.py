@@ -46,6 +46,14 @@ class Handler:
     data_command_faults: list[str] = field(default_factory=list)
     data_command_refuse: dict[str, str] = field(default_factory=dict)  # recipient -> "554 ..."
     mail_faults: list[str] = field(default_factory=list)  # next MAIL FROM replies, e.g. "503 ..."
+    rcpt_faults: dict[str, list[str]] = field(default_factory=dict)  # recipient -> its next RCPT replies
+    data_end_refuse: dict[str, str] = field(default_factory=dict)  # recipient -> reply to the end of its data
+    # Recipients whose message is accepted (250 sent) and then the connection closed, before any reply to
+    # what the client pipelined after it:
+    drop_after: set[str] = field(default_factory=set)
+    rcpt_delay: dict[str, float] = field(default_factory=dict)  # recipient -> seconds before its RCPT reply
+    # Say 354 to a DATA with no accepted recipient (as some servers do), then refuse the empty message:
+    data_without_rcpt: bool = False
     pipelining: bool = False
     delay: float = 0.0  # seconds before each DATA reply: keeps messages in flight (kill test)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,6 +89,11 @@ class Handler:
     ) -> str:
         with self.lock:
             self.rcpts[address.lower()] += 1
+            queued = self.rcpt_faults.get(address.lower())
+            fault = queued.pop(0) if queued else None
+        await asyncio.sleep(self.rcpt_delay.get(address.lower(), 0.0))
+        if fault:
+            return fault
         if address.lower() in self.refuse:
             return self.refuse[address.lower()]
         envelope.rcpt_tos.append(address)
@@ -98,10 +111,18 @@ class Handler:
             return "451 never seen"
         if fault:
             return fault
+        rcpts = [r.lower() for r in envelope.rcpt_tos]
+        refusal = next((self.data_end_refuse[r] for r in rcpts if r in self.data_end_refuse), None)
+        if refusal:
+            return refusal
         assert isinstance(envelope.content, bytes)
         with self.lock:
             self.received.append((list(envelope.rcpt_tos), envelope.content))
             self.arrivals.append(time.monotonic())
+        if self.drop_after.intersection(rcpts):
+            await server.push("250 2.0.0 Ok: queued as TEST")
+            assert server.transport is not None
+            server.transport.close()  # after the 250 is written; nothing the client pipelined is answered
         return "250 2.0.0 Ok: queued as TEST"
 
     def opened(self) -> None:
@@ -160,6 +181,12 @@ class _SMTP(SMTP):
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         handler = self.event_handler
+        if isinstance(handler, Handler) and handler.data_without_rcpt and not self.envelope.rcpt_tos:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.readuntil(b".\r\n")  # the client ends the empty message at once
+            await self.push("554 5.5.1 no valid recipients")
+            self._set_rset_state()
+            return
         if isinstance(handler, Handler) and self.envelope is not None and self.envelope.rcpt_tos:
             fault = handler.data_command_fault(self.envelope)
             if fault:

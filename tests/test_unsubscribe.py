@@ -534,7 +534,7 @@ def sent_message(ws: Path, smtp_env: Callable[..., None]) -> tuple[str, str, str
         msg = server.handler.messages()["ann@example.org"]
     header = re.findall(r"<(https://[^>]+)>", str(msg["List-Unsubscribe"]))[0]
     text, html = (part.get_content() for part in msg.iter_parts())
-    footer = re.search(r"Unsubscribe: (\S+)", text)
+    footer = re.search(r"Unsubscribe:\s+(\S+)", text)  # the link is on a line of its own
     href = re.findall(r'href="(https://example\.org/unsubscribe[^"]+)"', html)
     assert footer is not None and len(href) == 1
     return header, footer[1], href[0].replace("&amp;", "&")

@@ -1,0 +1,257 @@
+"""Pipelining across messages (RFC 2920): one round trip per message, and faults in the middle of a
+pipelined batch assigned to the right recipients, against a real aiosmtpd server that injects them."""
+
+from __future__ import annotations
+
+import importlib.util
+import smtplib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from click.testing import Result
+from smtpserver import MONTH, Handler, Server, journal_rows, subscribers
+
+from digest import smtp
+
+Run = Callable[..., Result]
+SENDER = "news@example.org"
+
+
+def _proxy_module() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "bench" / "latency_proxy.py"
+    spec = importlib.util.spec_from_file_location("latency_proxy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["latency_proxy"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+latency_proxy = _proxy_module()
+
+
+@dataclass(frozen=True)
+class Msg:
+    recipient: str
+    wire: bytes = b"Subject: hi\r\n\r\nhello\r\n.\r\n"
+
+
+def settings(port: int) -> smtp.SmtpSettings:
+    return smtp.SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5)
+
+
+def deliver_all(port: int, messages: list[Msg]) -> dict[str, str]:
+    """Each message on one Session, the next one's envelope sent with each; recipient -> reply or error."""
+    out: dict[str, str] = {}
+    session = smtp.Session(smtp.connect(settings(port)), SENDER)
+    try:
+        for n, message in enumerate(messages):
+            then = messages[n + 1] if n + 1 < len(messages) else None
+            try:
+                out[message.recipient] = session.deliver(message, then)
+            except smtp.Reply as err:
+                out[message.recipient] = f"{err.stage}: {err.code}"
+    finally:
+        session.close()
+    return out
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
+def test_each_pipelined_message_costs_one_round_trip(pipelining: bool) -> None:
+    handler = Handler(pipelining=pipelining)
+    messages = [Msg(f"r{n}@example.org") for n in range(10)]
+    with Server(handler) as server, latency_proxy.Running(("127.0.0.1", server.port), 0.0) as proxy:
+        replies = deliver_all(proxy.port, messages)
+        turns = proxy.proxy.turns
+    assert all(r.startswith("250 ") for r in replies.values())
+    assert handler.counts() == {m.recipient: 1 for m in messages}
+    # EHLO, the first envelope, then one turn per message's data (with the next envelope), QUIT.
+    if pipelining:
+        assert turns <= len(messages) + 3
+    else:
+        assert turns > 3 * len(messages)
+
+
+def test_faults_in_a_pipelined_batch_go_to_their_own_message() -> None:
+    handler = Handler(
+        pipelining=True,
+        rcpt_faults={"b@example.org": ["451 4.2.0 later"]},
+        refuse={"c@example.org": "550 5.1.1 no such user"},
+        data_end_refuse={"d@example.org": "554 5.6.0 bad content"},
+        data_command_refuse={"e@example.org": "554 5.7.1 not for e"},
+    )
+    messages = [Msg(f"{x}@example.org") for x in "abcdefg"]
+    with Server(handler) as server:
+        replies = deliver_all(server.port, messages)
+    assert replies == {
+        "a@example.org": "250 2.0.0 Ok: queued as TEST",
+        "b@example.org": "RCPT TO: 451",
+        "c@example.org": "RCPT TO: 550",
+        "d@example.org": "end of DATA: 554",
+        "e@example.org": "DATA: 554",
+        "f@example.org": "250 2.0.0 Ok: queued as TEST",
+        "g@example.org": "250 2.0.0 Ok: queued as TEST",
+    }
+    assert handler.counts() == {"a@example.org": 1, "f@example.org": 1, "g@example.org": 1}
+
+
+def test_a_drop_after_a_reply_counts_that_message_and_fails_the_next() -> None:
+    handler = Handler(pipelining=True, drop_after={"b@example.org"})
+    a, b, c = (Msg(f"{x}@example.org") for x in "abc")
+    with Server(handler) as server:
+        session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
+        try:
+            assert session.deliver(a, b).startswith("250 ")
+            assert session.deliver(b, c).startswith("250 ")  # its reply came before the drop
+            with pytest.raises(smtplib.SMTPServerDisconnected):
+                session.deliver(c)
+        finally:
+            session.close()
+    assert handler.counts() == {"a@example.org": 1, "b@example.org": 1}
+
+
+def test_a_timeout_after_a_reply_leaves_the_connection_unused() -> None:
+    # b's envelope replies never come in time: a's reply stands, and nothing more goes on that connection
+    # (its replies could no longer be matched to the commands).
+    handler = Handler(pipelining=True, rcpt_delay={"b@example.org": 3.0})
+    a, b = Msg("a@example.org"), Msg("b@example.org")
+    with Server(handler) as server:
+        conn = smtp.connect(smtp.SmtpSettings(host="127.0.0.1", port=server.port, security="none", timeout=1))
+        session = smtp.Session(conn, SENDER)
+        try:
+            assert session.deliver(a, b).startswith("250 ")
+            with pytest.raises(smtplib.SMTPServerDisconnected, match="connection lost: "):
+                session.deliver(b)
+        finally:
+            session.close()
+    assert handler.counts() == {"a@example.org": 1}
+
+
+def test_a_refusal_sent_ahead_does_not_block_a_retry_on_the_same_connection() -> None:
+    handler = Handler(
+        pipelining=True, data_faults=["451 4.3.0 busy"], refuse={"b@example.org": "550 5.1.1 no such user"}
+    )
+    a, b, c = (Msg(f"{x}@example.org") for x in "abc")
+    with Server(handler) as server:
+        session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
+        try:
+            with pytest.raises(smtp.Reply):
+                session.deliver(a, b)
+            assert not session.busy_with_other(a)  # b was refused: no transaction is open
+            assert session.deliver(a).startswith("250 ")  # a's retry, on the same connection
+            with pytest.raises(smtp.Reply) as refused:
+                session.deliver(b, c)
+            assert (refused.value.code, refused.value.stage) == (550, "RCPT TO")
+            assert session.deliver(c).startswith("250 ")
+        finally:
+            session.close()
+    assert handler.counts() == {"a@example.org": 1, "c@example.org": 1}
+    assert handler.rcpts["b@example.org"] == 2  # asked again when its turn came: the refusal is fresh
+    assert handler.connections == 1
+
+
+def test_a_354_without_a_recipient_ends_the_empty_message_and_keeps_the_rcpt_refusal() -> None:
+    handler = Handler(
+        pipelining=True, data_without_rcpt=True, refuse={"b@example.org": "550 5.1.1 no such user"}
+    )
+    messages = [Msg(f"{x}@example.org") for x in "abc"]
+    with Server(handler) as server:
+        replies = deliver_all(server.port, messages)
+    assert replies["b@example.org"] == "RCPT TO: 550"
+    assert replies["c@example.org"].startswith("250 ")
+    assert handler.counts() == {"a@example.org": 1, "c@example.org": 1}
+
+
+def test_a_refused_end_of_data_then_a_retry_of_it_needs_a_new_connection() -> None:
+    handler = Handler(pipelining=True, data_faults=["451 4.3.0 busy"])
+    a, b = Msg("a@example.org"), Msg("b@example.org")
+    with Server(handler) as server:
+        session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
+        try:
+            with pytest.raises(smtp.Reply):
+                session.deliver(a, b)
+            assert session.busy_with_other(a)  # b's envelope is open: the server waits for b's data
+            assert not session.busy_with_other(b)
+            with pytest.raises(RuntimeError):
+                session.deliver(a)  # its MAIL FROM would be taken as b's data
+            assert session.deliver(b).startswith("250 ")
+            assert not session.busy_with_other(a)
+            assert session.deliver(a).startswith("250 ")
+        finally:
+            session.close()
+    assert handler.counts() == {"a@example.org": 1, "b@example.org": 1}
+
+
+# ---- the whole send: the journal gets each fault on the right row ----
+
+
+def test_a_send_assigns_mid_batch_faults_to_the_right_rows(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    people = [(f"{x}@example.org", x.upper()) for x in "abcdefgh"]
+    handler = Handler(
+        pipelining=True,
+        rcpt_faults={"b@example.org": ["451 4.2.0 later"]},  # once: the retry gets through
+        data_end_refuse={"d@example.org": "554 5.6.0 bad content"},
+        drop_after={"f@example.org"},  # f's 250 arrives, then the connection dies
+        data_faults=[""] * 0,
+    )
+    csv = subscribers(ws, people)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+    assert result.exit_code == 1, result.stderr
+    assert "1 refused, 0 deferred" in result.stderr
+    rows = journal_rows(ws)
+    assert {k: v[0] for k, v in rows.items()} == {
+        **{e: "sent" for e, _ in people if e != "d@example.org"},
+        "d@example.org": "failed",
+    }
+    assert rows["d@example.org"][1:3] == (554, "end of DATA: 5.6.0 bad content")
+    assert handler.counts() == {e: 1 for e, _ in people if e != "d@example.org"}
+    assert handler.rcpts["b@example.org"] == 2
+    assert handler.connections == 3  # the probe, the first connection, the one after the drop
+
+
+def test_a_send_retries_a_4xx_end_of_data_with_the_next_envelope_open(
+    ws: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    people = [(f"{x}@example.org", x.upper()) for x in "abcd"]
+    handler = Handler(pipelining=True)
+    original = handler.handle_DATA
+    seen = {"n": 0}
+
+    async def second_refused(server_: object, session: object, envelope: object) -> str:
+        seen["n"] += 1
+        if seen["n"] == 2:
+            handler.data_faults.insert(0, "451 4.3.0 busy")
+        return await original(server_, session, envelope)  # type: ignore[arg-type]
+
+    handler.handle_DATA = second_refused  # type: ignore[method-assign,assignment]
+    csv = subscribers(ws, people)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--retry-delay", "0.01")
+    assert result.exit_code == 0, result.stderr
+    assert {k: v[0] for k, v in journal_rows(ws).items()} == {e: "sent" for e, _ in people}
+    assert handler.counts() == {e: 1 for e, _ in people}
+    assert seen["n"] == 5  # four messages and the refused one
+
+
+def test_a_send_costs_one_round_trip_per_message(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    people = [(f"r{n}@example.org", f"R {n}") for n in range(20)]
+    handler = Handler(pipelining=True)
+    csv = subscribers(ws, people)
+    with Server(handler) as server, latency_proxy.Running(("127.0.0.1", server.port), 0.0) as proxy:
+        smtp_env(proxy.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        turns = proxy.proxy.turns
+    assert result.exit_code == 0, result.stderr
+    assert handler.counts() == {e: 1 for e, _ in people}
+    # The probe (EHLO, QUIT), then EHLO, the first envelope, a turn per message and QUIT; without
+    # pipelining across messages it would be two turns per message.
+    assert turns <= len(people) + 8
