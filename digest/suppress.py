@@ -18,6 +18,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +119,7 @@ class Suppressions:
             self.db: sqlite3.Connection | None = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT
             )
-            self.db.execute("pragma journal_mode=wal")
+            self._wal()
             with self._write() as db:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
@@ -126,6 +127,20 @@ class Suppressions:
         except sqlite3.Error as err:
             self.close()
             raise SuppressionError(f"{path}: not a usable suppression list: {err}") from err
+
+    def _wal(self) -> None:
+        # Switching a new file to WAL needs it alone for a moment, and SQLite answers "locked" at once
+        # instead of waiting (the busy timeout does not cover it): two writers opening a new list race here.
+        assert self.db is not None
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            try:
+                self.db.execute("pragma journal_mode=wal")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def __enter__(self) -> Suppressions:
         return self
