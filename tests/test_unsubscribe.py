@@ -20,13 +20,13 @@ from urllib.parse import quote
 import pytest
 from click.testing import Result
 from smtpserver import MONTH, Handler, Server, subscribers
+from test_shots import require_browser
 
 from digest import unsubscribe
 from digest.config import Config, load_config
 from digest.errors import ConfigError
 from digest.message import Personaliser, personaliser, unsubscribe_token
 from digest.outdir import load as load_built
-from digest.shots import find_chromium
 from digest.suppress import Entry, Suppressions, normalise, open_suppressions
 
 SECRET = "unsubscribe-test-secret-0123456789abcdef"  # 40 bytes
@@ -553,23 +553,6 @@ def test_the_links_of_a_sent_message_lead_to_a_working_endpoint(
         assert entries(config) == []
         assert one_click(url)[0] == 200
     assert [(e.address, e.source) for e in entries(config)] == [("ann@example.org", "one-click")]
-
-
-def require_browser() -> None:
-    """Skip (or, with DIGEST_REQUIRE_BROWSER set, fail) when Chromium or Playwright is missing."""
-    why = None
-    if find_chromium() is None:
-        why = "no Chromium installed (Debian: apt-get install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            why = "Playwright is not installed (pip install -e '.[test]')"
-    if why is None:
-        return
-    if os.environ.get("DIGEST_REQUIRE_BROWSER"):
-        pytest.fail(f"DIGEST_REQUIRE_BROWSER is set but {why}")
-    pytest.skip(why)
 
 
 @pytest.mark.browser
