@@ -6,7 +6,6 @@ import click
 
 from digest.cli.base import State, fail_cleanly, main
 from digest.errors import DigestError
-from digest.feeds import Source, configured_sources, import_feeds
 from digest.fsutil import shown
 from digest.words import plural
 
@@ -23,6 +22,8 @@ from digest.words import plural
 def import_(state: State, /, feeds: tuple[str, ...], category: str, dry_run: bool, timeout: float) -> None:
     """Write new item files from FEED... (URLs or files; none: the [[import.feeds]] of digest.toml)."""
     config = state.config()
+    from digest.feeds import Source, configured_sources, import_feeds  # feedparser: only for this command
+
     sources = [Source(location=f, category=category.strip()) for f in feeds] or configured_sources(config)
     if not sources:
         raise DigestError(
