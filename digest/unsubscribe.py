@@ -28,8 +28,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from digest.config import Config, load_config
 from digest.errors import ConfigError, DigestError
-from digest.message import address_from_token, check_unsubscribe_secret, check_unsubscribe_token
 from digest.suppress import Suppressions, normalise
+from digest.tokens import address_from_token, check_unsubscribe_secret, check_unsubscribe_token
 
 MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the page's form a few more
 ONE_CLICK = ("List-Unsubscribe", "One-Click")

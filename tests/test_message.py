@@ -17,13 +17,8 @@ from hypothesis import strategies as st
 
 from digest.config import check_url_template, greeting_fields
 from digest.errors import ConfigError
-from digest.message import (
-    HeaderError,
-    Personaliser,
-    check_unsubscribe_secret,
-    check_unsubscribe_token,
-    unsubscribe_token,
-)
+from digest.message import HeaderError, Personaliser
+from digest.tokens import check_unsubscribe_secret, check_unsubscribe_token, unsubscribe_token
 
 G, U = "__G_test__", "__U_test__"
 LONG = "x" * 70
@@ -306,7 +301,7 @@ def test_an_unsigned_message_has_no_dkim_header() -> None:
 
 
 def test_the_token_carries_the_address_and_only_its_signature_proves_it() -> None:
-    from digest.message import address_from_token
+    from digest.tokens import address_from_token
 
     secret = "s" * 40
     token = unsubscribe_token(secret, "Ann@Example.org")

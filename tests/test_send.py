@@ -33,7 +33,7 @@ from smtpserver import (
     subscribers,
 )
 
-from digest.message import check_unsubscribe_token
+from digest.tokens import check_unsubscribe_token
 
 Run = Callable[..., Result]
 

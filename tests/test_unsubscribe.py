@@ -25,9 +25,10 @@ from test_shots import require_browser
 from digest import unsubscribe
 from digest.config import Config, load_config
 from digest.errors import ConfigError
-from digest.message import Personaliser, personaliser, unsubscribe_token
+from digest.message import Personaliser, personaliser
 from digest.outdir import load as load_built
 from digest.suppress import Entry, Suppressions, normalise, open_suppressions
+from digest.tokens import unsubscribe_token
 
 SECRET = "unsubscribe-test-secret-0123456789abcdef"  # 40 bytes
 URL = "https://example.org/unsubscribe?email={email}&token={token}"

@@ -165,7 +165,7 @@ _URL_FIELDS = {"email", "token"}
 def check_url_template(template: str) -> str:
     """Check an unsubscribe URL template: {token} there ({email} allowed), no spaces or brackets.
 
-    The token carries the address (message.unsubscribe_token), so `https://host/unsubscribe?u={token}` is
+    The token carries the address (tokens.unsubscribe_token), so `https://host/unsubscribe?u={token}` is
     enough; {email} is allowed for an endpoint of the team's own that wants it, but spam filters count an
     address in a link against the message."""
     try:
