@@ -28,10 +28,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 from digest.errors import JournalError, SendError
@@ -40,6 +41,7 @@ from digest.outdir import JOURNAL
 
 SYNC_EVERY = 64
 SYNC_SECONDS = 0.25
+T = TypeVar("T")
 STATES = ("pending", "sent", "failed", "deferred", "suppressed")
 
 
@@ -312,10 +314,33 @@ class Snapshot:
     done: frozenset[str]
 
 
-def _read(path: Path, *, immutable: bool, listed: int, done: bool) -> Snapshot:
-    uri = f"file:{quote(str(path))}?{'immutable=1' if immutable else 'mode=ro'}"
-    db = sqlite3.connect(uri, uri=True)
-    try:
+def _readonly(path: Path, read: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `read` on the journal opened read-only: no lock, nothing written, even while a send runs or on a
+    read-only mount."""
+    if not path.is_file():
+        raise JournalError(f"{path}: no send journal")
+    # A WAL database needs its -shm file, which a read-only folder cannot get. Nothing writes there then,
+    # and a send's last act is to fold the WAL into the file: read the file as it is (immutable).
+    for mode in ("mode=ro", "immutable=1"):
+        try:
+            db = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True)
+            try:
+                return read(db)
+            finally:
+                db.close()
+        except sqlite3.OperationalError as err:
+            if mode == "immutable=1":
+                raise JournalError(f"{path}: cannot read the send journal: {err}") from err
+        except sqlite3.Error as err:
+            raise JournalError(f"{path}: not a send journal: {err}") from err
+    raise AssertionError("unreachable")
+
+
+def read_journal(path: Path, *, listed: int = 0, done: bool = False) -> Snapshot:
+    """One journal, read-only (see _readonly). `listed`: how many suppressed recipients to return with why;
+    `done`: also the keys sent or refused."""
+
+    def read(db: sqlite3.Connection) -> Snapshot:
         rows = dict(db.execute("select status, count(*) from recipients group by status").fetchall())
         meta = {str(k): str(v) for k, v in db.execute("select key, value from meta")}
         why = db.execute(
@@ -323,49 +348,19 @@ def _read(path: Path, *, immutable: bool, listed: int, done: bool) -> Snapshot:
             (listed,),
         ).fetchall()
         keys = db.execute("select key from recipients where status in ('sent', 'failed')") if done else ()
+        counts = Counts(**{s: int(rows.get(s, 0)) for s in STATES})
         finished = frozenset(str(k) for (k,) in keys)
-    finally:
-        db.close()
-    counts = Counts(**{s: int(rows.get(s, 0)) for s in STATES})
-    return Snapshot(counts, meta, [(str(e), str(r or "")) for e, r in why], finished)
+        return Snapshot(counts, meta, [(str(e), str(r or "")) for e, r in why], finished)
 
-
-def read_journal(path: Path, *, listed: int = 0, done: bool = False) -> Snapshot:
-    """One journal, read-only: no lock, nothing written, even while a send runs or on a read-only mount.
-    `listed`: how many suppressed recipients to return; `done`: also the keys sent or refused."""
-    if not path.is_file():
-        raise JournalError(f"{path}: no send journal")
-    try:
-        return _read(path, immutable=False, listed=listed, done=done)
-    except sqlite3.OperationalError:
-        # A WAL database needs its -shm file, which a read-only folder cannot get. Nothing writes there
-        # then, and a send's last act is to fold the WAL into the file: read the file as it is.
-        try:
-            return _read(path, immutable=True, listed=listed, done=done)
-        except sqlite3.Error as err:
-            raise JournalError(f"{path}: cannot read the send journal: {err}") from err
-    except sqlite3.Error as err:
-        raise JournalError(f"{path}: not a send journal: {err}") from err
+    return _readonly(path, read)
 
 
 def message_ids(path: Path) -> list[tuple[str, str]]:
     """(address, Message-ID) of every recipient a message went to, read-only (for the bounce reader)."""
-    for immutable in (False, True):  # as read_journal: a read-only folder cannot get the WAL's -shm file
-        try:
-            db = sqlite3.connect(
-                f"file:{quote(str(path))}?{'immutable=1' if immutable else 'mode=ro'}", uri=True
-            )
-            try:
-                rows = db.execute("select email, coalesce(message_id, '') from recipients").fetchall()
-            finally:
-                db.close()
-            return [(str(e), str(m)) for e, m in rows]
-        except sqlite3.OperationalError:
-            if immutable:
-                raise JournalError(f"{path}: cannot read the send journal") from None
-        except sqlite3.Error as err:
-            raise JournalError(f"{path}: not a send journal: {err}") from err
-    return []
+    rows = _readonly(
+        path, lambda db: db.execute("select email, coalesce(message_id, '') from recipients").fetchall()
+    )
+    return [(str(e), str(m)) for e, m in rows]
 
 
 def read_counts(path: Path) -> tuple[Counts, dict[str, str]]:
