@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,6 +74,19 @@ def write_item(folder: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
+
+
+# Read at import: the isolated_env fixture clears DIGEST_* variables, but this one is CI's word.
+REQUIRE_TOOLS = os.environ.get("DIGEST_REQUIRE_TOOLS") == "1"
+
+
+def require_tool(found: object, why: str) -> None:
+    """Skip with `why` when a Debian tool a test drives is missing; fail instead when CI requires tools."""
+    if found:
+        return
+    if REQUIRE_TOOLS:
+        pytest.fail(f"DIGEST_REQUIRE_TOOLS=1 but {why}")
+    pytest.skip(why)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

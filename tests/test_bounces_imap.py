@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 import trustme
 from click.testing import Result
+from conftest import require_tool
 from test_bounces import ALL, UNTOUCHED, check_full_run, entries, make_workspace, message
 
 # Read at import: the autouse fixture of conftest.py clears DIGEST_* variables before each test.
-REQUIRE = os.environ.get("DIGEST_REQUIRE_TOOLS") == "1"
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
 PASSWORD = "s3cret-imap"  # the test server's
 
@@ -87,11 +87,9 @@ class Dovecot:
 @pytest.fixture
 def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     """Dovecot on 127.0.0.1: plain IMAP (STARTTLS offered) and IMAPS, one user with a password."""
-    if DOVECOT is None:
-        why = "dovecot is not installed (apt-get install -y --no-install-recommends dovecot-imapd)"
-        if REQUIRE:
-            pytest.fail(f"DIGEST_REQUIRE_TOOLS=1 but {why}")
-        pytest.skip(why)
+    require_tool(
+        DOVECOT, "dovecot is not installed (apt-get install -y --no-install-recommends dovecot-imapd)"
+    )
     # The mail processes may not run as root (Dovecot refuses uid 0), and pytest's tmp folders are private
     # to their owner: the server's files go in a folder of their own under /tmp, owned by the mail user.
     # Short, too: Dovecot's unix sockets live there, and a socket path has at most 107 bytes.

@@ -10,13 +10,13 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import Result
+from conftest import require_tool
 
 from digest.check.spam import (
     RECIPIENT,
@@ -33,7 +33,6 @@ from digest.errors import DigestError
 from digest.window import resolve
 
 Run = Callable[..., Result]
-REQUIRE_TOOLS = os.environ.get("DIGEST_REQUIRE_TOOLS") == "1"
 SECRET = "s" * 40
 NOW = datetime(2021, 4, 15, 12, tzinfo=UTC)
 
@@ -60,11 +59,10 @@ Content analysis details:   (2.4 points, 5.0 required)
 def spamassassin() -> str:
     """The spamassassin command; skip (or, with DIGEST_REQUIRE_TOOLS=1, fail) when it is not installed."""
     found = find_spamassassin()
-    if found is None:
-        why = "spamassassin is not installed (apt-get install --no-install-recommends spamassassin)"
-        if REQUIRE_TOOLS:
-            pytest.fail(f"DIGEST_REQUIRE_TOOLS=1 but {why}")
-        pytest.skip(why)
+    require_tool(
+        found, "spamassassin is not installed (apt-get install --no-install-recommends spamassassin)"
+    )
+    assert found is not None
     return found
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import REPO, write_item
+from conftest import REPO, require_tool, write_item
 from lxml import html as lxml_html
 
 from digest.check.darkmode import dark_rules, style_text
@@ -324,14 +324,12 @@ def test_mjml_inside_an_mj_text_names_the_tag_left_open(workspace: Path, run: Ru
 def test_spamassassin_finds_no_low_contrast_text(workspace: Path, run: Run) -> None:
     """The built message, through SpamAssassin's local rules: no HTML_FONT_LOW_CONTRAST (the old hidden
     preheader's white text). Skipped without spamassassin unless DIGEST_REQUIRE_TOOLS=1 (CI)."""
-    import os
     import shutil
     import subprocess
 
-    if shutil.which("spamassassin") is None:
-        if os.environ.get("DIGEST_REQUIRE_TOOLS") == "1":
-            pytest.fail("DIGEST_REQUIRE_TOOLS=1 but spamassassin is not installed")
-        pytest.skip("spamassassin is not installed (Debian: apt-get install spamassassin)")
+    require_tool(
+        shutil.which("spamassassin"), "spamassassin is not installed (Debian: apt-get install spamassassin)"
+    )
     build(run, workspace)
     eml = (workspace / "out" / "2021-03" / "digest.eml").read_bytes()
     report = subprocess.run(
