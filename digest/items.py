@@ -32,11 +32,23 @@ import yaml
 from digest.config import Config
 from digest.errors import ItemError
 from digest.fsutil import shown
-from digest.words import slugify
+from digest.words import lang_code, slugify
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
-OPTIONAL = ("url", "image", "image_alt", "author", "tags", "draft", "source_id", "feed")
+OPTIONAL = (
+    "url",
+    "image",
+    "image_alt",
+    "author",
+    "tags",
+    "draft",
+    "pinned",
+    "publish_after",
+    "lang",
+    "source_id",
+    "feed",
+)
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FRONT = frontmatter.default_handlers.YAMLHandler()
@@ -61,6 +73,9 @@ class Item:
     author: str | None = None
     tags: tuple[str, ...] = ()
     draft: bool = False
+    pinned: bool = False  # kept in the email when [email] fit moves items to the web version
+    publish_after: datetime | None = None  # embargo: not selected by a build before this time
+    lang: str | None = None  # None: the workspace's language
 
 
 class BadItem(Exception):
@@ -275,6 +290,9 @@ def _item(rel: Path, data: dict[str, Any], lines: dict[str, int], body: str, tz:
     author = optional("author", lambda v: _text(v, multiline=False))
     tags = optional("tags", _tags) or ()
     draft = optional("draft", _bool) or False
+    pinned = optional("pinned", _bool) or False
+    publish_after = optional("publish_after", lambda v: parse_date(v, tz)[0])
+    lang = optional("lang", _lang)
     return Item(
         slug=slug_of(rel),
         source=rel,
@@ -290,6 +308,9 @@ def _item(rel: Path, data: dict[str, Any], lines: dict[str, int], body: str, tz:
         author=author,
         tags=tags,
         draft=draft,
+        pinned=pinned,
+        publish_after=publish_after,
+        lang=lang,
     )
 
 
@@ -299,6 +320,16 @@ def _tags(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
         raise ValueError(f"expected a list of words, got {_kind(value)}")
     return tuple(t.strip() for t in value)
+
+
+_LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+
+
+def _lang(value: Any) -> str:
+    """A language tag (en, fr, pt-BR), in the form digest.toml's [languages] tables use: fr, pt_BR."""
+    if not isinstance(value, str) or not _LANG.match(value.strip()):
+        raise ValueError(f"expected a language code like en, fr or pt-BR, got {value!r}")
+    return lang_code(value)
 
 
 def _bool(value: Any) -> bool:

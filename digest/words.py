@@ -18,6 +18,14 @@ def slugify(text: str, *, max_len: int | None = None, fallback: str = "item") ->
     return slug or fallback
 
 
+def lang_code(text: str) -> str:
+    """One spelling of a language tag, as Babel and gettext folders write it: "pt-br" -> "pt_BR"."""
+    head, *rest = text.strip().replace("-", "_").split("_")
+    return "_".join(
+        [head.lower(), *(r.upper() if len(r) == 2 else r.title() if len(r) == 4 else r for r in rest)]
+    )
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 item', '2 items', '0 categories' (with many='categories')."""
     return f"{n} {word if n == 1 else (many or word + 's')}"

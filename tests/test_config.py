@@ -151,6 +151,19 @@ def test_nearest_config_upwards(tmp_path: Path) -> None:
         ("[categories]\nlimit = -1\n", "categories.limit: expected a whole number >= 0 (0 means no limit)"),
         ('[categories]\norder = ["A", "A"]\n', "categories.order: category listed twice: A"),
         ("title = 3\n", "title: expected a string, got int"),
+        (
+            "[email]\nfit_budget = 200\n",
+            "email.fit_budget: expected a whole number of kilobytes from 10 to 102 (Gmail clips at 102)",
+        ),
+        ("[send]\nwindow = 0\n", "send.window: expected a whole number of messages from 1 to 1000"),
+        (
+            '[languages.xx_YY]\ntitle = "T"\n',
+            "languages: [languages.xx_YY]: unknown language 'xx_YY' (use a code like 'en', 'fr' or 'pt_BR')",
+        ),
+        (
+            '[languages.fr]\ntitel = "T"\n',
+            "languages: [languages.fr]: unknown key 'titel'; keys are title, intro, subject, preheader",
+        ),
     ],
 )
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -196,3 +209,29 @@ def test_a_list_id_is_at_most_255_characters(tmp_path: Path) -> None:
 def test_a_token_only_unsubscribe_url_is_enough(tmp_path: Path) -> None:
     url = "https://example.org/unsubscribe?u={token}"
     assert load_config(cwd=tmp_path, environ={"DIGEST_UNSUBSCRIBE_URL": url}).send.unsubscribe_url == url
+
+
+def test_languages_borrow_the_top_level_texts_but_never_the_intro(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'title = "News"\nintro = "Hello all"\nsubject = "{{ title }}"\nlanguage = "en"\n'
+        '[languages.fr]\ntitle = "Nouvelles"\n[languages.pt-br]\nintro = "Olá"\n',
+    )
+    config = load_config(path, environ={})
+    assert [t.code for t in config.languages] == ["fr", "pt_BR"]
+    fr = config.texts("fr")
+    assert (fr.title, fr.intro, fr.subject) == ("Nouvelles", "", "{{ title }}")
+    pt = config.texts("pt_BR")
+    assert (pt.title, pt.intro) == ("News", "Olá")
+    en = config.texts("en")
+    assert (en.title, en.intro) == ("News", "Hello all")
+    es = config.texts("es")  # no table: the top-level texts, without the intro
+    assert (es.title, es.intro) == ("News", "")
+
+
+def test_fit_and_window_settings(tmp_path: Path) -> None:
+    path = write(tmp_path, "[email]\nfit = true\nfit_budget = 60\n[send]\nwindow = 4\n")
+    config = load_config(path, environ={})
+    assert (config.email.fit, config.email.fit_budget, config.send.window) == (True, 60, 4)
+    (tmp_path / "bare").mkdir()
+    assert load_config(write(tmp_path / "bare", ""), environ={}).send.window == 10

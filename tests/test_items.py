@@ -102,7 +102,8 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         (
             "title: T\ndate: 2021-03-01\ncatgory: News\nsummary: S\n",
             "items/bad.md:4: unknown field 'catgory' (did you mean 'category'?); fields are: "
-            "title, date, category, summary, url, image, image_alt, author, tags, draft, source_id, feed",
+            "title, date, category, summary, url, image, image_alt, author, tags, draft, pinned, "
+            "publish_after, lang, source_id, feed",
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript:alert(1)\n",
@@ -409,3 +410,32 @@ def test_tags_slug_and_suffixes(tmp_path: Path) -> None:
     assert found["plain"].source == Path("plain.md")
     write_item(items, "bad.md", GOOD.replace("summary:", "tags: [a, '']\nsummary:"))
     assert problems(items) == ["items/bad.md:5: tags: expected a list of words, got a list"]
+
+
+@pytest.mark.parametrize(
+    ("given", "code"), [("fr", "fr"), ("FR", "fr"), ("pt-br", "pt_BR"), ("zh-Hant", "zh_Hant")]
+)
+def test_lang_pinned_and_publish_after(given: str, code: str) -> None:
+    front = (
+        f"---\ntitle: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nlang: {given}\npinned: true\n"
+        "publish_after: 2021-03-02T09:00:00+01:00\n---\n"
+    )
+    item = parse_item(Path("a.md"), front.encode(), TZ)
+    assert item.lang == code
+    assert item.pinned is True
+    assert item.publish_after == datetime.fromisoformat("2021-03-02T09:00:00+01:00")
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ("lang: 'english please'", "6: lang: expected a language code like en, fr or pt-BR"),
+        ("pinned: yes please", "6: pinned: expected true or false"),
+        ("publish_after: soon", "6: publish_after: cannot read 'soon' as a date"),
+    ],
+)
+def test_bad_lang_pinned_publish_after(extra: str, why: str) -> None:
+    front = f"---\ntitle: T\ndate: 2021-03-01\ncategory: News\nsummary: S\n{extra}\n---\n"
+    with pytest.raises(BadItem) as info:
+        parse_item(Path("a.md"), front.encode(), TZ)
+    assert str(info.value).startswith(why)

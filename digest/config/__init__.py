@@ -56,6 +56,9 @@ class Email:
 
     sender: str = "News digest <digest@example.org>"
     reply_to: str = ""
+    # Fit under Gmail's clip: past the budget, items move to the web version, behind "N more in ...".
+    fit: bool = False
+    fit_budget: int = 90  # kilobytes of HTML
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +93,9 @@ class Send:
     greeting_fallback: str = "Hello,"
     rate: float = 0.0  # messages per second; 0: no limit
     connections: int = 1
+    window: int = (
+        10  # messages a connection may have unanswered: at most this many are sent again after a kill
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,12 +172,25 @@ class Config:
     dkim: Dkim = Dkim()
     check: Check = Check()
     feeds_import: Import = Import()
+    languages: tuple[v.LanguageTexts, ...] = ()  # [languages.xx]: the further languages' texts
     secrets: Secrets = Secrets()
 
     @property
     def tz(self) -> ZoneInfo:
         """The configured time zone."""
         return ZoneInfo(self.timezone)
+
+    def texts(self, lang: str) -> v.LanguageTexts:
+        """The title, intro, subject and preheader of the digest in a language: its [languages.xx] table,
+        with the top-level settings for what it leaves out; an intro in another language is never borrowed."""
+        table = next((t for t in self.languages if t.code == lang), v.LanguageTexts(code=lang))
+        return v.LanguageTexts(
+            code=lang,
+            title=table.title or self.title,
+            intro=table.intro or (self.intro if lang == self.language else ""),
+            subject=table.subject or self.subject,
+            preheader=table.preheader or self.preheader,
+        )
 
     @property
     def sender(self) -> Address:
@@ -207,6 +226,9 @@ _SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
     "preheader": ("", "preheader", v.line, "DIGEST_PREHEADER"),
     "email.from": ("email", "sender", v.address, "DIGEST_FROM"),
     "email.reply_to": ("email", "reply_to", v.optional_address, "DIGEST_REPLY_TO"),
+    "email.fit": ("email", "fit", v.boolean, "DIGEST_FIT"),
+    "email.fit_budget": ("email", "fit_budget", v.fit_budget, "DIGEST_FIT_BUDGET"),
+    "languages": ("", "languages", v.languages, ""),
     "categories.order": ("categories", "order", v.categories, ""),
     "categories.limit": ("categories", "limit", v.limit, "DIGEST_CATEGORY_LIMIT"),
     "paths.items": ("paths", "items", v.path_value, "DIGEST_ITEMS"),
@@ -227,6 +249,7 @@ _SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
     "send.greeting_fallback": ("send", "greeting_fallback", v.line, "DIGEST_GREETING_FALLBACK"),
     "send.rate": ("send", "rate", v.rate, "DIGEST_SEND_RATE"),
     "send.connections": ("send", "connections", v.count, "DIGEST_SEND_CONNECTIONS"),
+    "send.window": ("send", "window", v.window, "DIGEST_SEND_WINDOW"),
     "paths.suppressions": ("paths", "suppressions", v.path_value, "DIGEST_SUPPRESSIONS"),
     "bounces.imap_host": ("bounces", "imap_host", v.line, "DIGEST_IMAP_HOST"),
     "bounces.imap_port": ("bounces", "imap_port", v.port, "DIGEST_IMAP_PORT"),
@@ -259,6 +282,7 @@ FLAGS = {
     "paths.out": "--out",
     "send.rate": "--rate",
     "send.connections": "--connections",
+    "send.window": "--window",
     "smtp.verify": "--insecure-no-verify",
 }
 _GROUPS: dict[str, type[Any]] = {

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from babel import Locale, UnknownLocaleError
 
 from digest.errors import ConfigError
+from digest.words import lang_code
 
 
 def text(v: Any) -> str:
@@ -43,7 +44,7 @@ def language(v: Any) -> str:
         Locale.parse(s.replace("-", "_"))
     except (UnknownLocaleError, ValueError) as err:
         raise ValueError(f"unknown language {s!r} (use a code like 'en', 'fr' or 'pt_BR')") from err
-    return s
+    return lang_code(s)
 
 
 def timezone(v: Any) -> str:
@@ -307,3 +308,49 @@ def feed_list(v: Any) -> tuple[FeedSetting, ...]:
         except ValueError as err:
             raise ValueError(f"feed {n}: {err}") from err
     return tuple(feeds)
+
+
+def fit_budget(v: Any) -> int:
+    """[email] fit_budget: kilobytes of HTML the fitted email stays under."""
+    return whole(v, lo=10, hi=102, expected="a whole number of kilobytes from 10 to 102 (Gmail clips at 102)")
+
+
+def window(v: Any) -> int:
+    """[send] window: messages one connection may have in flight, unanswered."""
+    return whole(v, lo=1, hi=1000, expected="a whole number of messages from 1 to 1000")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LanguageTexts:
+    """One [languages.xx] table: the texts of the digest in a further language (empty: the top-level one)."""
+
+    code: str
+    title: str = ""
+    intro: str = ""
+    subject: str = ""
+    preheader: str = ""
+
+
+def languages(v: Any) -> tuple[LanguageTexts, ...]:
+    """[languages.fr], [languages.es]...: title, intro, subject and preheader for each further language."""
+    if not isinstance(v, dict) or not all(isinstance(x, dict) for x in v.values()):
+        raise ValueError("expected tables like [languages.fr] with title, intro and subject")
+    out = []
+    for code, table in v.items():
+        try:
+            lang = language(code)
+            unknown = sorted(set(table) - {"title", "intro", "subject", "preheader"})
+            if unknown:
+                raise ValueError(f"unknown key {unknown[0]!r}; keys are title, intro, subject, preheader")
+            out.append(
+                LanguageTexts(
+                    code=lang,
+                    title=nonempty_line(table["title"]) if "title" in table else "",
+                    intro=text(table["intro"]) if "intro" in table else "",
+                    subject=nonempty_line(table["subject"]) if "subject" in table else "",
+                    preheader=line(table["preheader"]) if "preheader" in table else "",
+                )
+            )
+        except ValueError as err:
+            raise ValueError(f"[languages.{code}]: {err}") from err
+    return tuple(out)
