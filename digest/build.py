@@ -30,7 +30,7 @@ from digest.window import Window
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What a build produced."""
+    """What a build produced: the digest in its own language, and the further languages' beside it."""
 
     folder: Path
     digest: Digest
@@ -38,27 +38,39 @@ class BuildResult:
     sizes: dict[str, int]
     warnings: tuple[str, ...]
     scan: Scan
+    languages: tuple[Manifest, ...] = ()  # the further languages' digests, in out/<slug>/<lang>/
 
 
 class _Drafts(NamedTuple):
     digest: Digest
     email: Rendered
     web: Rendered
+    lang: str
+    main: bool  # the digest's own folder, out/<slug>/ (else out/<slug>/<lang>/)
 
 
 def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
-    """Build the digest of one window into <paths.out>/<slug>/, atomically."""
+    """Build the digest of one window into <paths.out>/<slug>/, atomically: one digest per language that
+    has items, the workspace's language (or the first that has items) in the folder itself."""
     found, drafts = scan_and_render(config, window, now=now)
-    files, manifest = assemble(config, window, found, drafts, now=now)
+    files: dict[str, bytes] = {}
+    manifests = []
+    further = tuple(d.lang for d in drafts if not d.main)
+    for d in drafts:
+        own, manifest = assemble(config, window, found, d, now=now, languages=further if d.main else ())
+        prefix = "" if d.main else outdir.lang_folder(d.lang) + "/"
+        files.update({prefix + name: data for name, data in own.items()})
+        manifests.append(manifest)
     folder = outdir.folder_of(config.paths.out, window.slug)
     outdir.write(folder, files)
-    warnings = list(manifest.warnings)
+    main, *others = manifests
+    warnings = [*main.warnings, *(f"[{m.lang}] {w}" for m in others for w in m.warnings)]
     try:
         write_index(config.paths.out, title=config.title)  # out/index.html, the archive of every build
     except OutputError as err:  # the digest itself is built and in place: say so, do not report failure
         warnings.append(f"the digest is built, but the archive page is not up to date: {err}")
-    sizes = {name: int(f["bytes"]) for name, f in manifest.files.items()}
-    return BuildResult(folder, drafts.digest, manifest, sizes, tuple(warnings), found)
+    sizes = {name: int(f["bytes"]) for name, f in main.files.items()}
+    return BuildResult(folder, drafts[0].digest, main, sizes, tuple(warnings), found, tuple(others))
 
 
 def collect(config: Config, window: Window) -> tuple[Digest, Scan]:
@@ -69,25 +81,40 @@ def collect(config: Config, window: Window) -> tuple[Digest, Scan]:
     return _select(config, window, found.items), found
 
 
-def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[Scan, _Drafts]:
-    """Scan the items, select the window's, render them: the items found and the rendered digest.
+def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[Scan, list[_Drafts]]:
+    """Scan the items, select the window's, render them: the items found and the rendered digests, one
+    per language, the digest's own first.
 
     With a warm index the render starts before the scan ends: the window as the index knows it is
     rendered while a forked process lists the folder (on a 100,000-file archive that listing is a third
     of the build), and rendered again only when the listing changed the window.
     """
-    renderer = Renderer(config, now=now)
+    renderers = _Renderers(config, now)
     scanner = _scanner(config)
     scanner.start_walk(background=True)
     guess = scanner.speculate(window.start, window.end) if scanner.warm else None
     drafts = None
     # A template error here is reported by the render below, after any bad item file, as without a guess.
     with suppress(DigestError):
-        drafts = _render(renderer, config, window, guess) if guess else None
+        drafts = _render(renderers, config, window, guess) if guess else None
     found = scanner.finish(window.start, window.end)
     if drafts is None or found.items != guess:
-        drafts = _render(renderer, config, window, found.items)
+        drafts = _render(renderers, config, window, found.items)
     return found, drafts
+
+
+class _Renderers:
+    """One Renderer per language and place, made when first needed (each holds its Jinja environment)."""
+
+    def __init__(self, config: Config, now: datetime) -> None:
+        self.config, self.now = config, now
+        self.made: dict[tuple[str, bool], Renderer] = {}
+
+    def get(self, lang: str, *, main: bool) -> Renderer:
+        key = (lang, main)
+        if key not in self.made:
+            self.made[key] = Renderer(self.config, now=self.now, lang=lang, main=main)
+        return self.made[key]
 
 
 def _scanner(config: Config) -> Scanner:
@@ -101,22 +128,48 @@ def _select(config: Config, window: Window, items: list[Item], *, limit: bool = 
     return select(items, window, order=config.categories.order, limit=limit_to)
 
 
-def _render(renderer: Renderer, config: Config, window: Window, items: list[Item]) -> _Drafts:
-    """The digest of these items, rendered as the email and as the web version (which no limit cuts)."""
-    digest = _select(config, window, items)
-    if not digest.sections:
+def language_of(config: Config, item: Item) -> str:
+    """The language an item is in: its `lang`, or the workspace's."""
+    return item.lang or config.language
+
+
+def _languages(config: Config, items: list[Item]) -> list[str]:
+    """The languages of these items: the workspace's first, then [languages.xx] order, then the rest."""
+    present = {language_of(config, i) for i in items}
+    order = [config.language, *(t.code for t in config.languages)]
+    return [code for code in order if code in present] + sorted(present - set(order))
+
+
+def _render(renderers: _Renderers, config: Config, window: Window, items: list[Item]) -> list[_Drafts]:
+    """Each language's digest, rendered as the email and as the web version (which no limit cuts)."""
+    drafts: list[_Drafts] = []
+    for lang in _languages(config, items):
+        mine = [i for i in items if language_of(config, i) == lang]
+        digest = _select(config, window, mine)
+        if not digest.sections:
+            continue  # only drafts in this language
+        renderer = renderers.get(lang, main=not drafts)
+        full = _select(config, window, mine, limit=False) if config.categories.limit else digest
+        email, web = renderer.render(digest), renderer.render(full, web=True)
+        drafts.append(_Drafts(digest, email, web, lang, not drafts))
+    if not drafts:
         raise EmptyWindow(
             f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built"
         )
-    full = _select(config, window, items, limit=False) if config.categories.limit else digest
-    return _Drafts(digest, renderer.render(digest), renderer.render(full, web=True))
+    return drafts
 
 
 def assemble(
-    config: Config, window: Window, found: Scan, drafts: _Drafts, *, now: datetime
+    config: Config,
+    window: Window,
+    found: Scan,
+    drafts: _Drafts,
+    *,
+    now: datetime,
+    languages: tuple[str, ...] = (),
 ) -> tuple[dict[str, bytes], Manifest]:
-    """The files of the built folder, and its manifest (the last of them)."""
-    digest, rendered, web = drafts
+    """The files of one language's digest, and its manifest (the last of them)."""
+    digest, rendered, web = drafts.digest, drafts.email, drafts.web
     parts = Parts(
         subject=rendered.subject,
         html=rendered.html,
@@ -125,7 +178,7 @@ def assemble(
         placeholders={"greeting": GREETING, "unsubscribe_url": UNSUBSCRIBE_URL},
     )
     # The preview: the very message `digest send` would make, addressed to the sender.
-    maker = personaliser(config, parts, now=now, preview=True)
+    maker = personaliser(config, parts, now=now, preview=True, lang=drafts.lang)
     to = preview_recipient(config)
     values = maker.values(to.addr_spec)
     html, text = maker.fill(values)
@@ -137,12 +190,13 @@ def assemble(
         "digest.mjml": rendered.mjml.encode(),  # what was compiled: `digest check` lints it
         outdir.PARTS: parts.to_json(),  # what `digest send` personalises: exactly what was built
     }
-    warnings = [*found.warnings, *digest.warnings]
+    warnings = [*(found.warnings if drafts.main else ()), *digest.warnings]
     if len(files["digest.html"]) > GMAIL_CLIP_BYTES:
         warnings.append(
             f"the HTML is {len(files['digest.html']) / 1024:.0f} KB: Gmail clips messages over 102 KB "
             "(set [categories] limit, or shorten the summaries)"
         )
+    folder = "" if drafts.main else outdir.lang_folder(drafts.lang) + "/"
     manifest = Manifest(
         generator=f"digest {__version__}",
         built_at=now.isoformat(),
@@ -152,7 +206,7 @@ def assemble(
         end=window.end,
         subject=rendered.subject,
         preheader=rendered.preheader,
-        web_url=f"{config.base_url}{window.slug}/",
+        web_url=f"{config.base_url}{window.slug}/{folder}",
         preview_values={"greeting": values.greeting, "unsubscribe_url": values.link},
         content_hash=parts.content_hash,
         sections=tuple(
@@ -162,6 +216,8 @@ def assemble(
         items=tuple(_record(config, i) for i in digest.items),
         files=outdir.hash_files(files),
         warnings=tuple(warnings),
+        lang=drafts.lang,
+        languages=languages,
     )
     files[outdir.MANIFEST] = manifest.to_json()
     return files, manifest
@@ -179,6 +235,7 @@ def _record(config: Config, item: Item) -> ItemRecord:
         body=item.body,
         image=item.image,
         image_alt=item.image_alt,
+        lang=item.lang or "",
     )
 
 
@@ -187,7 +244,7 @@ def changes_since(config: Config, built: outdir.Built) -> list[str]:
     removed (empty when the folder still shows the items as they are). A send refuses a stale build."""
     window = Window(built.manifest.start, built.manifest.end, built.manifest.label, built.manifest.slug)
     _digest, found = collect(config, window)
-    then = {r.source: r for r in built.manifest.items}
+    then = {r.source: r for b in [built, *built.languages()] for r in b.manifest.items}
     now = {r.source: r for r in (_record(config, i) for i in found.items)}
     lines = [f"added:   {src}" for src in sorted(now.keys() - then.keys())]
     lines += [f"edited:  {src}" for src in sorted(now.keys() & then.keys()) if now[src] != then[src]]

@@ -303,7 +303,18 @@ def list_id(config: Config) -> str:
     return config.send.list_id or f"{slugify(config.title, fallback='digest')}.{config.sender.domain}"
 
 
-def personaliser(config: Config, parts: Parts, *, now: datetime, preview: bool = False) -> Personaliser:
+def N_(text: str) -> str:  # gettext's name for "translated where it is used"
+    """Mark a string for `pybabel extract`; it is translated where it is used."""
+    return text
+
+
+# The config's default greetings, in the catalogs: a further language's digest greets in its language.
+DEFAULT_GREETINGS = (N_("Hello {name},"), N_("Hello,"))
+
+
+def personaliser(
+    config: Config, parts: Parts, *, now: datetime, preview: bool = False, lang: str | None = None
+) -> Personaliser:
     """The message maker of a built digest, from the config and the secrets.
 
     `preview` (the build's digest.eml and digest.html): where the send settings are not there yet, the
@@ -311,7 +322,16 @@ def personaliser(config: Config, parts: Parts, *, now: datetime, preview: bool =
     workspace builds before anyone has set up sending. A send never uses these stand-ins. The preview is
     never DKIM-signed (a build needs no private key); a send checks the secret's strength and signs each
     message when [dkim] is set up, refusing a bad key with a ConfigError before anything goes.
+    `lang`: the digest's language, for its greeting and the list's name.
     """
+    texts = config.texts(lang or config.language)
+    greeting, fallback = config.send.greeting, config.send.greeting_fallback
+    if lang and lang != config.language:
+        from digest.render import translations
+
+        words = translations(lang)  # the default greetings are in the catalogs; a team's own are not
+        greeting = texts.greeting or words.gettext(greeting)
+        fallback = texts.greeting_fallback or words.gettext(fallback)
     url, mailto, secret = (
         config.send.unsubscribe_url,
         config.send.unsubscribe_mailto,
@@ -338,12 +358,12 @@ def personaliser(config: Config, parts: Parts, *, now: datetime, preview: bool =
         date=now,
         reply_to=config.reply_to,
         list_id=list_id(config),
-        list_name=config.title,
+        list_name=texts.title,
         unsubscribe_url=url,
         unsubscribe_mailto=mailto,
         secret=secret,
-        greeting=config.send.greeting,
-        greeting_fallback=config.send.greeting_fallback,
+        greeting=greeting,
+        greeting_fallback=fallback,
         placeholders=parts.placeholders,
         signer=signer,
     )

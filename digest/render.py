@@ -3,6 +3,9 @@
 Templates: the workspace's templates/ folder first, the packaged defaults behind it, so one file can be
 overridden and still `{% extends "default/digest.mjml.j2" %}`. StrictUndefined: a typo is an error.
 
+One Renderer per language: the templates' strings go through gettext (Jinja2's i18n extension, with the
+catalogs in digest/locale/, made with Babel's usual commands: see CONTRIBUTING.md), dates through Babel.
+
 MJML and premailer run once per digest. What differs per recipient (greeting, unsubscribe link) is left
 in the rendered parts as placeholder tokens that digest/message.py fills in with escaped values.
 """
@@ -25,13 +28,16 @@ import jinja2
 import mjml
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
 from digest.config import Config
 from digest.css import inline_css
 from digest.errors import TemplateError
 from digest.mjmlschema import lint_mjml, unclosed_tags
+from digest.outdir.files import lang_folder
 from digest.select import Digest
+from digest.window import in_language
 
 HTML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
@@ -51,6 +57,18 @@ def default_templates_dir() -> Path:
     here = Path(__file__).resolve().parent
     packaged = here / "templates"
     return packaged if packaged.is_dir() else here.parent / "templates"
+
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "digest"
+
+
+@functools.cache
+def translations(lang: str) -> NullTranslations:
+    """The packaged catalog of a language (digest/locale/<lang>/LC_MESSAGES/digest.mo): English, French
+    and Spanish ship; any other language shows the templates' English strings."""
+    found = Translations.load(str(LOCALE_DIR), locales=[lang], domain=DOMAIN)
+    return found if isinstance(found, Translations) else NullTranslations()
 
 
 def _wrap(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:
@@ -112,10 +130,15 @@ class Rendered:
 class Renderer:
     """Holds the Jinja2 environment for one workspace; render() many digests with it."""
 
-    def __init__(self, config: Config, *, now: datetime) -> None:
+    def __init__(self, config: Config, *, now: datetime, lang: str | None = None, main: bool = True) -> None:
         self.config = config
         self.now = now
-        self.locale = Locale.parse(config.language.replace("-", "_"))
+        self.lang = lang or config.language
+        self.texts = config.texts(self.lang)
+        self.locale = Locale.parse(self.lang)
+        # The digest's own language is out/<slug>/ (and its web version there); each further one is a
+        # folder inside it, out/<slug>/<lang>/.
+        self.folder = "" if main else lang_folder(self.lang) + "/"
 
     @cached_property
     def env(self) -> jinja2.Environment:
@@ -136,7 +159,10 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             bytecode_cache=_bytecode_cache(self.config.paths.cache),
+            extensions=["jinja2.ext.i18n"],
         )
+        # New-style gettext: `_("Read more: %(title)s", title=...)` escapes its values in HTML templates.
+        env.install_gettext_translations(translations(self.lang), newstyle=True)  # type: ignore[attr-defined]
         env.filters["date"] = lambda d, fmt="long": format_date(d, fmt, locale=self.locale)
         env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt, locale=self.locale)
         env.filters["wrap"] = _wrap
@@ -145,15 +171,16 @@ class Renderer:
         return env
 
     def _context(self, digest: Digest, *, web: bool) -> dict[str, Any]:
-        c = self.config
-        web_url = f"{c.base_url}{digest.window.slug}/"
+        c, texts = self.config, self.texts
+        web_url = f"{c.base_url}{digest.window.slug}/{self.folder}"
+        window = digest.window if self.lang == c.language else in_language(digest.window, self.lang)
         ctx: dict[str, Any] = {
             "digest": digest,
-            "window": digest.window,
+            "window": window,
             "sections": digest.sections,
-            "title": c.title,
-            "intro": c.intro,
-            "language": c.language,
+            "title": texts.title,
+            "intro": texts.intro,
+            "language": self.lang.replace("_", "-"),
             "dir": "rtl" if self.locale.character_order == "right-to-left" else "ltr",
             "web_url": web_url,
             "web": web,
@@ -162,7 +189,7 @@ class Renderer:
             "from_name": c.sender.display_name or c.sender.addr_spec,
             "now": self.now,
         }
-        ctx["subject"] = self._render_string("subject", c.subject, ctx)
+        ctx["subject"] = self._render_string("subject", texts.subject, ctx)
         ctx["preheader"] = self._preheader(digest, ctx)
         return ctx
 
@@ -177,8 +204,8 @@ class Renderer:
         return out
 
     def _preheader(self, digest: Digest, ctx: dict[str, Any]) -> str:
-        if self.config.preheader:
-            return self._render_string("preheader", self.config.preheader, ctx)
+        if self.texts.preheader:
+            return self._render_string("preheader", self.texts.preheader, ctx)
         titles = "; ".join(i.title for i in digest.items[:3])
         return titles if len(titles) <= 100 else titles[:99].rsplit(" ", 1)[0] + "…"
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import jinja2
+from babel import Locale, UnknownLocaleError
 
 from digest import outdir
 from digest.errors import DigestError, OutputError
@@ -24,6 +25,29 @@ from digest.fsutil import atomic_write
 from digest.outdir import SHOT_FILES, shot_name
 
 INDEX_NAME = "index.html"
+
+
+@dataclass(frozen=True)
+class Language:
+    """The digest of one window in a further language, as the archive links it."""
+
+    code: str
+    name: str  # in its own language: "français"
+    folder: str  # "fr", inside the window's folder
+    subject: str
+    item_count: int
+
+
+def _language(code: str, folder: Path) -> Language | None:
+    try:
+        m = outdir.load(folder).manifest
+    except DigestError:
+        return None
+    try:
+        name = Locale.parse(code).get_display_name(code) or code
+    except (ValueError, UnknownLocaleError):
+        name = code
+    return Language(code, name, folder.name, m.subject, m.item_count)
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,8 @@ class Entry:
     built_at: str
     files: tuple[str, ...]  # the files present in the folder, among those the archive links
     shots: tuple[str, ...]  # the screenshots present
+    lang: str = ""  # the digest's language ("" in an older build)
+    languages: tuple[Language, ...] = ()  # the same digest in further languages, in out/<slug>/<lang>/
 
     @property
     def thumbnail(self) -> str | None:
@@ -80,6 +106,12 @@ def entries(out_dir: Path) -> tuple[list[Entry], list[str]]:
                 built_at=m.built_at,
                 files=tuple(name for name in LINKED if (folder / name).is_file()),
                 shots=tuple(name for name in SHOT_FILES if (folder / name).is_file()),
+                lang=m.lang,
+                languages=tuple(
+                    other
+                    for code in m.languages
+                    if (other := _language(code, folder / outdir.lang_folder(code))) is not None
+                ),
             )
         )
     found.sort(key=lambda e: (datetime.fromisoformat(e.start), e.slug), reverse=True)
@@ -182,6 +214,14 @@ _TEMPLATE = _ENV.from_string(
         {% if "digest.eml" in e.files %}<a href="{{ at }}/digest.eml">Message (.eml)</a>{% endif %}
         {% if "manifest.json" in e.files %}<a href="{{ at }}/manifest.json">Manifest</a>{% endif %}
       </p>
+      {% if e.languages %}
+      <p class="links">Also in:
+        {% for lang in e.languages %}
+        <a href="{{ at }}/{{ lang.folder|urlencode }}/index.html" hreflang="{{ lang.code|replace("_", "-") }}"
+          title="{{ lang.subject }}">{{ lang.name }}</a> ({{ lang.item_count }})
+        {% endfor %}
+      </p>
+      {% endif %}
       {% if e.shots %}
       <p class="links">Screenshots:
         {% for name in e.shots %}

@@ -116,6 +116,24 @@ def _range(start: datetime, end: datetime, last_day: date, tz: ZoneInfo, locale:
     return Window(start, end, label, f"{first_day.isoformat()}_{last_day.isoformat()}")
 
 
+def in_language(window: Window, locale: str) -> Window:
+    """The same window labelled in another language ("March 2021" -> "mars 2021"), for that language's
+    digest; the label is made as the window's own function made it, from its slug."""
+    first = window.start.date()
+    if re.fullmatch(r"\d{4}-\d{2}", window.slug):
+        label = format_date(first, "LLLL y", locale=locale)
+    elif re.fullmatch(r"\d{4}-W\d{2}", window.slug):
+        label = format_interval(first, first + timedelta(days=6), "yMMMd", locale=locale)
+    else:
+        last_day = date.fromisoformat(window.slug.rpartition("_")[2]) if "_" in window.slug else first
+        label = (
+            format_date(first, "long", locale=locale)
+            if first == last_day
+            else format_interval(first, last_day, "yMMMd", locale=locale)
+        )
+    return Window(window.start, window.end, label, window.slug)
+
+
 def previous_month(tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
     """The calendar month before the one `now` falls in, in the configured zone."""
     today = now.astimezone(tz).date()

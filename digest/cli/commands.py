@@ -14,6 +14,7 @@ from digest.cli.base import State, fail_cleanly, get_window, main, window_option
 from digest.config import Config, load_config
 from digest.errors import DigestError
 from digest.fsutil import rel_path, shown
+from digest.outdir.files import lang_folder
 from digest.words import plural
 
 
@@ -47,7 +48,15 @@ def build(
     n, c = len(result.digest.items), len(result.digest.sections)
     counted = f"{plural(n, 'item')} in {plural(c, 'category', 'categories')}"
     sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
-    state.say(f"{counted} -> {shown(result.folder)}/ ({sizes})")
+    lang = f"{result.manifest.lang}: " if result.languages else ""
+    state.say(f"{lang}{counted} -> {shown(result.folder)}/ ({sizes})")
+    for other in result.languages:  # one line per further language: "fr: 3 items ... -> out/<slug>/fr/"
+        html, text = other.files["digest.html"]["bytes"], other.files["digest.txt"]["bytes"]
+        state.say(
+            f"{other.lang}: {plural(other.item_count, 'item')} in "
+            f"{plural(len(other.sections), 'category', 'categories')} -> "
+            f"{shown(result.folder / lang_folder(other.lang))}/ (html {_kb(html)}, text {_kb(text)})"
+        )
     if screenshots:
         _screenshots(state, config, result.folder)
 

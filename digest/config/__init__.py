@@ -190,6 +190,8 @@ class Config:
             intro=table.intro or (self.intro if lang == self.language else ""),
             subject=table.subject or self.subject,
             preheader=table.preheader or self.preheader,
+            greeting=table.greeting,
+            greeting_fallback=table.greeting_fallback,
         )
 
     @property

@@ -329,6 +329,11 @@ class LanguageTexts:
     intro: str = ""
     subject: str = ""
     preheader: str = ""
+    greeting: str = ""
+    greeting_fallback: str = ""
+
+
+_LANGUAGE_KEYS = ("title", "intro", "subject", "preheader", "greeting", "greeting_fallback")
 
 
 def languages(v: Any) -> tuple[LanguageTexts, ...]:
@@ -339,9 +344,9 @@ def languages(v: Any) -> tuple[LanguageTexts, ...]:
     for code, table in v.items():
         try:
             lang = language(code)
-            unknown = sorted(set(table) - {"title", "intro", "subject", "preheader"})
+            unknown = sorted(set(table) - set(_LANGUAGE_KEYS))
             if unknown:
-                raise ValueError(f"unknown key {unknown[0]!r}; keys are title, intro, subject, preheader")
+                raise ValueError(f"unknown key {unknown[0]!r}; keys are {', '.join(_LANGUAGE_KEYS)}")
             out.append(
                 LanguageTexts(
                     code=lang,
@@ -349,6 +354,10 @@ def languages(v: Any) -> tuple[LanguageTexts, ...]:
                     intro=text(table["intro"]) if "intro" in table else "",
                     subject=nonempty_line(table["subject"]) if "subject" in table else "",
                     preheader=line(table["preheader"]) if "preheader" in table else "",
+                    greeting=greeting(table["greeting"]) if "greeting" in table else "",
+                    greeting_fallback=line(table["greeting_fallback"])
+                    if "greeting_fallback" in table
+                    else "",
                 )
             )
         except ValueError as err:

@@ -31,6 +31,7 @@ from digest.outdir.files import (
     SCHEMES,
     SHOT_FILES,
     WIDTHS,
+    lang_folder,
     shot_name,
 )
 from digest.outdir.folder import FolderBusy, holding, lock, lock_path, recover, sending_now, write
@@ -54,6 +55,7 @@ __all__ = [
     "hash_files",
     "holding",
     "is_built",
+    "lang_folder",
     "load",
     "lock",
     "lock_path",
@@ -78,6 +80,7 @@ class ItemRecord:
     body: str = ""
     image: str | None = None
     image_alt: str | None = None
+    lang: str = ""  # the item's `lang`, as the file gives it ("": the workspace's language)
 
     def end(self, tz: tzinfo) -> datetime:
         """The instant just after the item: a date-only item counts as the whole of that day."""
@@ -116,6 +119,9 @@ class Manifest:
     items: tuple[ItemRecord, ...]
     files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> bytes, sha256
     warnings: tuple[str, ...] = ()
+    lang: str = ""  # the language of this digest ("": an older build, in the workspace's language)
+    # In the digest's own folder: the further languages built beside it, each in out/<slug>/<lang>/.
+    languages: tuple[str, ...] = ()
 
     @property
     def item_count(self) -> int:
@@ -148,6 +154,8 @@ class Manifest:
             "items": [asdict(i) for i in self.items],
             "files": {k: dict(v) for k, v in self.files.items()},
             "warnings": list(self.warnings),
+            "lang": self.lang,
+            "languages": list(self.languages),
         }
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
@@ -175,6 +183,8 @@ class Manifest:
                 items=tuple(ItemRecord(**i) for i in data["items"]),
                 files={str(k): dict(v) for k, v in data["files"].items()},
                 warnings=tuple(str(w) for w in data["warnings"]),
+                lang=str(data.get("lang", "")),
+                languages=tuple(str(x) for x in data.get("languages", ())),
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"missing or malformed field {err}") from err
@@ -243,6 +253,20 @@ class Built:
                 f"({getattr(err, 'strerror', None) or err}); "
                 "build again with `digest build`"
             ) from err
+
+    def languages(self) -> list[Built]:
+        """The further languages' digests built beside this one (out/<slug>/<lang>/), in the manifest's
+        order; OutputError when one is missing or damaged."""
+        found = []
+        for code in self.manifest.languages:
+            try:
+                found.append(load(self.folder / lang_folder(code)))
+            except NotBuilt:
+                raise OutputError(
+                    f"{shown(self.folder / lang_folder(code))}/: the {code} digest of this build is missing; "
+                    "build again with `digest build`"
+                ) from None
+        return found
 
     def parts(self) -> Parts:
         """The un-personalised parts; OutputError when they are not of this manifest's build."""

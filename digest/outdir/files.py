@@ -30,4 +30,10 @@ BUILD_FILES = (
     *SHOT_FILES,
 )
 
+
+def lang_folder(code: str) -> str:
+    """The folder (and URL path) of a further language's digest inside out/<slug>/: "fr", "pt-br"."""
+    return code.replace("_", "-").lower()
+
+
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail shows "[Message clipped]" past this much HTML

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from digest.errors import OutputError
 from digest.fsutil import atomic_write, shown
-from digest.outdir.files import BUILD_FILES, JOURNAL
+from digest.outdir.files import BUILD_FILES, JOURNAL, MANIFEST
 
 # ---- the lock ----
 
@@ -135,9 +136,26 @@ def _kept_files(folder: Path) -> list[Path]:
     """What a build carries over: everything that is not a build file (the journal and its WAL last)."""
     if not folder.is_dir():
         return []
-    kept = [e for e in folder.iterdir() if e.name not in BUILD_FILES and not e.name.startswith(".")]
+    kept = [
+        e
+        for e in folder.iterdir()
+        if e.name not in BUILD_FILES and not e.name.startswith(".") and not _language_build(e)
+    ]
     # The journal's database last: once it is in a folder, its WAL is too (a concurrent reader checks for it).
     return sorted(kept, key=lambda p: p.name == JOURNAL)
+
+
+def _language_build(entry: Path) -> bool:
+    """A further language's digest (out/<slug>/fr/): a build file, which the new build replaces or drops."""
+    return entry.is_dir() and (entry / MANIFEST).is_file()
+
+
+def _build_file(name: str) -> bool:
+    """A name a build writes: one of BUILD_FILES, at the top or in one language's folder ("fr/index.html")."""
+    head, _, tail = name.rpartition("/")
+    return tail in BUILD_FILES and (
+        not head or re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", head) is not None
+    )
 
 
 def recover(folder: Path) -> None:
@@ -178,7 +196,7 @@ def write(folder: Path, files: Mapping[str, bytes]) -> None:
     Takes the folder's lock (OutputError naming the folder when a send or another build holds it),
     first puts back what a killed build left aside, then writes a sibling folder and swaps it in.
     """
-    unknown = set(files) - set(BUILD_FILES)
+    unknown = {name for name in files if not _build_file(name)}
     if unknown:
         raise ValueError(f"not build files: {sorted(unknown)}")
     try:
@@ -214,6 +232,7 @@ def _swap(folder: Path, files: Mapping[str, bytes]) -> None:
     old: Path | None = None
     try:
         for name, data in files.items():
+            (stage / name).parent.mkdir(exist_ok=True)  # a further language's folder: out/<slug>/fr/
             atomic_write(stage / name, data)
         for entry in _kept_files(folder):
             target = stage / entry.name
