@@ -21,7 +21,7 @@ from digest.config import Config, greeting_fields
 from digest.errors import DigestError
 from digest.render import GREETING, UNSUBSCRIBE_URL
 from digest.tokens import check_unsubscribe_secret, unsubscribe_token
-from digest.words import slugify
+from digest.words import lang_code, slugify
 
 if TYPE_CHECKING:
     from digest.dkim import Signer
@@ -301,6 +301,30 @@ class Parts(Protocol):
 def list_id(config: Config) -> str:
     """The List-Id: [send] list_id, or <slug of the title>.<domain of From>."""
     return config.send.list_id or f"{slugify(config.title, fallback='digest')}.{config.sender.domain}"
+
+
+class Makers:
+    """The message makers of a digest built in several languages: each subscriber gets the digest in their
+    list row's `lang` (fr, fr-CA falls back to fr), else in the digest's own language."""
+
+    def __init__(self, main: Personaliser, others: Mapping[str, Personaliser] | None = None) -> None:
+        self.main = main
+        self.others = dict(others or {})
+        self.greeting_uses = main.greeting_uses.union(*(m.greeting_uses for m in self.others.values()))
+
+    def for_fields(self, fields: Mapping[str, str] | None) -> Personaliser:
+        """The maker of the language a subscriber's row asks for (its `lang` column), else the main one."""
+        asked = (fields or {}).get("lang", "").strip()
+        if asked and self.others:
+            code = lang_code(asked)
+            found = self.others.get(code) or self.others.get(code.split("_")[0])
+            if found is not None:
+                return found
+        return self.main
+
+    def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
+        """One recipient's complete message, in their language."""
+        return self.for_fields(fields).message(email, name, fields)
 
 
 def N_(text: str) -> str:  # gettext's name for "translated where it is used"

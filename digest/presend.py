@@ -17,7 +17,7 @@ from digest.config import Config
 from digest.errors import SendError
 from digest.fsutil import shown
 from digest.journal import Counts, journal_path, read_journal
-from digest.message import Outgoing, Personaliser, personaliser
+from digest.message import Makers, Outgoing, personaliser
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers, valid_address
 from digest.suppress import open_suppressions
 from digest.window import Window
@@ -44,10 +44,11 @@ class Prepared:
 
     folder: Path
     built: outdir.Built
-    parts: outdir.Parts
-    maker: Personaliser
+    parts: outdir.Parts  # the digest's own language's
+    maker: Makers  # picks each subscriber's language
     settings: smtp.SmtpSettings
     sender: str
+    content_hash: str  # of every language's digest: what the journal is bound to
 
 
 def prepare(
@@ -77,8 +78,13 @@ def prepare(
             if changes:
                 raise SendError(stale_message(folder, changes, what=what))
     parts = built.parts()
-    maker = personaliser(config, parts, now=now)
-    return Prepared(folder, built, parts, maker, settings, config.sender.addr_spec)
+    lang = built.manifest.lang or None
+    others = {
+        b.manifest.lang: personaliser(config, b.parts(), now=now, lang=b.manifest.lang)
+        for b in built.languages()
+    }
+    maker = Makers(personaliser(config, parts, now=now, lang=lang), others)
+    return Prepared(folder, built, parts, maker, settings, config.sender.addr_spec, built.digest_hash())
 
 
 def send_test(

@@ -32,7 +32,7 @@ from digest import outdir, presend, smtp
 from digest.config import Config
 from digest.errors import DigestError, SendError, SuppressionError
 from digest.journal import Counts, Journal, journal_path
-from digest.message import Outgoing, Personaliser
+from digest.message import Makers, Outgoing
 from digest.presend import DryRun, Prepared, Say, SendOptions, dry_run, prepare, send_test
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers
 from digest.suppress import Suppressions, open_suppressions, why
@@ -88,7 +88,7 @@ class SendReport:
 class _Run:
     settings: smtp.SmtpSettings
     sender: str
-    maker: Personaliser
+    maker: Makers
     journal: Journal
     options: SendOptions
     progress: Callable[[int, int], None] | None
@@ -280,12 +280,12 @@ def run(
     parts, path = ready.parts, journal_path(ready.folder)
     began = time.monotonic()
     with (
-        outdir.holding(ready.folder, content_hash=parts.content_hash, wait=presend.LOCK_WAIT),
+        outdir.holding(ready.folder, content_hash=ready.content_hash, wait=presend.LOCK_WAIT),
         Journal(path) as journal,
         open_suppressions(config) as store,
     ):
         journal.bind(
-            content_hash=parts.content_hash,
+            content_hash=ready.content_hash,
             subject=parts.subject,
             subscribers=subscribers.resolve(),
             allow_changed=options.allow_changed,
@@ -359,8 +359,8 @@ def _finish(
         unfinished += s.key not in finished
     if not work.fatal and unfinished == 0:
         journal.sent_in_full(
-            newest_end=ready.built.manifest.newest_end(config.tz),
-            content_hash=ready.parts.content_hash,
+            newest_end=ready.built.newest_end(config.tz),
+            content_hash=ready.content_hash,
             sent_now=work.tally["sent"] > 0,
         )
     return SendReport(

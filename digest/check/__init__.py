@@ -19,6 +19,7 @@ SpamAssassin (`digest check --spam`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from digest import outdir
 from digest.check.built import BuiltDigest, load_built
@@ -55,6 +56,11 @@ def check(config: Config, window: Window) -> Report:
     parts = load_built(config, window)
     folder = outdir.folder_of(config.paths.out, window.slug)
     findings = lint(parts, clients=config.check.clients)
+    # Each further language's digest is held to the same rules; its findings say which one they are about.
+    for lang in parts.manifest.languages:
+        other = load_built(config, window, lang=lang)
+        for f in lint(other, clients=config.check.clients):
+            findings.append(replace(f, message=f"[{lang}] {f.message}"))
     return Report(folder=folder, window=window.slug, findings=tuple(findings))
 
 

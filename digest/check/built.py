@@ -112,12 +112,14 @@ def field_of(item: ItemRecord, needle: str) -> str | None:
     return next((name for name, text in fields.items() if text and n in norm(text)), None)
 
 
-def load_built(config: Config, window: Window) -> BuiltDigest:
-    """Read what the build wrote in out/<slug>/; never items/ or the templates as they are now.
+def load_built(config: Config, window: Window, *, lang: str | None = None) -> BuiltDigest:
+    """Read what the build wrote in out/<slug>/ (or, with `lang`, out/<slug>/<lang>/, a further language's
+    digest); never items/ or the templates as they are now.
 
     NotBuilt when the window has not been built, OutputError when a file of the build is missing or damaged.
     """
-    built = outdir.load(outdir.folder_of(config.paths.out, window.slug))
+    folder = outdir.folder_of(config.paths.out, window.slug)
+    built = outdir.load(folder / outdir.lang_folder(lang) if lang else folder)
     config_file = config.paths.config_file
     return BuiltDigest(
         manifest=built.manifest,

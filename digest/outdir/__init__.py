@@ -268,6 +268,19 @@ class Built:
                 ) from None
         return found
 
+    def digest_hash(self) -> str:
+        """What every subscriber may get, as one hash: the content hash, or with further languages a hash
+        of every language's (a rebuild that changed any of them changes it)."""
+        if not self.manifest.languages:
+            return self.manifest.content_hash
+        hashes = [self.manifest.content_hash, *(b.manifest.content_hash for b in self.languages())]
+        return hashlib.sha256("\0".join(hashes).encode()).hexdigest()
+
+    def newest_end(self, tz: tzinfo) -> datetime | None:
+        """The instant just after the newest item of any language: where the next digest starts."""
+        ends = [m.newest_end(tz) for m in [self.manifest, *(b.manifest for b in self.languages())]]
+        return max((e for e in ends if e is not None), default=None)
+
     def parts(self) -> Parts:
         """The un-personalised parts; OutputError when they are not of this manifest's build."""
         try:

@@ -103,7 +103,7 @@ def holding(folder: Path, *, content_hash: str | None = None, wait: float = 0.0)
         if content_hash is not None:
             from digest.outdir import is_built, load  # the format, beside this module
 
-            now = load(folder).manifest.content_hash if is_built(folder) else None
+            now = load(folder).digest_hash() if is_built(folder) else None
             if now != content_hash:
                 raise OutputError(
                     f"{shown(folder)}/: the digest was rebuilt just as this send began; nothing was sent: "

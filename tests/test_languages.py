@@ -1,0 +1,298 @@
+"""Several languages: one digest per language that has items (out/<slug>/ and out/<slug>/<lang>/), the
+templates' words from the packaged catalogs, the archive linking them all, and a send that gives each
+subscriber the digest in their list row's language, with one journal (a real SMTP server on loopback)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from click.testing import Result
+from conftest import REPO, write_item
+from smtpserver import MONTH, Handler, Server, journal_rows
+
+from digest import outdir
+from digest.render import LOCALE_DIR
+
+Run = Callable[..., Result]
+
+FRENCH = """
+[languages.fr]
+title = "Actualités coopératives"
+intro = "Les nouvelles du mois, en un seul courriel."
+subject = "{{ title }} : {{ window.label }}"
+"""
+
+
+def french_item(
+    ws: Path, name: str = "fr-1.md", title: str = "Les coopératives & l'ESS", **more: str
+) -> Path:
+    extra = "".join(f"{k}: {v}\n" for k, v in more.items())
+    return write_item(
+        ws / "items",
+        name,
+        f"---\ntitle: {title}\ndate: 2021-03-12\ncategory: News\nlang: fr\n"
+        f"summary: Une journée <b>consacrée</b> aux coopératives.\nurl: https://example.org/fr/{name}\n{extra}---\n",
+    )
+
+
+@pytest.fixture
+def bilingual(workspace: Path) -> Path:
+    """The sample workspace (English) with a [languages.fr] table and two French items in March 2021."""
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write(FRENCH)
+    french_item(workspace)
+    french_item(workspace, "fr-2.md", title="Deuxième nouvelle")
+    return workspace
+
+
+def manifest(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_one_digest_per_language_each_in_its_words(bilingual: Path, run: Run) -> None:
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    assert "en: 10 items in 2 categories -> out/2021-03/" in result.stderr
+    assert "fr: 2 items in 1 category -> out/2021-03/fr/" in result.stderr
+    top, fr = bilingual / "out" / "2021-03", bilingual / "out" / "2021-03" / "fr"
+    main, french = manifest(top), manifest(fr)
+    assert (main["lang"], main["languages"]) == ("en", ["fr"])
+    assert (french["lang"], french["languages"]) == ("fr", [])
+    assert main["item_count"] == 10 and french["item_count"] == 2
+    assert french["subject"] == "Actualités coopératives : mars 2021"
+    assert french["web_url"] == "https://example.org/coop-digest/2021-03/fr/"
+    assert {i["lang"] for i in french["items"]} == {"fr"}
+    assert all(i["lang"] == "" for i in main["items"])
+
+    html = (fr / "digest.html").read_text(encoding="utf-8")
+    assert 'lang="fr"' in html and 'lang="en"' not in html
+    for words in ("Dans ce numéro", "2 articles", "Lire la suite", "Se désabonner", "12 mars 2021"):
+        assert words in html, words
+    assert "In this issue" not in html and "Read more" not in html
+    assert "Les coopératives &amp; l&#39;ESS" in html or "Les coopératives &amp; l'ESS" in html
+    assert "<b>consacrée</b>" not in html  # the summary's markup is text, escaped
+    assert 'href="https://example.org/coop-digest/2021-03/fr/"' in html
+    text = (fr / "digest.txt").read_text(encoding="utf-8")
+    assert text.startswith("Actualités coopératives : mars 2021\n")
+    assert (
+        "Dans ce numéro :" in text and "Lire en ligne : https://example.org/coop-digest/2021-03/fr/" in text
+    )
+    assert "Les nouvelles du mois, en un seul courriel." in text
+    # The greeting of the preview: the default greeting, translated.
+    assert "Bonjour" in text and "Hello" not in text
+    # The English digest has none of the French items, and its own words.
+    en_html = (top / "digest.html").read_text(encoding="utf-8")
+    assert "Deuxième nouvelle" not in en_html and "In this issue" in en_html
+    assert 'lang="en"' in en_html
+    web = (fr / "index.html").read_text(encoding="utf-8")
+    assert "Deuxième nouvelle" in web and "Publié le" in web
+
+
+def test_the_archive_links_every_language(bilingual: Path, run: Run) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    page = (bilingual / "out" / "index.html").read_text(encoding="utf-8")
+    assert 'href="2021-03/fr/index.html" hreflang="fr"' in page
+    assert ">français</a> (2)" in page
+
+
+def test_a_language_with_only_drafts_is_not_built_and_a_dropped_one_is_removed(
+    bilingual: Path, run: Run
+) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    (bilingual / "out" / "2021-03" / "fr" / "notes.txt").write_text("mine", encoding="utf-8")
+    for name in ("fr-1.md", "fr-2.md"):
+        path = bilingual / "items" / name
+        path.write_text(path.read_text(encoding="utf-8").replace("lang: fr\n", "lang: fr\ndraft: true\n"))
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    top = bilingual / "out" / "2021-03"
+    assert not (top / "fr").exists()  # a language's folder is the build's: the new build has none
+    assert manifest(top)["languages"] == []
+    assert "fr:" not in result.stderr
+
+
+def test_without_items_in_the_workspace_language_the_first_that_has_them_is_the_digest(
+    workspace: Path, run: Run
+) -> None:
+    for path in (workspace / "items").glob("*.md"):
+        path.unlink()
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write(FRENCH)
+    french_item(workspace)
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    top = workspace / "out" / "2021-03"
+    assert manifest(top)["lang"] == "fr" and manifest(top)["languages"] == []
+    assert manifest(top)["web_url"] == "https://example.org/coop-digest/2021-03/"
+    assert "Dans ce numéro" in (top / "digest.html").read_text(encoding="utf-8")
+
+
+def test_a_language_without_a_table_or_catalog_gets_the_top_level_texts_and_english_words(
+    workspace: Path, run: Run
+) -> None:
+    write_item(
+        workspace / "items",
+        "de.md",
+        "---\ntitle: Genossenschaften\ndate: 2021-03-03\ncategory: News\nlang: de\nsummary: Neu.\n---\n",
+    )
+    assert run("build", *MONTH).exit_code == 0
+    de = workspace / "out" / "2021-03" / "de"
+    assert manifest(de)["subject"] == "Co-operative News Digest: März 2021"  # Babel's month, our words
+    html = (de / "digest.html").read_text(encoding="utf-8")
+    assert 'lang="de"' in html and "In this issue" in html and "3. März 2021" in html
+    # The English intro is not borrowed by another language's digest.
+    assert "News, stories and statements" not in html
+
+
+def test_check_holds_every_language_to_the_rules(bilingual: Path, run: Run) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    result = run("check", *MONTH, "--strict")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    fr_text = bilingual / "out" / "2021-03" / "fr" / "digest.txt"
+    fr_text.write_text(
+        fr_text.read_text(encoding="utf-8").replace("Deuxième nouvelle", "X"), encoding="utf-8"
+    )
+    result = run("check", *MONTH)
+    assert result.exit_code == 1
+    assert "[fr]" in result.stdout and "Deuxième nouvelle" in result.stdout
+
+
+def test_a_send_refuses_a_build_whose_further_language_changed(bilingual: Path, run: Run) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    french_item(bilingual, "fr-3.md", title="Troisième")
+    result = run("send", *MONTH, "--subscribers", "nobody.csv", "--dry-run")
+    assert result.exit_code == 1
+    assert "added:   items/fr-3.md" in result.stderr
+
+
+def received(server: Server) -> dict[str, EmailMessage]:
+    out = {}
+    for (rcpt, *_rest), raw in server.handler.received:
+        msg = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        out[rcpt] = msg
+    return out
+
+
+def test_each_subscriber_gets_their_language_in_one_journal(
+    bilingual: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    csv = bilingual / "subscribers.csv"
+    csv.write_text(
+        "email,name,lang\n"
+        "ann@example.org,Ann,fr\n"
+        "bob@example.org,Bob,FR-ca\n"  # a regional variant: the French digest
+        "eve@example.org,Eve,en\n"
+        "dan@example.org,Dan,\n"  # no language: the digest's own
+        "kim@example.org,Kim,de\n",  # a language not built: the digest's own
+        encoding="utf-8",
+    )
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert result.exit_code == 0, result.stderr
+        got = received(server)
+    assert sorted(got) == [f"{n}@example.org" for n in ("ann", "bob", "dan", "eve", "kim")]
+    for who in ("ann", "bob"):
+        msg = got[f"{who}@example.org"]
+        assert msg["Subject"] == "Actualités coopératives : mars 2021"
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert f"Bonjour {who.title()}," in text and "Deuxième nouvelle" in text
+        assert "Actualités coopératives" in msg["List-Id"]
+    for who in ("eve", "dan", "kim"):
+        msg = got[f"{who}@example.org"]
+        assert msg["Subject"] == "Co-operative News Digest: March 2021"
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert f"Hello {who.title()}," in text and "Deuxième nouvelle" not in text
+    rows = journal_rows(bilingual)
+    assert len(rows) == 5 and {r[0] for r in rows.values()} == {"sent"}
+    assert not (bilingual / "out" / "2021-03" / "fr" / "journal.sqlite").exists()
+    # A second run sends nobody anything again: one journal for the digest as a whole.
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        again = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert again.exit_code == 0, again.stderr
+        assert server.handler.received == []
+
+
+def test_the_dry_run_shows_the_first_subscribers_language(
+    bilingual: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    csv = bilingual / "subscribers.csv"
+    csv.write_text("email,name,lang\nann@example.org,Ann,fr\n", encoding="utf-8")
+    smtp_env(2525)
+    result = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    shown = message_from_bytes(result.stdout.encode(), policy=policy.default)
+    assert shown["Subject"] == "Actualités coopératives : mars 2021"
+
+
+# ---- the catalogs ----
+
+
+def _template_ids() -> set[str]:
+    ids = set()
+    method_map = [("templates/**.j2", "jinja2"), ("digest/message.py", "python")]
+    options = {
+        "templates/**.j2": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}
+    }
+    for _file, _line, message, _comments, _context in extract_from_dir(str(REPO), method_map, options):
+        ids.add(message if isinstance(message, str) else message[0])
+    return ids
+
+
+def _strings(value: str | tuple[str, ...] | list[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or ())
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "es"])
+def test_each_catalog_translates_every_string_and_is_compiled(lang: str) -> None:
+    folder = LOCALE_DIR / lang / "LC_MESSAGES"
+    with open(folder / "digest.po", "rb") as f:
+        po = read_po(f, locale=lang)
+    wanted = _template_ids()
+    assert wanted, "no strings extracted: the extraction itself is broken"
+    have = {m.id if isinstance(m.id, str) else m.id[0]: m for m in po if m.id}
+    assert wanted - have.keys() == set(), "strings missing from the catalog: run pybabel extract + update"
+    for key in wanted:
+        msg = have[key]
+        strings = _strings(msg.string)
+        assert all(strings) and not msg.fuzzy, f"{lang}: {key!r} is not translated"
+    with open(folder / "digest.mo", "rb") as f:
+        mo = read_mo(f)
+    stale = [m.id for m in po if m.id and (m.id not in mo or _strings(mo[m.id].string) != _strings(m.string))]
+    assert stale == [], "digest.mo is older than digest.po: run pybabel compile"
+
+
+def test_the_placeholders_survive_translation() -> None:
+    for lang in ("fr", "es"):
+        with open(LOCALE_DIR / lang / "LC_MESSAGES" / "digest.po", "rb") as f:
+            po = read_po(f, locale=lang)
+        for m in po:
+            if not m.id:
+                continue
+            source = m.id if isinstance(m.id, str) else m.id[1]
+            for s in _strings(m.string):
+                assert sorted(re.findall(r"%\(\w+\)d|%\(\w+\)s|\{\w+\}", s)) == sorted(
+                    set(re.findall(r"%\(\w+\)d|%\(\w+\)s|\{\w+\}", source))
+                ), (lang, m.id)
+
+
+def test_the_packaged_french_catalog_and_the_language_folder_names() -> None:
+    # read_mo needs a binary file: the catalogs in the package are binary, not text with CRLF surprises.
+    raw = (LOCALE_DIR / "fr" / "LC_MESSAGES" / "digest.mo").read_bytes()
+    assert read_mo(io.BytesIO(raw))["In this issue"].string == "Dans ce numéro"
+    assert outdir.lang_folder("pt_BR") == "pt-br"
