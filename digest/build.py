@@ -129,8 +129,8 @@ def _select(config: Config, window: Window, items: list[Item], *, limit: bool = 
 
 
 def language_of(config: Config, item: Item) -> str:
-    """The language an item is in: its `lang`, or the workspace's."""
-    return item.lang or config.language
+    """The digest an item goes into (see Config.digest_language)."""
+    return config.digest_language(item.lang)
 
 
 def _languages(config: Config, items: list[Item]) -> list[str]:

@@ -25,6 +25,7 @@ import yaml
 from inscriptis import get_text  # type: ignore[import-untyped]
 
 from digest.config import Config
+from digest.config.values import language
 from digest.errors import FeedError
 from digest.feedfetch import Fetched, fetch, load_validators, save_validators
 from digest.items import BadItem, check_url, parse_item
@@ -225,6 +226,9 @@ def _fields(
         fields["image"] = image
         fields["image_alt"] = plain_text(str(entry.get("media_description") or "")) or title
     fields["summary"] = summary
+    lang = _language(source.language or str(entry.get("language") or feed.get("language") or ""), config)
+    if lang:
+        fields["lang"] = lang
     fields["source_id"] = str(entry.get("id") or link or "")
     fields["feed"] = source.location
     return fields
@@ -336,6 +340,19 @@ def import_feeds(
     if not dry_run:
         save_validators(config.paths.cache, cache)
     return reports
+
+
+def _language(declared: str, config: Config) -> str:
+    """The item's `lang`: the feed's language (set in [[import.feeds]], or the feed's own <language> or
+    xml:lang), as the build files it; "" for the workspace's own language or a tag that is not one."""
+    try:
+        code = language(declared) if declared.strip() else ""
+    except ValueError:
+        return ""
+    lang = config.digest_language(code) if code else ""
+    if lang == code and "_" in code:  # fr-FR, with no fr_FR digest configured: the French digest
+        lang = config.digest_language(code.split("_")[0])
+    return "" if lang == config.language else lang
 
 
 def configured_sources(config: Config) -> list[Source]:

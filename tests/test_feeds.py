@@ -413,3 +413,32 @@ def test_the_http_charset_decodes_a_feed_that_declares_none(
     assert run("import", "--category", "Events", f"{server.base}/feeds/ru.xml").exit_code == 0
     (only,) = items(ws).values()
     assert (only["title"], only["summary"], only["category"]) == ("Кооперативы России", "Новости.", "Events")
+
+
+def test_each_feed_s_language_goes_into_its_items_and_the_build_makes_a_digest_per_language(
+    server: Served, ws: Path, run: Callable[..., Result]
+) -> None:
+    fr, es = serve(server, "rss_fr.xml"), serve(server, "atom_es.xml", "application/atom+xml")
+    english = serve(server, "rss_cdata.xml")
+    result = run("import", fr, es, english)
+    assert result.exit_code == 0, result.stderr
+    got = by_id(ws)
+    assert got["coop-fr-001"]["lang"] == "fr"  # <language>fr-FR</language>: the French digest
+    assert got["coop-fr-001"]["url"] == f"{server.base}/fr/nouvelles/reunion"
+    assert got["urn:coop:es:1"]["lang"] == "es"  # Atom's xml:lang
+    assert "lang" not in got["coop-2021-001"]  # no language given: the workspace's
+    built = run("build", "--month", "2021-03")
+    assert built.exit_code == 0, built.stderr
+    assert "fr: 2 items in 1 category -> out/2021-03/fr/" in built.stderr
+    assert "es: 1 item in 1 category -> out/2021-03/es/" in built.stderr
+    html = (ws / "out" / "2021-03" / "fr" / "digest.html").read_text(encoding="utf-8")
+    assert "Les coopératives se réunissent à Genève" in html and "Dans ce numéro" in html
+
+
+def test_the_language_option_and_a_variant_of_the_workspace_s_language(
+    server: Served, ws: Path, run: Callable[..., Result]
+) -> None:
+    assert run("import", "--language", "klingon please", serve(server, "rss_fr.xml")).exit_code == 1
+    result = run("import", "--language", "en-US", serve(server, "rss_fr.xml"))
+    assert result.exit_code == 0, result.stderr
+    assert all("lang" not in fm for fm in items(ws).values())  # en-US: the workspace's own (en) digest

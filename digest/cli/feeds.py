@@ -15,16 +15,30 @@ from digest.words import plural
 @click.option(
     "--category", default="", help="Category of these feeds' entries the [import] map does not place."
 )
+@click.option(
+    "--language", default="", help="Language of these feeds' entries (fr, es...); default: the feed's own."
+)
 @click.option("--dry-run", is_flag=True, help="List the item files it would write; write nothing.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True, help="Seconds.")
 @click.pass_obj
 @fail_cleanly
-def import_(state: State, /, feeds: tuple[str, ...], category: str, dry_run: bool, timeout: float) -> None:
+def import_(
+    state: State, /, feeds: tuple[str, ...], category: str, language: str, dry_run: bool, timeout: float
+) -> None:
     """Write new item files from FEED... (URLs or files; none: the [[import.feeds]] of digest.toml)."""
     config = state.config()
     from digest.feeds import Source, configured_sources, import_feeds  # feedparser: only for this command
 
-    sources = [Source(location=f, category=category.strip()) for f in feeds] or configured_sources(config)
+    if language.strip():
+        from digest.config.values import language as check_language
+
+        try:
+            check_language(language)
+        except ValueError as err:
+            raise DigestError(f"--language: {err}") from None
+    sources = [
+        Source(location=f, category=category.strip(), language=language.strip()) for f in feeds
+    ] or configured_sources(config)
     if not sources:
         raise DigestError(
             "no feed to import: give FEED... (a URL or a file) or list [[import.feeds]] in digest.toml"

@@ -194,6 +194,19 @@ class Config:
             greeting_fallback=table.greeting_fallback,
         )
 
+    def digest_language(self, lang: str | None) -> str:
+        """The language of the digest an item in `lang` goes into: the workspace's or a [languages.xx] one
+        when it is that language or a variant of it (en-US goes with en, fr-CA with fr), rather than a
+        digest of its own; else the tag itself; the workspace's language for an item without one."""
+        if not lang:
+            return self.language
+        known = [self.language, *(t.code for t in self.languages)]
+        if lang in known:
+            return lang
+        base = lang.split("_")[0]
+        same = [k for k in known if k == base] or [k for k in known if k.split("_")[0] == base]
+        return same[0] if same else lang
+
     @property
     def sender(self) -> Address:
         """The From address, parsed."""
