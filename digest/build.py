@@ -16,14 +16,15 @@ from typing import NamedTuple
 from digest import __version__, outdir
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, OutputError
+from digest.fit import Fitted, fit, preview_bytes
 from digest.fsutil import rel_path, shown
 from digest.items import Item
 from digest.message import personaliser, preview_recipient
-from digest.outdir import ItemRecord, Manifest, Parts, SectionRecord
+from digest.outdir import ItemRecord, Manifest, MovedRecord, Parts, SectionRecord
 from digest.outdir.files import GMAIL_CLIP_BYTES
 from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash
 from digest.scan import Scan, Scanner
-from digest.select import Digest, select
+from digest.select import Digest, embargoed, select
 from digest.site import write_index
 from digest.window import Window
 
@@ -38,12 +39,15 @@ class BuildResult:
     sizes: dict[str, int]
     warnings: tuple[str, ...]
     scan: Scan
+    fit: Fitted | None = None  # what [email] fit moved, when it is on
 
 
 class _Drafts(NamedTuple):
     digest: Digest
     email: Rendered
     web: Rendered
+    full: Digest  # what the web version shows: the window's items, no limit, no fit
+    fit: Fitted | None = None
 
 
 def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
@@ -58,15 +62,15 @@ def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
     except OutputError as err:  # the digest itself is built and in place: say so, do not report failure
         warnings.append(f"the digest is built, but the archive page is not up to date: {err}")
     sizes = {name: int(f["bytes"]) for name, f in manifest.files.items()}
-    return BuildResult(folder, drafts.digest, manifest, sizes, tuple(warnings), found)
+    return BuildResult(folder, drafts.digest, manifest, sizes, tuple(warnings), found, drafts.fit)
 
 
-def collect(config: Config, window: Window) -> tuple[Digest, Scan]:
+def collect(config: Config, window: Window, *, now: datetime) -> tuple[Digest, Scan]:
     """Scan and select only: the items inside the window, grouped (what `digest list` shows)."""
     scanner = _scanner(config)
     scanner.start_walk(background=False)
     found = scanner.finish(window.start, window.end)
-    return _select(config, window, found.items), found
+    return _select(config, window, found.items, now=now), found
 
 
 def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[Scan, _Drafts]:
@@ -96,27 +100,37 @@ def _scanner(config: Config) -> Scanner:
     )
 
 
-def _select(config: Config, window: Window, items: list[Item], *, limit: bool = True) -> Digest:
+def _select(
+    config: Config, window: Window, items: list[Item], *, now: datetime, limit: bool = True
+) -> Digest:
     limit_to = config.categories.limit if limit else 0
-    return select(items, window, order=config.categories.order, limit=limit_to)
+    return select(items, window, now=now, order=config.categories.order, limit=limit_to)
 
 
 def _render(renderer: Renderer, config: Config, window: Window, items: list[Item]) -> _Drafts:
     """The digest of these items, rendered as the email and as the web version (which no limit cuts)."""
-    digest = _select(config, window, items)
+    digest = _select(config, window, items, now=renderer.now)
     if not digest.sections:
         raise EmptyWindow(
             f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built"
         )
-    full = _select(config, window, items, limit=False) if config.categories.limit else digest
-    return _Drafts(digest, renderer.render(digest), renderer.render(full, web=True))
+    full = (
+        _select(config, window, items, now=renderer.now, limit=False) if config.categories.limit else digest
+    )
+    email, fitted = renderer.render(digest), None
+    if config.email.fit:  # the email under the budget; the web version below keeps every item
+        measure = preview_bytes(config, now=renderer.now)
+        budget = config.email.fit_budget * 1024
+        fitted = fit(digest, email, render=renderer.render, measure=measure, budget=budget)
+        digest, email = fitted.digest, fitted.email
+    return _Drafts(digest, email, renderer.render(full, web=True), full, fitted)
 
 
 def assemble(
     config: Config, window: Window, found: Scan, drafts: _Drafts, *, now: datetime
 ) -> tuple[dict[str, bytes], Manifest]:
     """The files of the built folder, and its manifest (the last of them)."""
-    digest, rendered, web = drafts
+    digest, rendered, web = drafts.digest, drafts.email, drafts.web
     parts = Parts(
         subject=rendered.subject,
         html=rendered.html,
@@ -138,6 +152,8 @@ def assemble(
         outdir.PARTS: parts.to_json(),  # what `digest send` personalises: exactly what was built
     }
     warnings = [*found.warnings, *digest.warnings]
+    if drafts.fit and not drafts.fit.fits:
+        warnings.append(drafts.fit.shortfall())
     if len(files["digest.html"]) > GMAIL_CLIP_BYTES:
         warnings.append(
             f"the HTML is {len(files['digest.html']) / 1024:.0f} KB: Gmail clips messages over 102 KB "
@@ -160,6 +176,7 @@ def assemble(
             for s in digest.sections
         ),
         items=tuple(_record(config, i) for i in digest.items),
+        moved=_moved(config, drafts),
         files=outdir.hash_files(files),
         warnings=tuple(warnings),
     )
@@ -182,16 +199,30 @@ def _record(config: Config, item: Item) -> ItemRecord:
     )
 
 
-def changes_since(config: Config, built: outdir.Built) -> list[str]:
+def _moved(config: Config, drafts: _Drafts) -> tuple[MovedRecord, ...]:
+    """The window's items the email leaves to the web version, and whether the limit or the fit did."""
+    by_fit = {i.slug for i in drafts.fit.moved} if drafts.fit else set()
+    shown_ = {i.slug for i in drafts.digest.items}
+    return tuple(
+        MovedRecord(**vars(_record(config, i)), by="fit" if i.slug in by_fit else "limit")
+        for i in drafts.full.items
+        if i.slug not in shown_
+    )
+
+
+def changes_since(config: Config, built: outdir.Built, *, now: datetime | None = None) -> list[str]:
     """What changed in the built window's items since the build: one line per item added, edited or
-    removed (empty when the folder still shows the items as they are). A send refuses a stale build."""
+    removed (empty when the folder still shows the items as they are). A send refuses a stale build.
+    An item still under embargo at `now` (default: the clock) is not there yet."""
     window = Window(built.manifest.start, built.manifest.end, built.manifest.label, built.manifest.slug)
-    _digest, found = collect(config, window)
-    then = {r.source: r for r in built.manifest.items}
-    now = {r.source: r for r in (_record(config, i) for i in found.items)}
-    lines = [f"added:   {src}" for src in sorted(now.keys() - then.keys())]
-    lines += [f"edited:  {src}" for src in sorted(now.keys() & then.keys()) if now[src] != then[src]]
-    lines += [f"removed: {src}" for src in sorted(then.keys() - now.keys())]
+    at = now or datetime.now().astimezone()
+    _digest, found = collect(config, window, now=at)
+    then = {r.source: r for r in built.manifest.built_items}
+    current = [i for i in found.items if not embargoed(i, at)]
+    now_ = {r.source: r for r in (_record(config, i) for i in current)}
+    lines = [f"added:   {src}" for src in sorted(now_.keys() - then.keys())]
+    lines += [f"edited:  {src}" for src in sorted(now_.keys() & then.keys()) if now_[src] != then[src]]
+    lines += [f"removed: {src}" for src in sorted(then.keys() - now_.keys())]
     return lines
 
 

@@ -43,6 +43,8 @@ def build(
     result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
+    if result.fit:
+        state.say(result.fit.summary(), level=0 if result.fit.moved else 1)
     state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
     n, c = len(result.digest.items), len(result.digest.sections)
     counted = f"{plural(n, 'item')} in {plural(c, 'category', 'categories')}"
@@ -62,7 +64,7 @@ def list_(state: State, /, **window: Any) -> None:
 
     config = state.config()
     win = get_window(state, config, **window)
-    digest, found = collect(config, win)
+    digest, found = collect(config, win, now=state.now)
     for warning in (*found.warnings, *digest.warnings):
         state.warn(warning)
     rows = [

@@ -47,6 +47,7 @@ __all__ = [
     "FolderBusy",
     "ItemRecord",
     "Manifest",
+    "MovedRecord",
     "Parts",
     "SectionRecord",
     "built_folders",
@@ -88,6 +89,18 @@ class ItemRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MovedRecord(ItemRecord):
+    """An item of the window that the web version shows and the email does not, and what moved it:
+    "limit" ([categories] limit) or "fit" ([email] fit, to stay under the size budget)."""
+
+    by: str
+
+    def as_item(self) -> ItemRecord:
+        """The item as an ItemRecord (what a build of it records), without the reason."""
+        return ItemRecord(**{k: v for k, v in asdict(self).items() if k != "by"})
+
+
+@dataclass(frozen=True, kw_only=True)
 class SectionRecord:
     """One category as it was built: how many items the email shows, how many it moved online."""
 
@@ -116,6 +129,12 @@ class Manifest:
     items: tuple[ItemRecord, ...]
     files: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> bytes, sha256
     warnings: tuple[str, ...] = ()
+    moved: tuple[MovedRecord, ...] = ()  # in the window, in the web version only (older manifests: none)
+
+    @property
+    def built_items(self) -> tuple[ItemRecord, ...]:
+        """Every item of the build, in the email or moved to the web version only."""
+        return (*self.items, *(m.as_item() for m in self.moved))
 
     @property
     def item_count(self) -> int:
@@ -148,6 +167,7 @@ class Manifest:
             "items": [asdict(i) for i in self.items],
             "files": {k: dict(v) for k, v in self.files.items()},
             "warnings": list(self.warnings),
+            "moved": [asdict(m) for m in self.moved],
         }
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
@@ -175,6 +195,7 @@ class Manifest:
                 items=tuple(ItemRecord(**i) for i in data["items"]),
                 files={str(k): dict(v) for k, v in data["files"].items()},
                 warnings=tuple(str(w) for w in data["warnings"]),
+                moved=tuple(MovedRecord(**m) for m in data.get("moved", ())),
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"missing or malformed field {err}") from err
