@@ -16,7 +16,7 @@ from typing import NamedTuple
 from digest import __version__, outdir
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, OutputError
-from digest.fit import Fitted, fit, preview_bytes
+from digest.fit import Fitted, fit_email
 from digest.fsutil import rel_path, shown
 from digest.items import Item
 from digest.message import personaliser, preview_recipient
@@ -119,9 +119,7 @@ def _render(renderer: Renderer, config: Config, window: Window, items: list[Item
     )
     email, fitted = renderer.render(digest), None
     if config.email.fit:  # the email under the budget; the web version below keeps every item
-        measure = preview_bytes(config, now=renderer.now)
-        budget = config.email.fit_budget * 1024
-        fitted = fit(digest, email, render=renderer.render, measure=measure, budget=budget)
+        fitted = fit_email(config, digest, email, renderer)
         digest, email = fitted.digest, fitted.email
     return _Drafts(digest, email, renderer.render(full, web=True), full, fitted)
 

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from digest.config import Config
 from digest.items import Item
-from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered
+from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer
 from digest.select import Digest
 
 # The markup around one item in the default template (heading, date line, paragraphs, "Read more" link,
@@ -157,6 +157,12 @@ def _guess(cumulative: list[int], lo: int, lo_size: int, hi: int, hi_size: int, 
     while m < hi - 1 and cumulative[m] < needed:
         m += 1
     return m
+
+
+def fit_email(config: Config, digest: Digest, first: Rendered, renderer: Renderer) -> Fitted:
+    """fit() with the workspace's budget and the build's measure: what [email] fit does to a digest."""
+    measure = preview_bytes(config, now=renderer.now)
+    return fit(digest, first, render=renderer.render, measure=measure, budget=config.email.fit_budget * 1024)
 
 
 def preview_bytes(config: Config, *, now: datetime) -> Callable[[Rendered], int]:

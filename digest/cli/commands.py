@@ -14,6 +14,7 @@ from digest.cli.base import State, fail_cleanly, get_window, main, window_option
 from digest.config import Config, load_config
 from digest.errors import DigestError
 from digest.fsutil import rel_path, shown
+from digest.window import Window
 from digest.words import plural
 
 
@@ -56,14 +57,23 @@ def build(
 
 @main.command(name="list")
 @window_options
+@click.option(
+    "--explain", is_flag=True, help="Every item file, in or out, and why (drafts, window, limit, fit...)."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="With --explain: JSON for CI (schema in the reference)."
+)
 @click.pass_obj
 @fail_cleanly
-def list_(state: State, /, **window: Any) -> None:
+def list_(state: State, /, explain: bool = False, as_json: bool = False, **window: Any) -> None:
     """List the items a build of this window would include."""
     from digest.build import collect
 
     config = state.config()
     win = get_window(state, config, **window)
+    if explain or as_json:
+        _explain(state, config, win, as_json=as_json, after_last_send=bool(window.get("since_last_send")))
+        return
     digest, found = collect(config, win, now=state.now)
     for warning in (*found.warnings, *digest.warnings):
         state.warn(warning)
@@ -89,6 +99,21 @@ def list_(state: State, /, **window: Any) -> None:
         title_w = min(title_w, max(20, width - 10 - 2 - cat_w - 2 - 2 - file_w))
     for day, cat, title, file in rows:
         click.echo(f"{day}  {_fit(cat, cat_w)}  {_fit(title, title_w)}  {file}")
+
+
+def _explain(state: State, config: Config, win: Window, *, as_json: bool, after_last_send: bool) -> None:
+    from digest.explain import explain, format_explanation
+
+    found = explain(config, win, now=state.now, after_last_send=after_last_send)
+    for warning in found.warnings:
+        state.warn(warning)
+    if as_json:
+        click.echo(found.to_json())
+        return
+    counts = ", ".join(f"{found.count(s)} {s}" for s in ("in", "online", "out"))
+    state.say(f"{win.label}: {plural(len(found.verdicts), 'item file')} ({counts})")
+    if found.verdicts:
+        click.echo(format_explanation(found))
 
 
 def _fit(text: str, width: int) -> str:
