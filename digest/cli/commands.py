@@ -27,6 +27,12 @@ from digest.words import plural
     help="Put the <slug>/ folder under this folder instead of out/.",
 )
 @click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
+@click.option(
+    "--import",
+    "import_first",
+    is_flag=True,
+    help="First pull the [[import.feeds]] of digest.toml, as `digest import` does (a failed feed: warning).",
+)
 @click.pass_obj
 @fail_cleanly
 def build(
@@ -34,6 +40,7 @@ def build(
     /,
     out_dir: Path | None,
     screenshots: bool = False,
+    import_first: bool = False,
     **window: Any,
 ) -> None:
     """Build the digest of a window into out/<slug>/ (default: last month)."""
@@ -41,6 +48,8 @@ def build(
 
     config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
+    if import_first:
+        _import_feeds(state, config)
     result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
@@ -99,6 +108,30 @@ def list_(state: State, /, explain: bool = False, as_json: bool = False, **windo
         title_w = min(title_w, max(20, width - 10 - 2 - cat_w - 2 - 2 - file_w))
     for day, cat, title, file in rows:
         click.echo(f"{day}  {_fit(cat, cat_w)}  {_fit(title, title_w)}  {file}")
+
+
+def _import_feeds(state: State, config: Config) -> None:
+    """`digest import` with no argument, before a build: what is there still builds when a feed fails."""
+    from digest.feeds import configured_sources, import_feeds  # feedparser: only when asked
+
+    sources = configured_sources(config)
+    if not sources:
+        raise DigestError(
+            "--import: no [[import.feeds]] in digest.toml: list the feeds to pull, or drop --import"
+        )
+    for report in import_feeds(config, sources, now=state.now):
+        for item in report.written:
+            state.say(f"wrote {shown(item.path)}: {item.title}", level=1)
+        for note in report.notes:
+            state.warn(note)
+        if report.error:
+            state.warn(f"{report.error} (building with the items already there)")
+        elif report.not_modified:
+            state.say(f"{report.source}: not modified since the last import", level=1)
+        else:
+            state.say(
+                f"{report.source}: {plural(len(report.written), 'new item')}, {report.known} already imported"
+            )
 
 
 def _explain(state: State, config: Config, win: Window, *, as_json: bool, after_last_send: bool) -> None:
