@@ -275,3 +275,35 @@ def test_without_fit_the_same_month_is_over_the_clip_and_warned_about(
     assert "fit:" not in result.stderr
     manifest = json.loads((tmp_path / "out" / "2021-03" / "manifest.json").read_bytes())
     assert manifest["moved"] == [] and len(manifest["items"]) == 120
+
+
+def test_a_fitted_build_is_not_stale_and_the_manifest_reads_back(
+    workspace: Path, run: Callable[..., Result]
+) -> None:
+    from digest import outdir
+    from digest.build import changes_since
+    from digest.config import load_config
+
+    text = (workspace / "digest.toml").read_text(encoding="utf-8")
+    (workspace / "digest.toml").write_text(
+        text.replace("[email]\n", "[email]\nfit = true\nfit_budget = 20\n")
+    )
+    (workspace / "items" / "later.md").write_text(
+        "---\ntitle: Later\ndate: 2021-03-20\ncategory: News\nsummary: S.\npublish_after: 2021-05-01\n---\n"
+    )
+    assert run("build", "--month", "2021-03").exit_code == 0
+    config = load_config(workspace / "digest.toml")
+    built = outdir.load(workspace / "out" / "2021-03")
+    assert built.manifest.moved and {m.by for m in built.manifest.moved} == {"fit"}
+    assert changes_since(config, built, now=NOW) == []  # moved items are part of the build; "later" waits
+    assert changes_since(config, built, now=datetime(2021, 5, 2, tzinfo=TZ)) == ["added:   items/later.md"]
+    moved = built.manifest.moved[0]
+    (workspace / "items" / Path(moved.source).name).write_text(
+        (workspace / moved.source).read_text(encoding="utf-8").replace("\ntitle: ", "\ntitle: Edited ", 1)
+    )
+    assert changes_since(config, built, now=NOW) == [f"edited:  {moved.source}"]
+    again = outdir.Manifest.from_json(built.manifest.to_json())
+    assert again == built.manifest
+    old = json.loads(built.manifest.to_json())
+    del old["moved"]  # a manifest of an earlier version
+    assert outdir.Manifest.from_json(json.dumps(old)).moved == ()
