@@ -98,7 +98,7 @@ def explain(config: Config, window: Window, *, now: datetime, after_last_send: b
         found.items, window, now=now, order=config.categories.order, limit=config.categories.limit
     )
     moved_by_fit = _fit_moves(config, digest, now=now)
-    shown = {i.slug for i in digest.items} - moved_by_fit
+    shown = {i.slug for i in digest.items}  # the fit's moves are among them: checked first
     verdicts = []
     for item in everything:
         reason, detail = _why(

@@ -117,6 +117,7 @@ def test_the_cli_groups_the_items_by_status(ws: Path, run: Run) -> None:
     assert "\n\nLeft out (4):\n" in out and "In the web version only" not in out
     assert "  2021-02-26  News: Old  (items/old.md)  [3 days before the window]\n" in out
     assert "  2021-03-10  News: Draft  (items/draft.md)  [draft: true]\n" in out
+    assert "  2021-03-13  News: Lifted  (items/lifted.md)\n" in out  # in the email: no reason to give
 
 
 def test_the_json_output_has_a_stable_schema(ws: Path, run: Run) -> None:
@@ -197,6 +198,20 @@ def test_since_last_send_on_the_command_line(ws: Path, run: Run, smtp_env: Calla
     assert verdicts["Old"]["reason"] == "before_last_send"
     assert verdicts["Late"]["status"] == "in"  # 1 April, after the newest item sent (31 March)
     assert "older than the last digest sent in full" in verdicts["Lifted"]["detail"]
+
+
+def test_the_window_edges_are_the_builds(workspace: Path) -> None:
+    add(workspace, "first.md", date="2021-03-01")  # midnight, the window's first instant: in
+    add(workspace, "next.md", date="2021-04-01")  # the end is not in the window
+    add(workspace, "eve.md", date="2021-03-31T23:59:00+02:00")
+    add(workspace, "before.md", date="2021-02-28T23:59:30+01:00")
+    config = load_config(workspace / "digest.toml")
+    found = explain(config, month("2021-03", config.tz, "en"), now=NOW)
+    got = {v.title: (v.reason, v.detail) for v in found.verdicts}
+    assert got["First"] == ("selected", "in the email")
+    assert got["Eve"] == ("selected", "in the email")
+    assert got["Next"] == ("after_window", "less than a minute after the window")
+    assert got["Before"] == ("before_window", "less than a minute before the window")
 
 
 def test_format_with_nothing_is_empty(ws: Path) -> None:

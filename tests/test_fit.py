@@ -108,10 +108,37 @@ def test_the_fewest_items_move_and_the_result_is_measured_under_the_budget(skew:
     back = without(select(items, MARCH, now=NOW), list(result.moved[:-1]))
     assert stand.measure(stand.render(back)) > budget
     assert result.renders == stand.calls - 2 <= MAX_RENDERS  # two calls above were the test's own
+    if skew == 1.0:  # the estimate is exact: the first guess is the answer, and one more render proves it
+        assert result.renders == 4
     kept = {i.slug for i in result.digest.items}
     assert {"a149", "b149"} | {f"b{n:03d}" for n in range(0, 150, 10)} <= kept
     assert kept.isdisjoint(i.slug for i in result.moved)
     assert len(kept) + len(result.moved) == 300
+
+
+@pytest.mark.parametrize("skew", [1.0, 0.8, 1.3])
+def test_the_fewest_moves_for_many_budgets_even_a_budget_met_exactly(skew: float) -> None:
+    items = [item(f"a{n:02d}", n, "A", summary="S" * (20 + 53 * n % 300)) for n in range(40)]
+    items += [item(f"b{n:02d}", n, "B", summary="S" * (300 - 41 * n % 250)) for n in range(40)]
+    digest = select(items, MARCH, now=NOW, order=("A", "B"))
+    stand = Stand(skew=skew)
+    order = removal_order(digest)
+    sizes = [stand.measure(stand.render(without(digest, order[:m]))) for m in range(len(order) + 1)]
+    for m in range(1, len(order), 3):
+        for budget in (sizes[m], sizes[m] + 1, sizes[m - 1] - 1):  # met exactly, just above, just below
+            result = fit(
+                digest, stand.render(digest), render=stand.render, measure=stand.measure, budget=budget
+            )
+            fewest = next(k for k, size in enumerate(sizes) if size <= budget)
+            assert len(result.moved) == fewest, (m, budget)
+            assert result.after == sizes[fewest] <= budget
+
+
+def test_a_digest_exactly_at_the_budget_moves_nothing() -> None:
+    stand = Stand()
+    items = [item(f"a{n}", n, "A") for n in range(5)]
+    result = fitted(items, BASE + sum(weight(i) for i in items), stand)
+    assert result.moved == () and result.renders == 1
 
 
 def test_a_cap_on_renders_still_gives_a_measured_fit() -> None:
@@ -275,6 +302,38 @@ def test_without_fit_the_same_month_is_over_the_clip_and_warned_about(
     assert "fit:" not in result.stderr
     manifest = json.loads((tmp_path / "out" / "2021-03" / "manifest.json").read_bytes())
     assert manifest["moved"] == [] and len(manifest["items"]) == 120
+
+
+def test_the_measure_is_digest_html_as_built_and_an_impossible_budget_is_a_warning(
+    workspace: Path, run: Callable[..., Result]
+) -> None:
+    from digest import outdir
+    from digest.config import load_config
+    from digest.fit import preview_bytes
+    from digest.outdir import Parts
+
+    assert run("build", "--month", "2021-03").exit_code == 0
+    config = load_config(workspace / "digest.toml")
+    built = outdir.load(workspace / "out" / "2021-03")
+    parts = Parts.from_json((workspace / "out" / "2021-03" / "digest.parts.json").read_bytes())
+    import digest.render as render_module
+
+    # The parts of another process hold its own placeholders: measure them as this process would see them.
+    html = parts.html.replace(parts.placeholders["greeting"], render_module.GREETING)
+    html = html.replace(parts.placeholders["unsubscribe_url"], render_module.UNSUBSCRIBE_URL)
+    rendered = Rendered(mjml="", html=html, text="", subject=parts.subject, preheader="")
+    assert preview_bytes(config, now=NOW)(rendered) == built.path("digest.html").stat().st_size
+    text = (workspace / "digest.toml").read_text(encoding="utf-8")
+    (workspace / "digest.toml").write_text(
+        text.replace("[email]\n", "[email]\nfit = true\nfit_budget = 10\n")
+    )
+    result = run("build", "--month", "2021-03")
+    assert result.exit_code == 0
+    assert (
+        "Warning: fit: even the pinned items and the newest of each category make 18 KB of HTML, over the "
+        in (result.stderr)
+    )
+    assert "fit: moved 8 items to the web version; still over the budget" in result.stderr
 
 
 def test_a_fitted_build_is_not_stale_and_the_manifest_reads_back(
