@@ -16,14 +16,15 @@ from typing import NamedTuple
 from digest import __version__, outdir
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, OutputError
+from digest.fit import Fitted, fit_email
 from digest.fsutil import rel_path, shown
 from digest.items import Item
 from digest.message import personaliser, preview_recipient
-from digest.outdir import ItemRecord, Manifest, Parts, SectionRecord
+from digest.outdir import ItemRecord, Manifest, MovedRecord, Parts, SectionRecord
 from digest.outdir.files import GMAIL_CLIP_BYTES
 from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash
 from digest.scan import Scan, Scanner
-from digest.select import Digest, select
+from digest.select import Digest, embargoed, select
 from digest.site import write_index
 from digest.window import Window
 
@@ -39,6 +40,8 @@ class BuildResult:
     warnings: tuple[str, ...]
     scan: Scan
     languages: tuple[Manifest, ...] = ()  # the further languages' digests, in out/<slug>/<lang>/
+    fit: Fitted | None = None  # what [email] fit moved in the digest's own language, when it is on
+    fits: tuple[tuple[str, Fitted], ...] = ()  # ... and in each further language: (lang, what moved)
 
 
 class _Drafts(NamedTuple):
@@ -47,6 +50,8 @@ class _Drafts(NamedTuple):
     web: Rendered
     lang: str
     main: bool  # the digest's own folder, out/<slug>/ (else out/<slug>/<lang>/)
+    full: Digest  # what the web version shows: the window's items, no limit, no fit
+    fit: Fitted | None = None
 
 
 def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
@@ -70,15 +75,18 @@ def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
     except OutputError as err:  # the digest itself is built and in place: say so, do not report failure
         warnings.append(f"the digest is built, but the archive page is not up to date: {err}")
     sizes = {name: int(f["bytes"]) for name, f in main.files.items()}
-    return BuildResult(folder, drafts[0].digest, main, sizes, tuple(warnings), found, tuple(others))
+    fits = tuple((d.lang, d.fit) for d in drafts[1:] if d.fit is not None)
+    return BuildResult(
+        folder, drafts[0].digest, main, sizes, tuple(warnings), found, tuple(others), drafts[0].fit, fits
+    )
 
 
-def collect(config: Config, window: Window) -> tuple[Digest, Scan]:
+def collect(config: Config, window: Window, *, now: datetime) -> tuple[Digest, Scan]:
     """Scan and select only: the items inside the window, grouped (what `digest list` shows)."""
     scanner = _scanner(config)
     scanner.start_walk(background=False)
     found = scanner.finish(window.start, window.end)
-    return _select(config, window, found.items), found
+    return _select(config, window, found.items, now=now), found
 
 
 def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[Scan, list[_Drafts]]:
@@ -123,9 +131,11 @@ def _scanner(config: Config) -> Scanner:
     )
 
 
-def _select(config: Config, window: Window, items: list[Item], *, limit: bool = True) -> Digest:
+def _select(
+    config: Config, window: Window, items: list[Item], *, now: datetime, limit: bool = True
+) -> Digest:
     limit_to = config.categories.limit if limit else 0
-    return select(items, window, order=config.categories.order, limit=limit_to)
+    return select(items, window, now=now, order=config.categories.order, limit=limit_to)
 
 
 def language_of(config: Config, item: Item) -> str:
@@ -141,17 +151,23 @@ def _languages(config: Config, items: list[Item]) -> list[str]:
 
 
 def _render(renderers: _Renderers, config: Config, window: Window, items: list[Item]) -> list[_Drafts]:
-    """Each language's digest, rendered as the email and as the web version (which no limit cuts)."""
+    """Each language's digest, rendered as the email (fitted under the budget with [email] fit) and as the
+    web version (which no limit or fit cuts)."""
     drafts: list[_Drafts] = []
+    now = renderers.now
     for lang in _languages(config, items):
         mine = [i for i in items if language_of(config, i) == lang]
-        digest = _select(config, window, mine)
+        digest = _select(config, window, mine, now=now)
         if not digest.sections:
-            continue  # only drafts in this language
+            continue  # only drafts (or embargoed items) in this language
         renderer = renderers.get(lang, main=not drafts)
-        full = _select(config, window, mine, limit=False) if config.categories.limit else digest
-        email, web = renderer.render(digest), renderer.render(full, web=True)
-        drafts.append(_Drafts(digest, email, web, lang, not drafts))
+        full = _select(config, window, mine, now=now, limit=False) if config.categories.limit else digest
+        email, fitted = renderer.render(digest), None
+        if config.email.fit:  # the email under the budget; the web version below keeps every item
+            fitted = fit_email(config, digest, email, renderer)
+            digest, email = fitted.digest, fitted.email
+        web = renderer.render(full, web=True)
+        drafts.append(_Drafts(digest, email, web, lang, not drafts, full, fitted))
     if not drafts:
         raise EmptyWindow(
             f"no items between {_day(window.start)} and {_day(window.end, end=True)}: nothing built"
@@ -191,6 +207,8 @@ def assemble(
         outdir.PARTS: parts.to_json(),  # what `digest send` personalises: exactly what was built
     }
     warnings = [*(found.warnings if drafts.main else ()), *digest.warnings]
+    if drafts.fit and not drafts.fit.fits:
+        warnings.append(drafts.fit.shortfall())
     if len(files["digest.html"]) > GMAIL_CLIP_BYTES:
         warnings.append(
             f"the HTML is {len(files['digest.html']) / 1024:.0f} KB: Gmail clips messages over 102 KB "
@@ -214,6 +232,7 @@ def assemble(
             for s in digest.sections
         ),
         items=tuple(_record(config, i) for i in digest.items),
+        moved=_moved(config, drafts),
         files=outdir.hash_files(files),
         warnings=tuple(warnings),
         lang=drafts.lang,
@@ -239,16 +258,30 @@ def _record(config: Config, item: Item) -> ItemRecord:
     )
 
 
-def changes_since(config: Config, built: outdir.Built) -> list[str]:
+def _moved(config: Config, drafts: _Drafts) -> tuple[MovedRecord, ...]:
+    """The window's items the email leaves to the web version, and whether the limit or the fit did."""
+    by_fit = {i.slug for i in drafts.fit.moved} if drafts.fit else set()
+    shown_ = {i.slug for i in drafts.digest.items}
+    return tuple(
+        MovedRecord(**vars(_record(config, i)), by="fit" if i.slug in by_fit else "limit")
+        for i in drafts.full.items
+        if i.slug not in shown_
+    )
+
+
+def changes_since(config: Config, built: outdir.Built, *, now: datetime | None = None) -> list[str]:
     """What changed in the built window's items since the build: one line per item added, edited or
-    removed (empty when the folder still shows the items as they are). A send refuses a stale build."""
+    removed (empty when the folder still shows the items as they are). A send refuses a stale build.
+    An item still under embargo at `now` (default: the clock) is not there yet."""
     window = Window(built.manifest.start, built.manifest.end, built.manifest.label, built.manifest.slug)
-    _digest, found = collect(config, window)
-    then = {r.source: r for b in [built, *built.languages()] for r in b.manifest.items}
-    now = {r.source: r for r in (_record(config, i) for i in found.items)}
-    lines = [f"added:   {src}" for src in sorted(now.keys() - then.keys())]
-    lines += [f"edited:  {src}" for src in sorted(now.keys() & then.keys()) if now[src] != then[src]]
-    lines += [f"removed: {src}" for src in sorted(then.keys() - now.keys())]
+    at = now or datetime.now().astimezone()
+    _digest, found = collect(config, window, now=at)
+    then = {r.source: r for b in [built, *built.languages()] for r in b.manifest.built_items}
+    current = [i for i in found.items if not embargoed(i, at)]
+    now_ = {r.source: r for r in (_record(config, i) for i in current)}
+    lines = [f"added:   {src}" for src in sorted(now_.keys() - then.keys())]
+    lines += [f"edited:  {src}" for src in sorted(now_.keys() & then.keys()) if now_[src] != then[src]]
+    lines += [f"removed: {src}" for src in sorted(then.keys() - now_.keys())]
     return lines
 
 

@@ -74,7 +74,7 @@ def prepare(
         if not as_built:
             from digest.build import changes_since, stale_message
 
-            changes = changes_since(config, built)
+            changes = changes_since(config, built, now=now)
             if changes:
                 raise SendError(stale_message(folder, changes, what=what))
     parts = built.parts()

@@ -1,13 +1,15 @@
 """Items + Window + category order -> Digest: sections in the configured order, newest first inside each.
 
-Pure: no files, no clock. Categories that are not configured follow alphabetically and are reported in
-`Digest.warnings`; empty categories are left out; a per-category limit keeps the newest N and counts the rest.
+Pure: no files, no clock (the build's `now` is passed in). Categories that are not configured follow
+alphabetically and are reported in `Digest.warnings`; empty categories are left out; a per-category limit
+keeps the newest N and counts the rest; an item under embargo (`publish_after` later than `now`) is left out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from digest.items import Item
 from digest.window import Window
@@ -48,17 +50,28 @@ class Digest:
         return sum(s.total for s in self.sections)
 
 
+def embargoed(item: Item, now: datetime) -> bool:
+    """Whether the item's `publish_after` is still to come at `now` (then no build selects it)."""
+    return item.publish_after is not None and item.publish_after > now
+
+
+def newest_first(items: Iterable[Item]) -> list[Item]:
+    """The order of a section: newest first, then by title (case aside), then by slug."""
+    return sorted(items, key=lambda i: (-i.when.timestamp(), i.title.casefold(), i.slug))
+
+
 def select(
     items: Iterable[Item],
     window: Window,
     *,
+    now: datetime,
     order: tuple[str, ...] = (),
     limit: int = 0,
 ) -> Digest:
-    """Group the items inside the window by category; drafts never appear."""
+    """Group the items inside the window by category; drafts and embargoed items never appear."""
     groups: dict[str, list[Item]] = {}
     for item in items:
-        if not item.draft and item.when in window:
+        if not item.draft and item.when in window and not embargoed(item, now):
             groups.setdefault(item.category, []).append(item)
     extra = sorted((c for c in groups if c not in order), key=str.casefold)
     warnings = tuple(
@@ -68,7 +81,7 @@ def select(
     sections = []
     used: set[str] = set()
     for name in [*(c for c in order if c in groups), *extra]:
-        newest = sorted(groups[name], key=lambda i: (-i.when.timestamp(), i.title.casefold(), i.slug))
+        newest = newest_first(groups[name])
         shown = newest[:limit] if limit else newest
         anchor = slugify(name, fallback="section")
         while anchor in used:

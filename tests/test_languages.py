@@ -296,3 +296,27 @@ def test_the_packaged_french_catalog_and_the_language_folder_names() -> None:
     raw = (LOCALE_DIR / "fr" / "LC_MESSAGES" / "digest.mo").read_bytes()
     assert read_mo(io.BytesIO(raw))["In this issue"].string == "Dans ce numéro"
     assert outdir.lang_folder("pt_BR") == "pt-br"
+
+
+def test_explain_and_fit_act_on_each_language_s_digest(bilingual: Path, run: Run) -> None:
+    config = bilingual / "digest.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("[email]\n", "[email]\nfit = true\nfit_budget = 20\n", 1), encoding="utf-8"
+    )
+    result = run("list", *MONTH, "--json")
+    assert result.exit_code == 0, result.stderr
+    got = {v["source"]: v for v in json.loads(result.stdout)["items"]}
+    assert got["items/fr-1.md"]["lang"] == "fr" and got["items/fr-2.md"]["lang"] == "fr"
+    english = [v for v in got.values() if v["lang"] == "en"]
+    assert any(v["reason"] == "fit" for v in english)  # 10 English items pass 20 KB: some move online
+    built = run("build", *MONTH)
+    assert built.exit_code == 0, built.stderr
+    assert "en: fit: moved" in built.stderr
+    top = bilingual / "out" / "2021-03"
+    moved = {m["source"] for m in manifest(top)["moved"]}
+    assert moved == {
+        s for s, v in got.items() if v["reason"] == "fit"
+    }  # list --explain says what the build did
+    assert (top / "digest.html").stat().st_size <= 20 * 1024
+    assert (top / "fr" / "digest.html").stat().st_size <= 20 * 1024

@@ -15,6 +15,7 @@ from digest.config import Config, load_config
 from digest.errors import DigestError
 from digest.fsutil import rel_path, shown
 from digest.outdir.files import lang_folder
+from digest.window import Window
 from digest.words import plural
 
 
@@ -27,6 +28,12 @@ from digest.words import plural
     help="Put the <slug>/ folder under this folder instead of out/.",
 )
 @click.option("--screenshots", is_flag=True, help="Also take the four screenshots (see `digest shots`).")
+@click.option(
+    "--import",
+    "import_first",
+    is_flag=True,
+    help="First pull the [[import.feeds]] of digest.toml, as `digest import` does (a failed feed: warning).",
+)
 @click.pass_obj
 @fail_cleanly
 def build(
@@ -34,6 +41,7 @@ def build(
     /,
     out_dir: Path | None,
     screenshots: bool = False,
+    import_first: bool = False,
     **window: Any,
 ) -> None:
     """Build the digest of a window into out/<slug>/ (default: last month)."""
@@ -41,9 +49,15 @@ def build(
 
     config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
+    if import_first:
+        _import_feeds(state, config)
     result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
+    for lang, fitted in ((result.manifest.lang, result.fit), *result.fits):
+        if fitted:
+            said = f"{lang}: {fitted.summary()}" if result.languages else fitted.summary()
+            state.say(said, level=0 if fitted.moved else 1)
     state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
     n, c = len(result.digest.items), len(result.digest.sections)
     counted = f"{plural(n, 'item')} in {plural(c, 'category', 'categories')}"
@@ -63,15 +77,24 @@ def build(
 
 @main.command(name="list")
 @window_options
+@click.option(
+    "--explain", is_flag=True, help="Every item file, in or out, and why (drafts, window, limit, fit...)."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="With --explain: JSON for CI (schema in the reference)."
+)
 @click.pass_obj
 @fail_cleanly
-def list_(state: State, /, **window: Any) -> None:
+def list_(state: State, /, explain: bool = False, as_json: bool = False, **window: Any) -> None:
     """List the items a build of this window would include."""
     from digest.build import collect
 
     config = state.config()
     win = get_window(state, config, **window)
-    digest, found = collect(config, win)
+    if explain or as_json:
+        _explain(state, config, win, as_json=as_json, after_last_send=bool(window.get("since_last_send")))
+        return
+    digest, found = collect(config, win, now=state.now)
     for warning in (*found.warnings, *digest.warnings):
         state.warn(warning)
     rows = [
@@ -96,6 +119,45 @@ def list_(state: State, /, **window: Any) -> None:
         title_w = min(title_w, max(20, width - 10 - 2 - cat_w - 2 - 2 - file_w))
     for day, cat, title, file in rows:
         click.echo(f"{day}  {_fit(cat, cat_w)}  {_fit(title, title_w)}  {file}")
+
+
+def _import_feeds(state: State, config: Config) -> None:
+    """`digest import` with no argument, before a build: what is there still builds when a feed fails."""
+    from digest.feeds import configured_sources, import_feeds  # feedparser: only when asked
+
+    sources = configured_sources(config)
+    if not sources:
+        raise DigestError(
+            "--import: no [[import.feeds]] in digest.toml: list the feeds to pull, or drop --import"
+        )
+    for report in import_feeds(config, sources, now=state.now):
+        for item in report.written:
+            state.say(f"wrote {shown(item.path)}: {item.title}", level=1)
+        for note in report.notes:
+            state.warn(note)
+        if report.error:
+            state.warn(f"{report.error} (building with the items already there)")
+        elif report.not_modified:
+            state.say(f"{report.source}: not modified since the last import", level=1)
+        else:
+            state.say(
+                f"{report.source}: {plural(len(report.written), 'new item')}, {report.known} already imported"
+            )
+
+
+def _explain(state: State, config: Config, win: Window, *, as_json: bool, after_last_send: bool) -> None:
+    from digest.explain import explain, format_explanation
+
+    found = explain(config, win, now=state.now, after_last_send=after_last_send)
+    for warning in found.warnings:
+        state.warn(warning)
+    if as_json:
+        click.echo(found.to_json())
+        return
+    counts = ", ".join(f"{found.count(s)} {s}" for s in ("in", "online", "out"))
+    state.say(f"{win.label}: {plural(len(found.verdicts), 'item file')} ({counts})")
+    if found.verdicts:
+        click.echo(format_explanation(found))
 
 
 def _fit(text: str, width: int) -> str:

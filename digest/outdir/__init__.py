@@ -48,6 +48,7 @@ __all__ = [
     "FolderBusy",
     "ItemRecord",
     "Manifest",
+    "MovedRecord",
     "Parts",
     "SectionRecord",
     "built_folders",
@@ -91,6 +92,18 @@ class ItemRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MovedRecord(ItemRecord):
+    """An item of the window that the web version shows and the email does not, and what moved it:
+    "limit" ([categories] limit) or "fit" ([email] fit, to stay under the size budget)."""
+
+    by: str
+
+    def as_item(self) -> ItemRecord:
+        """The item as an ItemRecord (what a build of it records), without the reason."""
+        return ItemRecord(**{k: v for k, v in asdict(self).items() if k != "by"})
+
+
+@dataclass(frozen=True, kw_only=True)
 class SectionRecord:
     """One category as it was built: how many items the email shows, how many it moved online."""
 
@@ -122,6 +135,12 @@ class Manifest:
     lang: str = ""  # the language of this digest ("": an older build, in the workspace's language)
     # In the digest's own folder: the further languages built beside it, each in out/<slug>/<lang>/.
     languages: tuple[str, ...] = ()
+    moved: tuple[MovedRecord, ...] = ()  # in the window, in the web version only (older manifests: none)
+
+    @property
+    def built_items(self) -> tuple[ItemRecord, ...]:
+        """Every item of the build, in the email or moved to the web version only."""
+        return (*self.items, *(m.as_item() for m in self.moved))
 
     @property
     def item_count(self) -> int:
@@ -156,6 +175,7 @@ class Manifest:
             "warnings": list(self.warnings),
             "lang": self.lang,
             "languages": list(self.languages),
+            "moved": [asdict(m) for m in self.moved],
         }
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
@@ -185,6 +205,7 @@ class Manifest:
                 warnings=tuple(str(w) for w in data["warnings"]),
                 lang=str(data.get("lang", "")),
                 languages=tuple(str(x) for x in data.get("languages", ())),
+                moved=tuple(MovedRecord(**m) for m in data.get("moved", ())),
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"missing or malformed field {err}") from err
