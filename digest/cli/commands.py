@@ -204,18 +204,25 @@ def init(state: State, /, folder: Path) -> None:
 
 def _screenshots(state: State, config: Config, folder: Path) -> None:
     """Take the screenshots of a built folder and refresh the archive page, whatever they show."""
+    from digest import outdir
     from digest.shots import take_screenshots
     from digest.site import write_index
 
     state.say("taking screenshots in headless Chromium ...", level=1)
+    # Each language's digest too (out/<slug>/fr/), its web links mapped to its own folder.
+    places = [(folder, folder.name)] + [
+        (folder / lang_folder(code), f"{folder.name}/{lang_folder(code)}")
+        for code in outdir.load(folder).manifest.languages
+    ]
     try:
-        shots = take_screenshots(folder, base_url=config.base_url, slug=folder.name)
+        taken = [take_screenshots(where, base_url=config.base_url, slug=slug) for where, slug in places]
     finally:
         if any(folder.glob("shot-*.png")):
             write_index(config.paths.out, title=config.title)
-    for url in shots.remote_images:
-        state.say(f"not checked (remote image, no network in the screenshot browser): {url}", level=1)
-    state.say(f"screenshots -> {', '.join(shown(p) for p in shots.files)}")
+    for shots in taken:
+        for url in shots.remote_images:
+            state.say(f"not checked (remote image, no network in the screenshot browser): {url}", level=1)
+        state.say(f"screenshots -> {', '.join(shown(p) for p in shots.files)}")
 
 
 @main.command()
