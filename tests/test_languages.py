@@ -86,7 +86,8 @@ def test_one_digest_per_language_each_in_its_words(bilingual: Path, run: Run) ->
     text = (fr / "digest.txt").read_text(encoding="utf-8")
     assert text.startswith("Actualités coopératives : mars 2021\n")
     assert (
-        "Dans ce numéro :" in text and "Lire en ligne : https://example.org/coop-digest/2021-03/fr/" in text
+        "Dans ce numéro\u00a0:" in text
+        and "Lire en ligne\u00a0: https://example.org/coop-digest/2021-03/fr/" in text
     )
     assert "Les nouvelles du mois, en un seul courriel." in text
     # The greeting of the preview: the default greeting, translated.
