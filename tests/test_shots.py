@@ -236,6 +236,23 @@ def test_build_with_screenshots_and_the_archive(workspace: Path, run: Run) -> No
     assert "shot-375-light.png" not in (workspace / "out" / "index.html").read_text()
 
 
+def test_every_language_s_digest_is_screenshot(workspace: Path, run: Run) -> None:
+    """A further language's digest (out/<slug>/fr/) gets its four screenshots too, in its own folder."""
+    require_browser()
+    write_item(
+        workspace / "items",
+        "fr.md",
+        "---\ntitle: Les coopératives\ndate: 2021-03-12\ncategory: News\nlang: fr\nsummary: Une journée.\n---\n",
+    )
+    result = run("build", "--month", "2021-03", "--screenshots")
+    assert result.exit_code == 0, result.output
+    fr = workspace / "out" / "2021-03" / "fr"
+    assert {p.name for p in fr.glob("shot-*.png")} == set(SHOT_FILES)
+    assert "screenshots -> out/2021-03/fr/shot-375-light.png" in result.stderr
+    assert run("build", "--month", "2021-03").exit_code == 0
+    assert not list(fr.glob("shot-*.png"))  # a rebuild drops them there too
+
+
 @pytest.mark.browser
 def test_shots_command_fails_on_the_wide_table(workspace: Path, run: Run) -> None:
     require_browser()
