@@ -146,7 +146,7 @@ def language_of(config: Config, item: Item) -> str:
 def _languages(config: Config, items: list[Item]) -> list[str]:
     """The languages of these items: the workspace's first, then [languages.xx] order, then the rest."""
     present = {language_of(config, i) for i in items}
-    order = [config.language, *(t.code for t in config.languages)]
+    order = config.language_order()
     return [code for code in order if code in present] + sorted(present - set(order))
 
 

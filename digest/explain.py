@@ -98,7 +98,7 @@ def explain(config: Config, window: Window, *, now: datetime, after_last_send: b
     # One digest per language, as the build makes them: the limit and the fit act on each.
     shown: set[str] = set()  # the fit's moves are among them: checked first
     moved_by_fit: set[str] = set()
-    order = [config.language, *(t.code for t in config.languages)]
+    order = config.language_order()
     langs = {config.digest_language(i.lang) for i in found.items}
     for lang in [c for c in order if c in langs] + sorted(langs - set(order)):
         mine = [i for i in found.items if config.digest_language(i.lang) == lang]

@@ -52,6 +52,7 @@ class Source:
     location: str
     category: str = ""  # "" -> [import] default_category
     language: str = ""
+    given: str = ""  # as the user wrote it (a file relative to digest.toml): the items' `feed`; "": location
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,11 +227,17 @@ def _fields(
         fields["image"] = image
         fields["image_alt"] = plain_text(str(entry.get("media_description") or "")) or title
     fields["summary"] = summary
-    lang = _language(source.language or str(entry.get("language") or feed.get("language") or ""), config)
+    declared = source.language or str(entry.get("language") or feed.get("language") or "")
+    lang = _language(declared, config)
     if lang:
         fields["lang"] = lang
+    elif declared.strip() and lang is None:
+        notes.append(
+            f"{name}: the feed's language {declared.strip()!r} is not a language code: filed in the "
+            "workspace's language (give the feed's language with --language or in [[import.feeds]])"
+        )
     fields["source_id"] = str(entry.get("id") or link or "")
-    fields["feed"] = source.location
+    fields["feed"] = source.given or source.location
     return fields
 
 
@@ -342,13 +349,13 @@ def import_feeds(
     return reports
 
 
-def _language(declared: str, config: Config) -> str:
+def _language(declared: str, config: Config) -> str | None:
     """The item's `lang`: the feed's language (set in [[import.feeds]], or the feed's own <language> or
-    xml:lang), as the build files it; "" for the workspace's own language or a tag that is not one."""
+    xml:lang), as the build files it; "" for the workspace's own language, None for a tag that is none."""
     try:
         code = language(declared) if declared.strip() else ""
     except ValueError:
-        return ""
+        return None
     lang = config.digest_language(code) if code else ""
     if lang == code and "_" in code:  # fr-FR, with no fr_FR digest configured: the French digest
         lang = config.digest_language(code.split("_")[0])
@@ -364,6 +371,7 @@ def configured_sources(config: Config) -> list[Source]:
             else str(config.paths.root / f.url),
             category=f.category,
             language=f.language,
+            given=f.url,
         )
         for f in config.feeds_import.feeds
     ]

@@ -32,7 +32,7 @@ import yaml
 from digest.config import Config
 from digest.errors import ItemError
 from digest.fsutil import shown
-from digest.words import lang_code, slugify
+from digest.words import slugify
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
@@ -326,10 +326,12 @@ _LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
 def _lang(value: Any) -> str:
-    """A language tag (en, fr, pt-BR), in the form digest.toml's [languages] tables use: fr, pt_BR."""
+    """A language tag (en, fr, pt-BR) Babel knows, in the form digest.toml's [languages] tables use: pt_BR."""
     if not isinstance(value, str) or not _LANG.match(value.strip()):
         raise ValueError(f"expected a language code like en, fr or pt-BR, got {value!r}")
-    return lang_code(value)
+    from digest.config.values import language  # Babel's list of languages: the build needs their names
+
+    return language(value.strip())
 
 
 def _bool(value: Any) -> bool:

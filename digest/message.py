@@ -305,21 +305,32 @@ def list_id(config: Config) -> str:
 
 class Makers:
     """The message makers of a digest built in several languages: each subscriber gets the digest in their
-    list row's `lang` (fr, fr-CA falls back to fr), else in the digest's own language."""
+    list row's `lang`, else in the digest's own language. A regional tag finds its language (fr-CA: the fr
+    digest) and a language finds a regional digest when it has no other (fr: a fr_FR digest)."""
 
-    def __init__(self, main: Personaliser, others: Mapping[str, Personaliser] | None = None) -> None:
-        self.main = main
+    def __init__(
+        self, main: Personaliser, others: Mapping[str, Personaliser] | None = None, *, lang: str = ""
+    ) -> None:
+        self.main, self.lang = main, lang
         self.others = dict(others or {})
         self.greeting_uses = main.greeting_uses.union(*(m.greeting_uses for m in self.others.values()))
 
     def for_fields(self, fields: Mapping[str, str] | None) -> Personaliser:
         """The maker of the language a subscriber's row asks for (its `lang` column), else the main one."""
         asked = (fields or {}).get("lang", "").strip()
-        if asked and self.others:
-            code = lang_code(asked)
-            found = self.others.get(code) or self.others.get(code.split("_")[0])
-            if found is not None:
-                return found
+        return self.for_language(lang_code(asked)) if asked and self.others else self.main
+
+    def for_language(self, code: str) -> Personaliser:
+        """The maker of a language (as lang_code writes it), by the rules above."""
+        everyone = {self.lang: self.main, **self.others}
+        base = code.split("_")[0]
+        found = (
+            everyone.get(code)
+            or everyone.get(base)
+            or next((m for c, m in everyone.items() if c.split("_")[0] == base), None)
+        )
+        if found is not None:
+            return found
         return self.main
 
     def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:

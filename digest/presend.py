@@ -8,7 +8,7 @@ digest/send.py re-exports them, so Python callers find every call of `digest sen
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def prepare(
         b.manifest.lang: personaliser(config, b.parts(), now=now, lang=b.manifest.lang)
         for b in built.languages()
     }
-    maker = Makers(personaliser(config, parts, now=now, lang=lang), others)
+    maker = Makers(personaliser(config, parts, now=now, lang=lang), others, lang=lang or config.language)
     return Prepared(folder, built, parts, maker, settings, config.sender.addr_spec, built.digest_hash())
 
 
@@ -95,14 +95,17 @@ def send_test(
     now: datetime,
     as_built: bool = False,
     say: Say | None = None,
+    lang: str | None = None,
 ) -> str:
-    """Send one copy to `address`, outside the journal; the server's reply."""
+    """Send one copy to `address`, outside the journal, in the digest's own language or `lang`'s (the
+    digest a subscriber with that `lang` gets); the server's reply."""
     try:
         email = valid_address(address)
     except ValueError as err:
         raise SendError(f"--test: {err}") from None
     ready = prepare(config, target, now=now, what="send a test of", as_built=as_built, say=say)
-    return smtp.send_one(ready.settings, ready.sender, ready.maker.message(email))
+    fields = {"lang": lang} if lang else None
+    return smtp.send_one(ready.settings, ready.sender, ready.maker.message(email, fields=fields))
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class DryRun:
     would_send: int
     address: str
     suppressed: int = 0  # on the list, not yet sent, and on the suppression list: would be skipped
+    languages: dict[str, int] = field(default_factory=dict)  # of those it would send: how many get which
 
 
 def dry_run(
@@ -125,9 +129,10 @@ def dry_run(
     *,
     now: datetime,
     say: Say | None = None,
+    lang: str | None = None,
 ) -> DryRun:
-    """Every check a real send makes (settings, staleness, the list), then the first message; connects to
-    nothing and writes no journal."""
+    """Every check a real send makes (settings, staleness, the list), then the first message (in `lang`'s
+    digest, when given); connects to nothing and writes no journal."""
     options = options or SendOptions()
     ready = prepare(config, target, now=now, what="dry-run", as_built=options.as_built, say=say)
     listed = check_list(subscribers, uses=ready.maker.greeting_uses, skip_invalid=options.skip_invalid)
@@ -140,6 +145,8 @@ def dry_run(
             blocked = store.suppressed()
     first: Subscriber | None = None
     would = suppressed = 0
+    langs: dict[str, int] = {}
+    names = {id(m): code for code, m in [(ready.maker.lang, ready.maker.main), *ready.maker.others.items()]}
     for s in iter_subscribers(subscribers, listed):
         if s.key in done:
             continue
@@ -148,6 +155,12 @@ def dry_run(
             continue
         would += 1
         first = first or s
-    message = ready.maker.message(first.email, first.name, first.fields) if first else None
+        code = names[id(ready.maker.for_fields(s.fields))]
+        langs[code] = langs.get(code, 0) + 1
+    langs = {code: langs[code] for code in [ready.maker.lang, *ready.maker.others] if code in langs}
+    shown_first = None
+    if first is not None:
+        fields = {**first.fields, "lang": lang} if lang else first.fields
+        shown_first = ready.maker.message(first.email, first.name, fields)
     counts = found.counts if found else None
-    return DryRun(message, listed, counts, would, ready.settings.address, suppressed)
+    return DryRun(shown_first, listed, counts, would, ready.settings.address, suppressed, langs)

@@ -8,6 +8,7 @@ of lower-cased addresses is kept in memory, for the de-duplication.
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class SubscriberList:
     signature: tuple[int, ...] = ()
     bad_lines: frozenset[int] = frozenset()
     columns: tuple[str, ...] = ()  # the header row, lower-cased, as the rows' fields are keyed
+    notes: tuple[str, ...] = ()  # rows that are sent, but maybe not as meant (a `lang` that is no language)
 
 
 def _open(path: Path) -> TextIO:
@@ -158,6 +160,7 @@ def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> Subscriber
     """Read the whole list once: count unique good addresses and collect every bad row."""
     seen: set[str] = set()
     problems: list[str] = []
+    notes: list[str] = []
     fixes: dict[str, str] = {}
     bad = duplicates = 0
     bad_lines: set[int] = set()
@@ -172,6 +175,12 @@ def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> Subscriber
             if len(problems) < max_listed:
                 problems.append(f"{path}:{line}: {row}")
             continue
+        lang = row.fields.get("lang", "").strip()
+        if lang and not _known_language(lang) and len(notes) < max_listed:
+            notes.append(
+                f"{path}:{line}: lang {lang!r} is not a language code (like fr or pt-BR): "
+                "this subscriber gets the digest's own language"
+            )
         raw = row.fields["email"].strip()
         if raw != row.email:
             fixes[raw] = row.email
@@ -191,7 +200,19 @@ def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> Subscriber
         signature,
         frozenset(bad_lines),
         _columns(path),
+        tuple(notes),
     )
+
+
+@functools.cache
+def _known_language(tag: str) -> bool:
+    from digest.config.values import language
+
+    try:
+        language(tag)
+    except ValueError:
+        return False
+    return True
 
 
 def _columns(path: Path) -> tuple[str, ...]:

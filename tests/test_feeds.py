@@ -442,3 +442,21 @@ def test_the_language_option_and_a_variant_of_the_workspace_s_language(
     result = run("import", "--language", "en-US", serve(server, "rss_fr.xml"))
     assert result.exit_code == 0, result.stderr
     assert all("lang" not in fm for fm in items(ws).values())  # en-US: the workspace's own (en) digest
+
+
+def test_a_feed_language_that_is_no_language_is_said_and_a_configured_file_keeps_its_name(
+    ws: Path, run: Callable[..., Result]
+) -> None:
+    text = (FIXTURES / "rss_fr.xml").read_text(encoding="utf-8").replace("fr-FR", "xx-YY")
+    (ws / "odd.xml").write_text(text, encoding="utf-8")
+    with open(ws / "digest.toml", "a", encoding="utf-8") as f:
+        f.write('\n[[import.feeds]]\nurl = "odd.xml"\n')
+    result = run("import")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "the feed's language 'xx-YY' is not a language code: filed in the workspace's language"
+        in result.stderr
+    )
+    got = by_id(ws)
+    assert "lang" not in got["coop-fr-001"]
+    assert got["coop-fr-001"]["feed"] == "odd.xml"  # as digest.toml gives it, not this machine's path

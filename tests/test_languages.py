@@ -321,3 +321,100 @@ def test_explain_and_fit_act_on_each_language_s_digest(bilingual: Path, run: Run
     }  # list --explain says what the build did
     assert (top / "digest.html").stat().st_size <= 20 * 1024
     assert (top / "fr" / "digest.html").stat().st_size <= 20 * 1024
+
+
+# ---- what a new user tried ----
+
+
+def test_a_language_babel_does_not_know_is_an_item_error_not_a_traceback(workspace: Path, run: Run) -> None:
+    write_item(
+        workspace / "items",
+        "xx.md",
+        "---\ntitle: T\ndate: 2021-03-03\ncategory: News\nsummary: S\nlang: xx\n---\n",
+    )
+    result = run("build", *MONTH)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and "Traceback" not in result.stderr
+    assert "items/xx.md:6: lang: unknown language 'xx'" in result.stderr
+
+
+def test_a_table_for_the_workspace_language_sets_its_texts_and_is_no_second_digest(
+    workspace: Path, run: Run
+) -> None:
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write('\n[languages.en]\ntitle = "English title"\n')
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    top = workspace / "out" / "2021-03"
+    assert not (top / "en").exists() and manifest(top)["languages"] == []
+    assert manifest(top)["subject"] == "English title: March 2021"
+
+
+def test_a_regional_table_serves_the_language_s_subscribers(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write('\n[languages.fr_FR]\ntitle = "Actualités"\n')
+    french_item(workspace)
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    assert "fr_FR: 1 item in 1 category -> out/2021-03/fr-fr/" in result.stderr
+    csv = workspace / "subscribers.csv"
+    csv.write_text("email,name,lang\nann@example.org,Ann,fr\nbob@example.org,Bob,fr-BE\n", encoding="utf-8")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        sent = run("send", *MONTH, "--subscribers", str(csv), "--yes")
+        assert sent.exit_code == 0, sent.stderr
+        got = received(server)
+    assert {str(m["Subject"]) for m in got.values()} == {"Actualités: mars 2021"}
+
+
+def test_odd_lang_values_are_said_and_the_dry_run_counts_each_language(
+    bilingual: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    csv = bilingual / "subscribers.csv"
+    csv.write_text(
+        "email,name,lang\na@example.org,A,fr\nb@example.org,B,Français\nc@example.org,C,\nd@example.org,D,de\n",
+        encoding="utf-8",
+    )
+    smtp_env(2525)
+    result = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "subscribers.csv:3: lang 'Français' is not a language code (like fr or pt-BR): "
+        "this subscriber gets the digest's own language" in result.stderr
+    )
+    assert "by language: en 3, fr 1" in result.stderr
+    shown = message_from_bytes(result.stdout.encode(), policy=policy.default)
+    assert shown["Subject"] == "Actualités coopératives : mars 2021"  # the first row's: fr
+    english = run("send", *MONTH, "--subscribers", str(csv), "--dry-run", "--lang", "en")
+    assert message_from_bytes(english.stdout.encode(), policy=policy.default)["Subject"] == (
+        "Co-operative News Digest: March 2021"
+    )
+
+
+def test_a_test_message_in_a_further_language(
+    bilingual: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--test", "me@example.org", "--lang", "fr-CA")
+        assert result.exit_code == 0, result.stderr
+        (msg,) = received(server).values()
+    assert msg["Subject"] == "Actualités coopératives : mars 2021"
+    bad = run("send", *MONTH, "--test", "me@example.org", "--lang", "Français")
+    assert bad.exit_code == 1 and "Error: --lang: unknown language 'Français'" in bad.stderr
+    alone = run("send", *MONTH, "--subscribers", "x.csv", "--lang", "fr")
+    assert alone.exit_code == 2 and "--lang goes with --test or --dry-run" in alone.stderr
+
+
+def test_the_build_says_how_many_items_the_email_leaves_to_the_web_version(workspace: Path, run: Run) -> None:
+    config = workspace / "digest.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace("limit = 0", "limit = 2"), encoding="utf-8")
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    assert "3 of 10 items in 2 categories in the email (7 in the web version only)" in result.stderr
+    text = (workspace / "out" / "2021-03" / "digest.txt").read_text(encoding="utf-8")
+    assert "7 more in News: https://example.org/coop-digest/2021-03/#news" in text

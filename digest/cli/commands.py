@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +60,15 @@ def build(
             said = f"{lang}: {fitted.summary()}" if result.languages else fitted.summary()
             state.say(said, level=0 if fitted.moved else 1)
     state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
-    n, c = len(result.digest.items), len(result.digest.sections)
-    counted = f"{plural(n, 'item')} in {plural(c, 'category', 'categories')}"
+    counted = _counted(result.digest.items, result.digest.sections, result.digest.total)
     sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
     lang = f"{result.manifest.lang}: " if result.languages else ""
     state.say(f"{lang}{counted} -> {shown(result.folder)}/ ({sizes})")
     for other in result.languages:  # one line per further language: "fr: 3 items ... -> out/<slug>/fr/"
         html, text = other.files["digest.html"]["bytes"], other.files["digest.txt"]["bytes"]
+        total = other.item_count + len(other.moved)
         state.say(
-            f"{other.lang}: {plural(other.item_count, 'item')} in "
-            f"{plural(len(other.sections), 'category', 'categories')} -> "
+            f"{other.lang}: {_counted(other.items, other.sections, total)} -> "
             f"{shown(result.folder / lang_folder(other.lang))}/ (html {_kb(html)}, text {_kb(text)})"
         )
     if screenshots:
@@ -200,6 +200,15 @@ def init(state: State, /, folder: Path) -> None:
         state.say(f"created {shown(path)}", level=1)
     step = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
     state.say(f"New digest workspace in {shown(folder)}. Next: {step}digest build --last 30d")
+
+
+def _counted(items: Sequence[object], sections: Sequence[object], total: int) -> str:
+    """'12 items in 3 categories', or with the limit or the fit '27 of 160 items in 4 categories in the
+    email (133 in the web version only)'."""
+    n, c = len(items), plural(len(sections), "category", "categories")
+    if n == total:
+        return f"{plural(n, 'item')} in {c}"
+    return f"{n} of {plural(total, 'item')} in {c} in the email ({total - n} in the web version only)"
 
 
 def _screenshots(state: State, config: Config, folder: Path) -> None:

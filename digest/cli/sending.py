@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from digest.cli.base import State, fail_cleanly, get_window, main, window_options
-from digest.errors import SendError
+from digest.errors import DigestError, SendError
 from digest.fsutil import shown
 from digest.words import plural
 
@@ -42,6 +42,12 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> fl
 @click.option("--dry-run", is_flag=True, help="Print the first message and the counts; connect to nothing.")
 @click.option(
     "--test", "test_address", metavar="ADDRESS", help="Send one copy to ADDRESS, outside the journal."
+)
+@click.option(
+    "--lang",
+    "lang",
+    metavar="CODE",
+    help="With --test or --dry-run: the digest a subscriber with this lang gets (fr, es...).",
 )
 @click.option("--status", is_flag=True, help="Print the journal's counts (sent, failed, deferred, pending).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -74,6 +80,7 @@ def send(
     out_dir: Path | None,
     dry_run: bool,
     test_address: str | None,
+    lang: str | None,
     status: bool,
     yes: bool,
     connections: int | None,
@@ -112,6 +119,17 @@ def send(
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
     if dry_run and subscribers is None:
         raise click.UsageError("--dry-run needs --subscribers FILE.csv")
+    if lang is not None:
+        if not dry_run and test_address is None:
+            raise click.UsageError(
+                "--lang goes with --test or --dry-run (a send reads each row's lang column)"
+            )
+        from digest.config.values import language
+
+        try:
+            lang = language(lang)
+        except ValueError as err:
+            raise DigestError(f"--lang: {err}") from None
     address = smtp_settings(config).address  # checked first: a mistake there should not wait for a build
     options = sending.SendOptions(
         retries=retries,
@@ -122,10 +140,12 @@ def send(
     )
     if dry_run:
         assert subscribers is not None
-        plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say)
+        plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say, lang=lang)
         if plan.message is not None:
             click.echo(plan.message.data.decode("ascii"), nl=False)
         _report_list(state, plan.listed)
+        if len(plan.languages) > 1 or any(code != config.language for code in plan.languages):
+            state.say("by language: " + ", ".join(f"{c} {n}" for c, n in plan.languages.items()))
         if plan.counts is not None:
             state.say(f"journal: {plan.counts}")
         state.say(
@@ -142,7 +162,9 @@ def send(
             bold=True,
         )
     if test_address is not None:
-        reply = sending.send_test(config, win, test_address, now=state.now, as_built=as_built, say=state.say)
+        reply = sending.send_test(
+            config, win, test_address, now=state.now, as_built=as_built, say=state.say, lang=lang
+        )
         state.say(f"test message sent to {test_address} via {address}: {reply}")
         return
     assert subscribers is not None
@@ -225,6 +247,8 @@ class _Progress:
 
 
 def _report_list(state: State, listed: Any) -> None:
+    for note in listed.notes:
+        state.warn(note)
     state.say(
         f"{listed.path}: {listed.count} unique addresses"
         + (

@@ -194,13 +194,18 @@ class Config:
             greeting_fallback=table.greeting_fallback,
         )
 
+    def language_order(self) -> list[str]:
+        """The workspace's language, then the [languages.xx] ones in their order, each once (a table for
+        the workspace's own language sets its texts; it is not a second digest)."""
+        return list(dict.fromkeys([self.language, *(t.code for t in self.languages)]))
+
     def digest_language(self, lang: str | None) -> str:
         """The language of the digest an item in `lang` goes into: the workspace's or a [languages.xx] one
         when it is that language or a variant of it (en-US goes with en, fr-CA with fr), rather than a
         digest of its own; else the tag itself; the workspace's language for an item without one."""
         if not lang:
             return self.language
-        known = [self.language, *(t.code for t in self.languages)]
+        known = self.language_order()
         if lang in known:
             return lang
         base = lang.split("_")[0]
