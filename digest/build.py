@@ -11,21 +11,21 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from digest import __version__, outdir
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, OutputError
 from digest.fsutil import rel_path, shown
 from digest.items import Item
-from digest.message import personaliser, preview_recipient
 from digest.outdir import ItemRecord, Manifest, Parts, SectionRecord
 from digest.outdir.files import GMAIL_CLIP_BYTES
-from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash
 from digest.scan import Scan, Scanner
 from digest.select import Digest, select
-from digest.site import write_index
 from digest.window import Window
+
+if TYPE_CHECKING:
+    from digest.render import Rendered, Renderer
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
     files, manifest = assemble(config, window, found, drafts, now=now)
     folder = outdir.folder_of(config.paths.out, window.slug)
     outdir.write(folder, files)
+    from digest.site import write_index  # imported here, as the renderer is: see scan_and_render
+
     warnings = list(manifest.warnings)
     try:
         write_index(config.paths.out, title=config.title)  # out/index.html, the archive of every build
@@ -76,9 +78,13 @@ def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[S
     rendered while a forked process lists the folder (on a 100,000-file archive that listing is a third
     of the build), and rendered again only when the listing changed the window.
     """
-    renderer = Renderer(config, now=now)
     scanner = _scanner(config)
     scanner.start_walk(background=True)
+    # Imported only now, so that the listing of a large archive starts before the ~60 ms of importing
+    # Jinja2, MJML, babel and the mail modules, which then overlap it.
+    from digest.render import Renderer
+
+    renderer = Renderer(config, now=now)
     guess = scanner.speculate(window.start, window.end) if scanner.warm else None
     drafts = None
     # A template error here is reported by the render below, after any bad item file, as without a guess.
@@ -116,6 +122,9 @@ def assemble(
     config: Config, window: Window, found: Scan, drafts: _Drafts, *, now: datetime
 ) -> tuple[dict[str, bytes], Manifest]:
     """The files of the built folder, and its manifest (the last of them)."""
+    from digest.message import personaliser, preview_recipient
+    from digest.render import GREETING, UNSUBSCRIBE_URL, content_hash
+
     digest, rendered, web = drafts
     parts = Parts(
         subject=rendered.subject,
