@@ -41,8 +41,10 @@ def _premailer() -> Any:
         requests = stand_ins["requests"] = types.ModuleType("requests")
         requests.get = _refuse  # type: ignore[attr-defined]
     if "cssutils" not in sys.modules:
-        fetch = stand_ins["cssutils._fetch"] = types.ModuleType("cssutils._fetch")
+        fetch = types.ModuleType("cssutils._fetch")
         fetch._defaultFetcher = _fetch_nothing  # type: ignore[attr-defined]
+        # cssutils takes the fetcher of its Google App Engine module when that imports, else its own.
+        stand_ins["cssutils._fetchgae"] = stand_ins["cssutils._fetch"] = fetch
         if "urllib.request" not in sys.modules:
             stand_ins["urllib.request"] = _OnFirstUse("urllib.request")
     sys.modules.update(stand_ins)

@@ -20,7 +20,6 @@ import time as clock
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -30,7 +29,6 @@ from digest.index import Index
 from digest.items import SUFFIXES, BadItem, Item, parse_item
 
 INDEX_NAME = "items-index.sqlite"
-LISTERS = 2  # processes that share the listing of a warm build (at most one per core)
 
 
 @dataclass(frozen=True)
@@ -80,12 +78,7 @@ def scan(
 
 
 def iter_item_files(
-    items_dir: Path,
-    *,
-    known_dirs: dict[str, int],
-    since_ns: int,
-    dirs: dict[str, int],
-    share: tuple[int, int] = (0, 1),
+    items_dir: Path, *, known_dirs: dict[str, int], since_ns: int, dirs: dict[str, int]
 ) -> Iterator[tuple[str, str, bool]]:
     """(key, path, changed) of every item file below items_dir, recursively, in no particular order.
 
@@ -94,12 +87,7 @@ def iter_item_files(
     the index does not know under that name and inode (a folder moved in, renamed or replaced keeps the
     old ctimes of the files inside it). `dirs` receives every folder's key and inode, for the next scan.
     Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
-
-    share=(k, n): only the files whose name hashes to k modulo n (every folder is still listed), so that
-    n processes forked from one parent (one str hash seed) each stat a share of the files, and no file is
-    left to none of them.
     """
-    mine, shares = share
     root = str(items_dir)
     root_inode = os.stat(root).st_ino
     dirs[""] = root_inode
@@ -118,8 +106,6 @@ def iter_item_files(
                         continue
                     # The common case first: an item file (d_type tells is_file without a system call).
                     if name.endswith(SUFFIXES) and entry.is_file():
-                        if shares > 1 and hash(name) % shares != mine:
-                            continue  # another process's share: its stat is the cost of this loop
                         changed = new or entry.stat().st_ctime_ns >= since_ns
                         yield prefix + name, f"{folder}{os.sep}{name}", changed
                     elif entry.is_dir():
@@ -155,12 +141,12 @@ class Scanner:
         self.reads = 0  # files parsed (a changed file that the window also holds counts twice)
         self._walk: Callable[[], Walk] = self._walk_here
 
-    def _walk_here(self, share: tuple[int, int] = (0, 1)) -> Walk:
+    def _walk_here(self) -> Walk:
         dirs: dict[str, int] = {}
         count = 0
         changed = []
         for key, path, is_new in iter_item_files(
-            self.items_dir, known_dirs=self.known_dirs, since_ns=self.built, dirs=dirs, share=share
+            self.items_dir, known_dirs=self.known_dirs, since_ns=self.built, dirs=dirs
         ):
             count += 1
             if is_new or key in self.retry:
@@ -168,16 +154,9 @@ class Scanner:
         return Walk(count, changed, dirs)
 
     def start_walk(self, *, background: bool) -> None:
-        """List the folder now, or (background=True, on Linux) in forked processes, joined by finish().
-
-        The listing of a large archive is one stat per file, more than the rest of the build: with two
-        cores or more, two processes stat half the files each while this one renders."""
+        """List the folder now, or (background=True, on Linux) in a forked process, joined by finish()."""
         if background and self.built and sys.platform == "linux" and threading.active_count() == 1:
-            shares = min(LISTERS, os.cpu_count() or 1)
-            walks = [
-                _in_child(partial(self._walk_here, (k, shares)), fallback=_failed) for k in range(shares)
-            ]
-            self._walk = partial(_joined, walks, fallback=self._walk_here)
+            self._walk = _in_child(self._walk_here, fallback=self._walk_here)
         else:
             walk = self._walk_here()
             self._walk = lambda: walk
@@ -295,23 +274,6 @@ class Scanner:
                 del self.parsed[key]
             else:
                 owners[item.slug] = key
-
-
-def _failed() -> Walk:
-    return Walk(-1, [], {})
-
-
-def _joined(walks: list[Callable[[], Walk]], *, fallback: Callable[[], Walk]) -> Walk:
-    """The shares of one listing as one Walk; `fallback` (a whole listing, here) when any share failed.
-
-    A folder counts as seen only when every share saw it under the same inode: a folder that appeared
-    while one process had listed its parent and the other had not must look new to the next scan."""
-    done = [walk() for walk in walks]
-    if any(w.count < 0 for w in done):
-        return fallback()
-    first, *others = done
-    dirs = {k: i for k, i in first.dirs.items() if all(w.dirs.get(k) == i for w in others)}
-    return Walk(sum(w.count for w in done), [c for w in done for c in w.changed], dirs)
 
 
 def _in_child(work: Callable[[], Walk], *, fallback: Callable[[], Walk]) -> Callable[[], Walk]:
