@@ -439,3 +439,39 @@ def test_a_child_that_fails_falls_back_to_listing_here() -> None:
     assert _in_child(boom, fallback=lambda: here)() == here
     child = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
     assert _in_child(lambda: child, fallback=lambda: here)() == child
+
+
+@pytest.mark.parametrize("listing", ["forked", "here", "by-path"])
+def test_an_edit_in_place_deep_in_the_archive_is_seen(
+    tmp_path: Path, no_margin: None, listing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file's own ctime is what tells an edit: an edit in place changes no folder's times. The
+    listing stats each file relative to its open folder (or by its path where that is not supported)."""
+    if listing == "by-path":
+        monkeypatch.setattr("digest.scan.os.supports_fd", set())
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    for k in range(12):
+        write_item(
+            items / "2019" / "deeper", f"deep-{k:02d}.md", GOOD.replace("2021-03", f"2020-{k + 1:02d}")
+        )
+    tick()
+    assert scan_march(items, cache).parsed_files == 24
+    deep = items / "2019" / "deeper" / "deep-06.md"  # July
+    folder_times = [os.stat(d).st_mtime_ns for d in (items, deep.parent)]
+    st = deep.stat()
+    deep.write_text(deep.read_text().replace("2020-07-10", "2020-03-12"))
+    os.utime(deep, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert [os.stat(d).st_mtime_ns for d in (items, deep.parent)] == folder_times
+    tick()
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    scanner.start_walk(background=listing == "forked")
+    found = scanner.finish(*MARCH)
+    assert sorted(str(i.source) for i in found.items) == [
+        "0002.md",
+        "2019/deeper/deep-02.md",
+        "2019/deeper/deep-06.md",
+    ]
+    assert (found.total_files, found.parsed_files) == (24, 3)  # the edited one, and the two indexed
+    again = scan_march(items, cache)
+    assert (len(again.items), again.parsed_files) == (3, 3)  # now indexed in March
