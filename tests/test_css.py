@@ -99,9 +99,11 @@ def test_kept_parses_give_the_html_of_fresh_ones(
     assert kept["rules"] and kept["pairs"]
     fresh()  # the next build: a new process
     parses.clear()
+    written = (cache / MEMO_NAME).stat().st_ino
     again = inline_css(html, cache_dir=cache)
     assert again == afresh
     assert parses == []  # nothing parsed again
+    assert (cache / MEMO_NAME).stat().st_ino == written  # nor written again
     assert "color:#123456" in afresh if source == "rich" else "<!doctype html>" in afresh
 
 

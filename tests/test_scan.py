@@ -464,9 +464,11 @@ def test_an_edit_in_place_deep_in_the_archive_is_seen(
     os.utime(deep, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert [os.stat(d).st_mtime_ns for d in (items, deep.parent)] == folder_times
     tick()
+    open_files = len(os.listdir("/proc/self/fd"))
     scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
     scanner.start_walk(background=listing == "forked")
     found = scanner.finish(*MARCH)
+    assert len(os.listdir("/proc/self/fd")) == open_files  # every folder opened to list it is closed
     assert sorted(str(i.source) for i in found.items) == [
         "0002.md",
         "2019/deeper/deep-02.md",
