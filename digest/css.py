@@ -41,10 +41,10 @@ def _premailer() -> Any:
         requests = stand_ins["requests"] = types.ModuleType("requests")
         requests.get = _refuse  # type: ignore[attr-defined]
     if "cssutils" not in sys.modules:
-        fetch = types.ModuleType("cssutils._fetch")
+        # cssutils takes the fetcher of its Google App Engine module when that imports, else the one of
+        # its own module (which imports urllib.request and importlib.metadata).
+        fetch = stand_ins["cssutils._fetchgae"] = types.ModuleType("cssutils._fetchgae")
         fetch._defaultFetcher = _fetch_nothing  # type: ignore[attr-defined]
-        # cssutils takes the fetcher of its Google App Engine module when that imports, else its own.
-        stand_ins["cssutils._fetchgae"] = stand_ins["cssutils._fetch"] = fetch
         if "urllib.request" not in sys.modules:
             stand_ins["urllib.request"] = _OnFirstUse("urllib.request")
     sys.modules.update(stand_ins)
@@ -261,7 +261,7 @@ def _inliner(premailer: Any) -> Any:
 
         def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[Rules, list[Any]]:
             parse = super()._parse_style_rules
-            if self.memo is None or not css_body:
+            if self.memo is None:
                 return parse(css_body, ruleset_index)  # type: ignore[no-any-return]
             return self.memo.rules_of(f"{ruleset_index}:{css_body}", lambda: parse(css_body, ruleset_index))
 

@@ -94,17 +94,51 @@ def test_kept_parses_give_the_html_of_fresh_ones(
     parses.clear()
     first = inline_css(html, cache_dir=cache)  # fills the memo
     assert first == afresh
+    written = (cache / MEMO_NAME).stat().st_ino
+    assert inline_css(html, cache_dir=cache) == afresh  # the web version, say: nothing new to write
+    assert (cache / MEMO_NAME).stat().st_ino == written
     assert parses.count("sheet") >= 1
     kept = json.loads((cache / MEMO_NAME).read_bytes())
     assert kept["rules"] and kept["pairs"]
     fresh()  # the next build: a new process
     parses.clear()
-    written = (cache / MEMO_NAME).stat().st_ino
     again = inline_css(html, cache_dir=cache)
     assert again == afresh
     assert parses == []  # nothing parsed again
     assert (cache / MEMO_NAME).stat().st_ino == written  # nor written again
     assert "color:#123456" in afresh if source == "rich" else "<!doctype html>" in afresh
+
+
+def test_a_block_written_twice_keeps_each_place(tmp_path: Path, fresh: Callable[[], None]) -> None:
+    """A rule's weight holds its block's place: the same block again, later, must win again."""
+    red, blue = "<style>p { color: red }</style>", "<style>p { color: blue }</style>"
+    html = f"<html><head>{red}{blue}{red}</head><body><p>x</p></body></html>"
+    afresh = inline_css(html)
+    assert 'style="color:red"' in afresh
+    fresh()
+    assert inline_css(html, cache_dir=tmp_path) == afresh
+    fresh()
+    assert inline_css(html, cache_dir=tmp_path) == afresh
+
+
+def test_the_memo_belongs_to_the_versions_and_is_read_once(
+    tmp_path: Path, fresh: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import premailer
+
+    assert ParseMemo.of(tmp_path) is ParseMemo.of(tmp_path)
+    before = css._versions()
+    monkeypatch.setattr(premailer, "__version__", "0.0.1")
+    assert css._versions() != before
+
+
+def test_a_stand_in_module_becomes_the_real_one_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "tabnanny", raising=False)
+    stand_in = css._OnFirstUse("tabnanny")
+    monkeypatch.setitem(sys.modules, "tabnanny", stand_in)  # still in place, as while premailer imports
+    check = stand_in.check
+    assert sys.modules["tabnanny"] is not stand_in
+    assert check is sys.modules["tabnanny"].check
 
 
 def test_a_memo_of_other_versions_or_damaged_is_not_used(tmp_path: Path, fresh: Callable[[], None]) -> None:

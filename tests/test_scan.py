@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +17,7 @@ from conftest import write_item
 
 from digest.errors import ItemError
 from digest.index import Index
-from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_child, scan
+from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_child, iter_item_files, scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -477,3 +479,40 @@ def test_an_edit_in_place_deep_in_the_archive_is_seen(
     assert (found.total_files, found.parsed_files) == (24, 3)  # the edited one, and the two indexed
     again = scan_march(items, cache)
     assert (len(again.items), again.parsed_files) == (3, 3)  # now indexed in March
+
+
+def test_a_file_changed_as_the_last_scan_started_counts_as_changed(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    ctime = write_item(items, "a.md", GOOD).stat().st_ctime_ns
+    known = {"": os.stat(items).st_ino}
+    assert [c for _, _, c in iter_item_files(items, known_dirs=known, since_ns=ctime, dirs={})] == [True]
+    assert [c for _, _, c in iter_item_files(items, known_dirs=known, since_ns=ctime + 1, dirs={})] == [False]
+    assert [c for _, _, c in iter_item_files(items, known_dirs={}, since_ns=ctime + 1, dirs={})] == [True]
+
+
+def test_names_starting_with_a_dot_or_an_underscore_are_not_items(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    for name in ("a.md", "_draft.md", ".hidden.md", "_old/b.md", ".git/c.md", "sub/d.md"):
+        write_item(items, name, GOOD)
+    dirs: dict[str, int] = {}
+    keys = sorted(k for k, _, _ in iter_item_files(items, known_dirs={}, since_ns=0, dirs=dirs))
+    assert keys == ["a.md", "sub/d.md"]
+    assert sorted(dirs) == ["", "sub"]
+
+
+def test_a_warm_build_lists_the_folder_in_a_second_process(
+    workspace: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0  # fills the index
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr("digest.scan.os.fork", counted)
+    assert run("build", "--month", "2021-03").exit_code == 0
+    assert len(forks) == 1
