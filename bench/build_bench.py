@@ -21,10 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / ".work"
 NODE = WORK / "node"
 DIGEST = [sys.executable, "-m", "digest", "-q"]
+# The measured processes run as an installed digest does: with its bytecode compiled (pip compiles it at
+# install). A shell with PYTHONDONTWRITEBYTECODE set would make every run compile digest's ~40 modules
+# from source (about 50 ms a build), a cost no installed copy pays.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def sh(cmd: list[str], **kw: object) -> None:
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **{"env": ENV, **kw})  # type: ignore[call-overload]
 
 
 def ensure_node_mjml() -> Path:
@@ -51,8 +55,96 @@ def workspace(name: str) -> Path:
 
 def timed(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - start
+
+
+# Run in the sample workspace as `python -c`: the build's own stages, timed inside one process.
+STAGES = """
+import sys, time, json
+t0 = time.perf_counter()
+import digest.cli
+t1 = time.perf_counter()
+from digest import build, css, outdir, render, scan, site
+spent = {"scan": 0.0, "render": 0.0, "mjml": 0.0, "premailer": 0.0, "assemble": 0.0, "write": 0.0}
+# "premailer" holds its import (made at its first call) and its passes; "render" the rest of rendering.
+def timing(name, owner, attr):
+    inner = getattr(owner, attr)
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spent[name] += time.perf_counter() - start
+    setattr(owner, attr, timed)
+timing("scan", scan.Scanner, "finish")
+timing("render", build, "_render")
+timing("mjml", render, "compile_mjml")
+timing("premailer", render, "inline_css")
+timing("assemble", build, "assemble")
+timing("write", outdir, "write")
+timing("write", site, "write_index")
+sys.argv = ["digest", "-q", "build", "--month", "2021-03", "--out", sys.argv[1]]
+t2 = time.perf_counter()
+try:
+    digest.cli.main()
+except SystemExit:
+    pass
+t3 = time.perf_counter()
+spent["render"] -= spent["mjml"] + spent["premailer"]
+print(json.dumps({"cli imports": t1 - t0, "build (all)": t3 - t2, **spent}))
+"""
+
+
+# The floor of a warm archive build's listing: every entry listed and every file stat'ed, nothing else.
+FLOOR = """
+import os, sys, time
+start = time.perf_counter()
+stack = ["items"]
+while stack:
+    with os.scandir(stack.pop()) as entries:
+        for e in entries:
+            if e.is_dir():
+                stack.append(e.path)
+            else:
+                e.stat()
+print(time.perf_counter() - start)
+"""
+
+
+def listing_floor(ws: Path, runs: int) -> float:
+    """Median seconds of one scandir + stat pass over the archive's items folder."""
+    times = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", FLOOR], cwd=ws, env=ENV, check=True, capture_output=True)
+        times.append(float(done.stdout))
+    return statistics.median(times)
+
+
+def breakdown(sample: Path, out: Path, runs: int) -> dict[str, float]:
+    """Where the sample build's time goes: medians of the process-level and in-process stages."""
+    py = [sys.executable]
+    cmds = {
+        "interpreter start": [*py, "-c", "pass"],
+        "start + every import of a build": [
+            *py,
+            "-c",
+            "import digest.cli, digest.build, digest.render, digest.message, digest.site, digest.css;"
+            "digest.css._premailer()",
+        ],
+        "whole build": [*DIGEST, "build", "--month", "2021-03", "--out", str(out)],
+    }
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    stages: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            times[name].append(timed(cmd, sample))
+        done = subprocess.run(
+            [*py, "-c", STAGES, str(out)], cwd=sample, env=ENV, check=True, capture_output=True, text=True
+        )
+        for name, seconds in json.loads(done.stdout.splitlines()[-1]).items():
+            stages.setdefault(name, []).append(seconds)
+    return {k: statistics.median(v) for k, v in {**times, **stages}.items()}
 
 
 def interleaved(commands: dict[str, tuple[list[str], Path]], runs: int) -> dict[str, float]:
@@ -120,7 +212,8 @@ def main() -> None:
 
     sample = workspace("sample")
     shutil.copytree(REPO / "items", sample / "items")
-    sh([*DIGEST, "build", "--month", "2021-03", "--out", str(out / "sample")], cwd=sample)
+    sh([sys.executable, "-m", "compileall", "-q", str(REPO / "digest")])
+    sh([*DIGEST, "build", "--month", "2021-03", "--out", str(out / "sample")], cwd=sample, env=ENV)
     mjml_file = out / "sample" / "2021-03" / "digest.mjml"
     results: dict[str, object] = {"python": sys.version.split()[0], "runs": args.runs}
 
@@ -140,6 +233,12 @@ def main() -> None:
     for k, v in t.items():
         print(f"    {k:34s} median {v * 1000:7.0f} ms")
 
+    parts = breakdown(sample, out / "b", args.runs)
+    results["breakdown_s"] = parts
+    print("where the sample build's time goes (medians; the stages are timed inside one build):")
+    for k, v in parts.items():
+        print(f"    {k:34s} {v * 1000:7.1f} ms")
+
     archive_rows = {}
     for n in sizes:
         ws = workspace(f"archive-{n}")
@@ -153,7 +252,10 @@ def main() -> None:
             },
             args.runs,
         )
+        floor = listing_floor(ws, args.runs)
         archive_rows[n] = {
+            "floor_s": floor,
+            "floor_ratio": (t["sample"] + floor) / t["sample"],
             "cold_s": cold,
             "warm_s": t["archive"],
             "sample_s": t["sample"],
@@ -162,7 +264,9 @@ def main() -> None:
         }
         print(
             f"archive of {n:>6} items, March 2021: warm {t['archive'] / t['sample']:.2f}x the sample build, "
-            f"first run (fills the index) {cold / t['sample']:.1f}x"
+            f"first run (fills the index) {cold / t['sample']:.1f}x; "
+            f"a listing alone (scandir + stat) takes {floor * 1000:.0f} ms: "
+            f"sample + listing = {(t['sample'] + floor) / t['sample']:.2f}x"
         )
     results["archives"] = archive_rows
 

@@ -11,22 +11,22 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from digest import __version__, outdir
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, OutputError
-from digest.fit import Fitted, fit_email
 from digest.fsutil import rel_path, shown
 from digest.items import Item
-from digest.message import personaliser, preview_recipient
 from digest.outdir import ItemRecord, Manifest, MovedRecord, Parts, SectionRecord
 from digest.outdir.files import GMAIL_CLIP_BYTES
-from digest.render import GREETING, UNSUBSCRIBE_URL, Rendered, Renderer, content_hash
 from digest.scan import Scan, Scanner
 from digest.select import Digest, embargoed, select
-from digest.site import write_index
 from digest.window import Window
+
+if TYPE_CHECKING:
+    from digest.fit import Fitted
+    from digest.render import Rendered, Renderer
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
     outdir.write(folder, files)
     main, *others = manifests
     warnings = [*main.warnings, *(f"[{m.lang}] {w}" for m in others for w in m.warnings)]
+    from digest.site import write_index  # imported here, as the renderer is: see scan_and_render
+
     try:
         write_index(config.paths.out, title=config.title)  # out/index.html, the archive of every build
     except OutputError as err:  # the digest itself is built and in place: say so, do not report failure
@@ -97,9 +99,11 @@ def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[S
     rendered while a forked process lists the folder (on a 100,000-file archive that listing is a third
     of the build), and rendered again only when the listing changed the window.
     """
-    renderers = _Renderers(config, now)
     scanner = _scanner(config)
     scanner.start_walk(background=True)
+    # The renderer (Jinja2, MJML, babel, the mail modules: ~60 ms of imports) is imported at its first use,
+    # after the listing of a large archive has started, so that the two overlap.
+    renderers = _Renderers(config, now)
     guess = scanner.speculate(window.start, window.end) if scanner.warm else None
     drafts = None
     # A template error here is reported by the render below, after any bad item file, as without a guess.
@@ -121,6 +125,8 @@ class _Renderers:
     def get(self, lang: str, *, main: bool) -> Renderer:
         key = (lang, main)
         if key not in self.made:
+            from digest.render import Renderer  # imported once the listing has started: scan_and_render
+
             self.made[key] = Renderer(self.config, now=self.now, lang=lang, main=main)
         return self.made[key]
 
@@ -164,6 +170,8 @@ def _render(renderers: _Renderers, config: Config, window: Window, items: list[I
         full = _select(config, window, mine, now=now, limit=False) if config.categories.limit else digest
         email, fitted = renderer.render(digest), None
         if config.email.fit:  # the email under the budget; the web version below keeps every item
+            from digest.fit import fit_email
+
             fitted = fit_email(config, digest, email, renderer)
             digest, email = fitted.digest, fitted.email
         web = renderer.render(full, web=True)
@@ -185,6 +193,9 @@ def assemble(
     languages: tuple[str, ...] = (),
 ) -> tuple[dict[str, bytes], Manifest]:
     """The files of one language's digest, and its manifest (the last of them)."""
+    from digest.message import personaliser, preview_recipient
+    from digest.render import GREETING, UNSUBSCRIBE_URL, content_hash
+
     digest, rendered, web = drafts.digest, drafts.email, drafts.web
     parts = Parts(
         subject=rendered.subject,

@@ -218,7 +218,7 @@ class Renderer:
             compiled = compile_mjml(source, template=HTML_TEMPLATE, keep_failed=self.config.paths.cache)
         except TemplateError as err:
             raise TemplateError(self._locate(str(err), source, ctx)) from err.__cause__
-        html = inline_css(compiled)
+        html = inline_css(compiled, cache_dir=self.config.paths.cache)
         text = "" if web else self._template(TEXT_TEMPLATE, ctx)
         text = "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n" if text else ""
         return Rendered(mjml=source, html=html, text=text, subject=ctx["subject"], preheader=ctx["preheader"])

@@ -89,28 +89,34 @@ def iter_item_files(
     Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
     """
     root = str(items_dir)
-    cut = len(root) + 1
     root_inode = os.stat(root).st_ino
     dirs[""] = root_inode
-    stack = [(root, known_dirs.get("") != root_inode)]
+    # Listing an open folder makes each stat relative to it (fstatat): no walk down the path per file,
+    # about a fifth of the listing's time on a 100,000-file archive.
+    by_fd = os.scandir in os.supports_fd
+    stack = [("", root, known_dirs.get("") != root_inode)]
     while stack:
-        folder, new = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if name[0] in "._":
-                    continue
-                # The common case first: an item file (d_type tells is_file without a system call).
-                if name.endswith(SUFFIXES) and entry.is_file():
-                    key = entry.path[cut:]
-                    if os.sep != "/":
-                        key = key.replace(os.sep, "/")
-                    yield key, entry.path, new or entry.stat().st_ctime_ns >= since_ns
-                elif entry.is_dir():
-                    key = entry.path[cut:].replace(os.sep, "/")
-                    inode = entry.stat().st_ino
-                    dirs[key] = inode
-                    stack.append((entry.path, new or known_dirs.get(key) != inode))
+        prefix, folder, new = stack.pop()
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if by_fd else -1
+        try:
+            with os.scandir(fd if by_fd else folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name[0] in "._":
+                        continue
+                    # The common case first: an item file (d_type tells is_file without a system call).
+                    if name.endswith(SUFFIXES) and entry.is_file():
+                        changed = new or entry.stat().st_ctime_ns >= since_ns
+                        yield prefix + name, f"{folder}{os.sep}{name}", changed
+                    elif entry.is_dir():
+                        key = prefix + name
+                        inode = entry.stat().st_ino
+                        dirs[key] = inode
+                        moved = known_dirs.get(key) != inode
+                        stack.append((f"{key}/", f"{folder}{os.sep}{name}", new or moved))
+        finally:
+            if by_fd:
+                os.close(fd)
 
 
 class Scanner:

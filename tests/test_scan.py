@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +17,7 @@ from conftest import write_item
 
 from digest.errors import ItemError
 from digest.index import Index
-from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_child, scan
+from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_child, iter_item_files, scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -439,3 +441,78 @@ def test_a_child_that_fails_falls_back_to_listing_here() -> None:
     assert _in_child(boom, fallback=lambda: here)() == here
     child = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
     assert _in_child(lambda: child, fallback=lambda: here)() == child
+
+
+@pytest.mark.parametrize("listing", ["forked", "here", "by-path"])
+def test_an_edit_in_place_deep_in_the_archive_is_seen(
+    tmp_path: Path, no_margin: None, listing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file's own ctime is what tells an edit: an edit in place changes no folder's times. The
+    listing stats each file relative to its open folder (or by its path where that is not supported)."""
+    if listing == "by-path":
+        monkeypatch.setattr("digest.scan.os.supports_fd", set())
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    for k in range(12):
+        write_item(
+            items / "2019" / "deeper", f"deep-{k:02d}.md", GOOD.replace("2021-03", f"2020-{k + 1:02d}")
+        )
+    tick()
+    assert scan_march(items, cache).parsed_files == 24
+    deep = items / "2019" / "deeper" / "deep-06.md"  # July
+    folder_times = [os.stat(d).st_mtime_ns for d in (items, deep.parent)]
+    st = deep.stat()
+    deep.write_text(deep.read_text().replace("2020-07-10", "2020-03-12"))
+    os.utime(deep, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert [os.stat(d).st_mtime_ns for d in (items, deep.parent)] == folder_times
+    tick()
+    open_files = len(os.listdir("/proc/self/fd"))
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    scanner.start_walk(background=listing == "forked")
+    found = scanner.finish(*MARCH)
+    assert len(os.listdir("/proc/self/fd")) == open_files  # every folder opened to list it is closed
+    assert sorted(str(i.source) for i in found.items) == [
+        "0002.md",
+        "2019/deeper/deep-02.md",
+        "2019/deeper/deep-06.md",
+    ]
+    assert (found.total_files, found.parsed_files) == (24, 3)  # the edited one, and the two indexed
+    again = scan_march(items, cache)
+    assert (len(again.items), again.parsed_files) == (3, 3)  # now indexed in March
+
+
+def test_a_file_changed_as_the_last_scan_started_counts_as_changed(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    ctime = write_item(items, "a.md", GOOD).stat().st_ctime_ns
+    known = {"": os.stat(items).st_ino}
+    assert [c for _, _, c in iter_item_files(items, known_dirs=known, since_ns=ctime, dirs={})] == [True]
+    assert [c for _, _, c in iter_item_files(items, known_dirs=known, since_ns=ctime + 1, dirs={})] == [False]
+    assert [c for _, _, c in iter_item_files(items, known_dirs={}, since_ns=ctime + 1, dirs={})] == [True]
+
+
+def test_names_starting_with_a_dot_or_an_underscore_are_not_items(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    for name in ("a.md", "_draft.md", ".hidden.md", "_old/b.md", ".git/c.md", "sub/d.md"):
+        write_item(items, name, GOOD)
+    dirs: dict[str, int] = {}
+    keys = sorted(k for k, _, _ in iter_item_files(items, known_dirs={}, since_ns=0, dirs=dirs))
+    assert keys == ["a.md", "sub/d.md"]
+    assert sorted(dirs) == ["", "sub"]
+
+
+def test_a_warm_build_lists_the_folder_in_a_second_process(
+    workspace: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0  # fills the index
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        pid = fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr("digest.scan.os.fork", counted)
+    assert run("build", "--month", "2021-03").exit_code == 0
+    assert len(forks) == 1
