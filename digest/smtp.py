@@ -158,6 +158,10 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
         raise OSError(
             f"{where} refused the connection: {err.smtp_code} {reply_text(err.smtp_error)}"
         ) from err
+    if conn.sock is not None:
+        # Each write is a whole unit (a message and the next envelope): Nagle would hold its last segment
+        # back until the earlier ones are acknowledged, a round trip more per message on a real link.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         _secure_and_login(conn, settings)
     except BaseException:
@@ -267,16 +271,14 @@ class Session:
         self.pipelining = conn.has_extn("pipelining")
         self.chunking = self.pipelining and conn.has_extn("chunking")
         self.broken = False
-        self._flight: deque[Message] = deque()  # written, the reply to the data not read yet
+        self._flight: deque[Message] = deque()  # its data written, the reply to it not read yet
+        self._asked: Message | None = None  # DATA: its MAIL, RCPT and DATA written, their replies not read
         self._open: Message | None = None  # DATA: its envelope accepted (354), its data not written yet
 
-    @property
-    def unanswered(self) -> int:
-        """Messages handed over whose reply has not been read."""
-        return len(self._flight)
-
     def submit(self, message: Message) -> list[Done]:
-        """Hand `message` over (or keep it for the next write); the results that are in."""
+        """Hand `message` over (with DATA: its envelope, its data with the next write); the results that
+        are in. The replies to a write are read at the next call, so the caller's work in between (making
+        the next message) overlaps the server's."""
         if self.broken:
             raise RuntimeError("this session's connection failed: open a new one")
         if not self.pipelining:
@@ -296,22 +298,16 @@ class Session:
                 self._flight.append(message)
                 self.conn.send(self._envelope(message) + b"BDAT %d LAST\r\n" % len(data) + data)
                 return done
+            self._read(done)
             opened, self._open = self._open, None
+            self._asked = message
             if opened is None:
-                self._flight.append(message)
                 self.conn.send(self._envelope(message) + b"DATA\r\n")
             else:
-                self._flight.extend((opened, message))
+                self._flight.append(opened)
                 self.conn.send(opened.wire + self._envelope(message) + b"DATA\r\n")
-                done.append(self._data_reply())
-            self._flight.popleft()  # `message`: answered below, or lost with the connection
-            answer = self._replies()
-            if answer is None:
-                self._open = message
-            else:
-                done.append((message, answer))
         except (smtplib.SMTPException, OSError) as err:
-            done.extend(self._lost(err, message))
+            done.extend(self._lost(err))
         return done
 
     def drain(self, *, hand_over: bool = True) -> list[Done]:
@@ -321,25 +317,36 @@ class Session:
             return []
         done: list[Done] = []
         try:
-            opened, self._open = self._open, None
-            if opened is not None and hand_over:
+            if not self.chunking:
+                self._read(done)
+            if self._open is not None and hand_over:
+                opened, self._open = self._open, None
                 self._flight.append(opened)
                 self.conn.send(opened.wire)
-            elif opened is not None:
-                self._open = opened  # the server still waits for its data: close() must not QUIT
             while self._flight:
                 done.append(self._bdat_reply() if self.chunking else self._data_reply())
         except (smtplib.SMTPException, OSError) as err:
-            done.extend(self._lost(err, None))
+            done.extend(self._lost(err))
         return done
 
-    def _lost(self, err: smtplib.SMTPException | OSError, extra: Message | None) -> list[Done]:
+    def _read(self, done: list[Done]) -> None:
+        """DATA: the replies to the last write, in its order: the data's, then the envelope's."""
+        if self._flight:
+            done.append(self._data_reply())
+        asked = self._asked
+        if asked is not None:
+            answer = self._replies()
+            self._asked = None
+            if answer is None:
+                self._open = asked
+            else:
+                done.append((asked, answer))
+
+    def _lost(self, err: smtplib.SMTPException | OSError) -> list[Done]:
         self.broken = True
-        lost = list(self._flight)
-        if extra is not None and all(m is not extra for m in lost):
-            lost.append(extra)
+        lost = [*self._flight, *(m for m in (self._asked, self._open) if m is not None)]
         self._flight.clear()
-        self._open = None
+        self._asked = self._open = None
         return [(m, err) for m in lost]
 
     def _envelope(self, message: Message) -> bytes:
@@ -386,7 +393,7 @@ class Session:
 
     def close(self) -> None:
         """QUIT, or just close when the server waits for a message's data (QUIT would be data)."""
-        if self._open is not None or self._flight or self.broken:
+        if self._open is not None or self._asked is not None or self._flight or self.broken:
             self.conn.close()
         else:
             close(self.conn)
