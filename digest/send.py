@@ -225,6 +225,8 @@ class _Lane:
 
     def hand_over(self, item: _Try) -> None:
         work = self.work
+        if self.session is not None:
+            self.settle(self.session.ready())  # recorded before anything more goes
         if self.session is None:
             try:
                 self.session = smtp.Session(smtp.connect(work.settings), work.sender, window=work.window)

@@ -275,10 +275,28 @@ class Session:
         self._asked: Message | None = None  # DATA: its MAIL, RCPT and DATA written, their replies not read
         self._open: Message | None = None  # DATA: its envelope accepted (354), its data not written yet
 
+    def ready(self) -> list[Done]:
+        """The results that must be in before the next message goes: with DATA the replies to the last
+        write, with BDAT the oldest until fewer than `window` are unanswered. Recording them before the next
+        `submit` keeps what a kill can re-send to the messages unanswered."""
+        done: list[Done] = []
+        if self.broken or not self.pipelining:
+            return done
+        try:
+            if self.chunking:
+                while len(self._flight) >= self.window:
+                    done.append(self._bdat_reply())
+            else:
+                self._read(done)
+        except (smtplib.SMTPException, OSError) as err:
+            done.extend(self._lost(err))
+        return done
+
     def submit(self, message: Message) -> list[Done]:
-        """Hand `message` over (with DATA: its envelope, its data with the next write); the results that
-        are in. The replies to a write are read at the next call, so the caller's work in between (making
-        the next message) overlaps the server's."""
+        """Hand `message` over (with DATA: its envelope; its data goes with the next write) and return at
+        once: its replies are read by a later `ready`, `submit` or `drain`, so the caller's work meanwhile
+        (making the next message) overlaps the server's. Returns `ready()`'s results when it was not called
+        (and, without PIPELINING, the message's own)."""
         if self.broken:
             raise RuntimeError("this session's connection failed: open a new one")
         if not self.pipelining:
@@ -289,16 +307,15 @@ class Session:
             except (smtplib.SMTPException, OSError) as err:
                 self.broken = True
                 return [(message, err)]
-        done: list[Done] = []
+        done = self.ready()
         try:
+            if self.broken:
+                raise smtplib.SMTPServerDisconnected("connection lost before it was handed over")
             if self.chunking:
-                while len(self._flight) >= self.window:
-                    done.append(self._bdat_reply())
                 data = message.data
                 self._flight.append(message)
                 self.conn.send(self._envelope(message) + b"BDAT %d LAST\r\n" % len(data) + data)
                 return done
-            self._read(done)
             opened, self._open = self._open, None
             self._asked = message
             if opened is None:
@@ -307,7 +324,7 @@ class Session:
                 self._flight.append(opened)
                 self.conn.send(opened.wire + self._envelope(message) + b"DATA\r\n")
         except (smtplib.SMTPException, OSError) as err:
-            done.extend(self._lost(err))
+            done.extend(self._lost(err, message))
         return done
 
     def drain(self, *, hand_over: bool = True) -> list[Done]:
@@ -342,9 +359,11 @@ class Session:
             else:
                 done.append((asked, answer))
 
-    def _lost(self, err: smtplib.SMTPException | OSError) -> list[Done]:
+    def _lost(self, err: smtplib.SMTPException | OSError, extra: Message | None = None) -> list[Done]:
         self.broken = True
         lost = [*self._flight, *(m for m in (self._asked, self._open) if m is not None)]
+        if extra is not None and all(m is not extra for m in lost):
+            lost.append(extra)
         self._flight.clear()
         self._asked = self._open = None
         return [(m, err) for m in lost]
