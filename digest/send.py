@@ -255,7 +255,7 @@ class _Lane:
     def settle(self, results: list[smtp.Done]) -> None:
         for message, outcome in results:
             self.result(self.flight.pop(id(message)), outcome)
-        if self.reconnect or (self.session is not None and self.session.broken):
+        if self.reconnect:  # set by every result a lost connection gives
             self.reconnect = False
             session, self.session = self.session, None
             if session is not None:

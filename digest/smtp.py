@@ -307,10 +307,8 @@ class Session:
             except (smtplib.SMTPException, OSError) as err:
                 self.broken = True
                 return [(message, err)]
-        done = self.ready()
+        done = self.ready()  # a connection lost there is closed: the write below fails, and `message` with it
         try:
-            if self.broken:
-                raise smtplib.SMTPServerDisconnected("connection lost before it was handed over")
             if self.chunking:
                 data = message.data
                 self._flight.append(message)
@@ -330,7 +328,7 @@ class Session:
     def drain(self, *, hand_over: bool = True) -> list[Done]:
         """The results of every message handed over; with DATA, the data of the message whose envelope is
         accepted goes first (not with hand_over=False: it stays with the caller, unsent)."""
-        if self.broken or not self.pipelining:
+        if self.broken:
             return []
         done: list[Done] = []
         try:

@@ -113,6 +113,8 @@ class Handler:
         if self.delay:
             await asyncio.sleep(self.delay)
         if isinstance(server, _SMTP):
+            if server.silent:
+                return "451 never seen"  # after a drop_after: not received, not answered
             server.ends_held += 1
         with self.lock:
             self.data_ends += 1
@@ -133,8 +135,12 @@ class Handler:
             self.arrivals.append(time.monotonic())
         if self.drop_after.intersection(rcpts):
             await server.push("250 2.0.0 Ok: queued as TEST")
-            assert server.transport is not None
-            server.transport.close()  # after the 250 is written; nothing the client pipelined is answered
+            assert server.transport is not None and isinstance(server, _SMTP)
+            # The connection ends after the 250 is written; nothing the client pipelined is answered. A
+            # FIN, not a close with the client's pipelined bytes unread (that would be a reset, which can
+            # discard the 250 before the client reads it).
+            server.silent = True
+            server.transport.write_eof()
         return "250 2.0.0 Ok: queued as TEST"
 
     def opened(self) -> None:
@@ -181,11 +187,14 @@ class _SMTP(SMTP):
     replies held back on demand, and connections counted."""
 
     holding = False
+    silent = False  # the connection was ended (drop_after): nothing more is written
     ends_held = 0  # messages whose data ended since the held replies were last written
     _held: list[bytes] | None = None
     _chunks: list[bytes] | None = None
 
     async def push(self, status: Any) -> None:
+        if self.silent:
+            return
         handler = self.event_handler
         if isinstance(handler, Handler) and handler.hold and self.envelope and self.envelope.mail_from:
             self.holding = True  # from the first MAIL on: the greeting and EHLO are answered at once

@@ -63,17 +63,23 @@ def deliver_all(
     done: list[smtp.Done] = []
     session = smtp.Session(smtp.connect(settings(port, timeout)), SENDER, window=window)
     try:
+        submitted = []
         for message in messages:
             if session.broken:
                 break
+            submitted.append(message)
             done += session.submit(message)
         done += session.drain()
+        # Every message handed over has exactly one result, and a lost one means a broken session.
+        assert sorted(id(m) for m, _ in done) == sorted(id(m) for m in submitted)
+        assert session.broken == any(not isinstance(o, (str, smtp.Reply)) for _, o in done)
     finally:
         session.close()
     return [(m.recipient, shown(o)) for m, o in done]
 
 
 MODES = [
+    pytest.param({}, 1, id="classic"),
     pytest.param({"pipelining": True}, 1, id="data"),
     pytest.param({"pipelining": True, "chunking": True}, 1, id="bdat-window-1"),
     pytest.param({"pipelining": True, "chunking": True}, 3, id="bdat-window-3"),
