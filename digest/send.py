@@ -259,7 +259,8 @@ class _Lane:
             self.reconnect = False
             session, self.session = self.session, None
             if session is not None:
-                for message, outcome in session.drain():  # what it still owes, before it goes
+                # What it still owes, before it goes (after Ctrl-C, no message whose data was not written).
+                for message, outcome in session.drain(hand_over=not self.work.stop.is_set()):
                     self.result(self.flight.pop(id(message)), outcome)
                 smtp.close(session)
             self.again.extendleft(reversed(self.flight.values()))  # never handed over: not an attempt

@@ -279,9 +279,7 @@ class Session:
         """The results that must be in before the next message goes: with DATA the replies to the last
         write, with BDAT the oldest until fewer than `window` are unanswered. Recording them before the next
         `submit` keeps what a kill can re-send to the messages unanswered."""
-        done: list[Done] = []
-        if self.broken or not self.pipelining:
-            return done
+        done: list[Done] = []  # nothing is pending without PIPELINING, nor once the connection is lost
         try:
             if self.chunking:
                 while len(self._flight) >= self.window:
@@ -328,9 +326,7 @@ class Session:
     def drain(self, *, hand_over: bool = True) -> list[Done]:
         """The results of every message handed over; with DATA, the data of the message whose envelope is
         accepted goes first (not with hand_over=False: it stays with the caller, unsent)."""
-        if self.broken:
-            return []
-        done: list[Done] = []
+        done: list[Done] = []  # nothing is pending without PIPELINING, nor once the connection is lost
         try:
             if not self.chunking:
                 self._read(done)

@@ -387,3 +387,24 @@ def test_the_connection_does_not_wait_to_fill_segments() -> None:
             assert s.conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:
             s.close()
+
+
+def test_one_journal_write_per_message(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    # The write that proves the journal writable before a hand-over is the last result's own: no second
+    # write per message. Counted in pages the journal's WAL grew by, between two messages' arrivals.
+    wal = ws / "out" / "2021-03" / "journal.sqlite-wal"
+    handler = Handler(pipelining=True)
+    grown: list[int] = []
+    original = handler.handle_DATA
+
+    async def measure(server_: Any, session: Any, envelope: Any) -> str:
+        grown.append(wal.stat().st_size)
+        return await original(server_, session, envelope)
+
+    handler.handle_DATA = measure  # type: ignore[method-assign]
+    csv = subscribers(ws, [(f"r{n}@example.org", f"R {n}") for n in range(20)])
+    with Server(handler) as server:
+        smtp_env(server.port)
+        assert run("send", *MONTH, "--subscribers", str(csv), "--yes").exit_code == 0
+    frames = (grown[15] - grown[5]) / (4096 + 24)  # WAL frames: a 24-byte header and a page each
+    assert 8 <= frames <= 12, frames  # ten results between the two; two writes each would be twenty
