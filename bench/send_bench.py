@@ -12,6 +12,10 @@
 6. `digest send` with DKIM signing (a 2048-bit RSA key made for the run), as a ratio to the plain send,
    interleaved (--no-dkim skips it).
 
+--chunking replaces smtp-sink by this script's own sink (asyncio, one process, PIPELINING, CHUNKING, BDAT:
+smtp-sink takes no BDAT) and measures `digest send` to it with BDAT and, in turn, to the same sink without
+CHUNKING (DATA); smtp-source (DATA) runs against it as well.
+
 --latency-ms N puts bench/latency_proxy.py between the senders (digest send and smtp-source alike) and the
 sink, N ms each way: a relay 2N ms away rather than on loopback.
 
@@ -22,11 +26,13 @@ into bench/.work/postfix/: nothing is installed as a service. Only 127.0.0.1 is 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import glob
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,6 +102,106 @@ class Sink:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class _SinkProtocol(asyncio.Protocol):
+    """One client of the sink: commands, DATA up to CRLF.CRLF, BDAT chunks read by size; all discarded."""
+
+    def __init__(self, chunking: bool) -> None:
+        self.chunking = chunking
+        self.buf = bytearray()
+        self.mode = "cmd"
+        self.left = 0  # BDAT: octets of the chunk still to come
+        self.scanned = 0  # DATA: where the search for the end may resume
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(b"220 bench sink ESMTP\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        buf, out = self.buf, []
+        buf += data
+        while buf:
+            if self.mode == "bdat":
+                n = min(self.left, len(buf))
+                del buf[:n]
+                self.left -= n
+                if self.left:
+                    break
+                self.mode = "cmd"
+                out.append(b"250 2.0.0 Ok: queued\r\n")
+            elif self.mode == "data":
+                if buf.startswith(b".\r\n"):
+                    end = -2
+                else:
+                    end = buf.find(b"\r\n.\r\n", self.scanned)
+                    if end < 0:
+                        self.scanned = max(0, len(buf) - 4)
+                        break
+                del buf[: end + 5]
+                self.mode, self.scanned = "cmd", 0
+                out.append(b"250 2.0.0 Ok: queued\r\n")
+            else:
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    break
+                line = bytes(buf[:eol])
+                del buf[: eol + 2]
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    extra = b"250-CHUNKING\r\n" if self.chunking else b""
+                    out.append(b"250-bench\r\n250-PIPELINING\r\n" + extra + b"250 8BITMIME\r\n")
+                elif verb == b"DATA":
+                    self.mode = "data"
+                    out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                elif verb == b"BDAT" and self.chunking:
+                    self.mode, self.left = "bdat", int(line.split()[1])
+                    if not self.left:
+                        self.mode = "cmd"
+                        out.append(b"250 2.0.0 Ok: queued\r\n")
+                elif verb == b"QUIT":
+                    out.append(b"221 Bye\r\n")
+                    self.transport.write(b"".join(out))
+                    self.transport.close()
+                    return
+                elif verb in (b"HELO", b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    out.append(b"250 2.0.0 Ok\r\n")
+                else:
+                    out.append(b"502 5.5.2 not here\r\n")
+        if out:
+            self.transport.write(b"".join(out))
+
+
+def serve_sink(port: int, chunking: bool) -> None:
+    """Run the sink on 127.0.0.1:port until killed."""
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _SinkProtocol(chunking), "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+class PySink(Sink):
+    """This script's own sink in a process of its own (with or without CHUNKING)."""
+
+    def __init__(self, chunking: bool) -> None:
+        self.port = free_port()
+        cmd = [sys.executable, __file__, "--serve-sink", str(self.port)] + (
+            ["--chunking"] if chunking else []
+        )
+        self.proc = subprocess.Popen(cmd)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("bench: the sink did not start")
 
 
 def workspace(root: Path, port: int) -> Path:
@@ -265,20 +371,35 @@ def main() -> None:
     parser.add_argument(
         "--latency-ms", type=float, default=0.0, help="send through a proxy adding this delay each way"
     )
+    parser.add_argument(
+        "--chunking", action="store_true", help="this script's sink, with CHUNKING (BDAT) and without"
+    )
+    parser.add_argument("--window", type=int, default=0, help="digest send --window (0: the default)")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each send, interleaved; medians")
+    parser.add_argument("--serve-sink", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_sink:
+        serve_sink(args.serve_sink, args.chunking)
+        return
     n = args.subscribers
     conns = [int(c) for c in args.connections.split(",")]
     sink_bin, source_bin, pf_env = postfix_tools()
-    sink = Sink(sink_bin, pf_env)
+    sink = PySink(chunking=True) if args.chunking else Sink(sink_bin, pf_env)
+    plain = PySink(chunking=False) if args.chunking else None
     try:
         with contextlib.ExitStack() as stack:
-            port = sink.port
+            port, plain_port = sink.port, plain.port if plain else 0
             if args.latency_ms:
                 sys.path.insert(0, str(Path(__file__).parent))
                 from latency_proxy import Running
 
-                port = stack.enter_context(Running(("127.0.0.1", sink.port), args.latency_ms / 1000)).port
+                delay = args.latency_ms / 1000
+                port = stack.enter_context(Running(("127.0.0.1", sink.port), delay)).port
+                if plain is not None:
+                    plain_port = stack.enter_context(Running(("127.0.0.1", plain.port), delay)).port
                 print(f"through a proxy adding {args.latency_ms:g} ms each way")
+            if args.window:
+                os.environ["DIGEST_SEND_WINDOW"] = str(args.window)
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="send-bench-"))
             root = Path(tmp)
             ws = workspace(root, port)
@@ -290,13 +411,28 @@ def main() -> None:
             for c in conns:
                 # -d: keep each connection for the next message, as digest does.
                 source = [str(source_bin), "-d", "-s", str(c), "-m", str(n), "-l", str(size), "-f", SENDER]
-                src = timed([*source, "-t", "reader@example.org", f"127.0.0.1:{port}"], env=pf_env)
-                secs, rss = send_digest(ws, csv, c)
+                srcs, secs_all, rss_all, data_all = [], [], [], []
+                for _ in range(args.runs):  # interleaved: the machine's drift hits each the same
+                    srcs.append(timed([*source, "-t", "reader@example.org", f"127.0.0.1:{port}"], env=pf_env))
+                    secs, rss = send_digest(ws, csv, c)
+                    secs_all.append(secs)
+                    rss_all.append(rss)
+                    if plain is not None:
+                        data_all.append(send_digest(ws, csv, c, {"DIGEST_SMTP_PORT": str(plain_port)})[0])
+                src, secs, rss = statistics.median(srcs), statistics.median(secs_all), max(rss_all)
                 rows.append((c, n / src, n / secs, rss))
+                how = " (BDAT)" if plain is not None else ""
                 print(
-                    f"connections {c}: smtp-source {n / src:7.0f} msg/s | digest send {n / secs:7.0f} msg/s "
-                    f"= {src / secs:.0%} of smtp-source (peak RSS {rss / 1024:.0f} MB)"
+                    f"connections {c}: smtp-source {n / src:7.0f} msg/s | digest send{how} {n / secs:7.0f} "
+                    f"msg/s = {src / secs:.2f}x smtp-source (medians of {args.runs}; "
+                    f"peak RSS {rss / 1024:.0f} MB)"
                 )
+                if data_all:
+                    data = statistics.median(data_all)
+                    print(
+                        f"  same sink without CHUNKING: digest send (DATA) {n / data:7.0f} msg/s; "
+                        f"BDAT = {data / secs:.2f}x DATA"
+                    )
             if args.mailmerge:
                 exe = mailmerge_bin()
                 m = args.mailmerge
@@ -320,6 +456,8 @@ def main() -> None:
                 )
     finally:
         sink.stop()
+        if plain is not None:
+            plain.stop()
 
 
 if __name__ == "__main__":

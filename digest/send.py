@@ -19,9 +19,9 @@ from __future__ import annotations
 import random
 import re
 import signal
-import smtplib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -97,6 +97,7 @@ class _Run:
     total: int
     store: Suppressions
     source: str  # of the suppressions this run makes: send:<slug>
+    window: int = 1  # messages a connection may have unanswered (BDAT)
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: list[str] = field(default_factory=list)
     tally: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0, "deferred": 0})
@@ -119,99 +120,25 @@ class _Run:
         delay = min(self.options.retry_delay * 2 ** (attempt - 1), 300.0)
         self.stop.wait(delay * random.uniform(0.8, 1.2))  # jitter, not security
 
-    def take(self) -> tuple[Subscriber, Outgoing] | None:
+    def take(self) -> _Try | None:
         with self.todo_lock:  # each connection takes the next recipient itself: no feeder thread
             sub = next(self.todo, None)
-        return None if sub is None else (sub, self.maker.message(sub.email, sub.name, sub.fields))
+        return None if sub is None else _Try(sub, self.maker.message(sub.email, sub.name, sub.fields))
 
     def worker(self) -> None:
-        conn: smtp.Session | None = None
+        lane = _Lane(self)
         try:
-            # One message ahead: its envelope goes with the current message's data (smtp.Session).
-            item = self.take()
-            while item is not None and not self.stop.is_set():
-                after = self.take()
-                conn = self.send(conn, *item, None if after is None else after[1])
-                item = after
+            lane.run()
         except DigestError as err:  # the journal cannot be written: stop everyone, say why
             self.fail(str(err))
         except Exception as err:
             self.fail(f"{type(err).__name__}: {err}")
         finally:
-            smtp.close(conn)
+            smtp.close(lane.session)
             with self.lock:
                 self.live -= 1
                 if self.live == 0:
                     self.finished.set()
-
-    def send(
-        self, conn: smtp.Session | None, sub: Subscriber, message: Outgoing, then: Outgoing | None
-    ) -> smtp.Session | None:
-        attempt = 0
-        last = ""
-        fresh = False  # this worker's last journal write (a result) just succeeded
-        while not self.stop.is_set():
-            try:
-                if conn is not None and conn.busy_with_other(message):
-                    # The server waits for another message's data (sent ahead after this one was
-                    # refused): only a new connection ends that, as a lone "." would deliver it empty.
-                    conn.close()
-                    conn = None
-                if conn is None:
-                    conn = smtp.Session(smtp.connect(self.settings), self.sender)
-                self.limit.wait(self.stop)
-                if self.stop.is_set():
-                    break
-                # Hand nothing over unless the journal can keep its result: a write just before it.
-                if fresh:
-                    self.journal.check()
-                else:
-                    self.journal.touch(sub.key)
-                reply = conn.deliver(message, then)
-            except smtp.Fatal as err:
-                self.fail(str(err))
-                return None
-            except smtp.Reply as err:
-                code: int | None = err.code
-                last = f"{err.stage}: {err.code} {err.text}"
-                if err.stage == "MAIL FROM" and err.code == 503:
-                    # "Bad sequence of commands": the state of this connection was refused, not the sender.
-                    # Start again on a fresh connection, retried like a 4xx.
-                    smtp.close(conn)
-                    conn = None
-                elif err.code >= 500:
-                    if err.stage == "MAIL FROM":
-                        self.fail(f"{self.settings.address} refused the sender {self.sender}: {err}")
-                        return conn
-                    self.journal.record(sub.key, "failed", code=err.code, reply=f"{err.stage}: {err.text}")
-                    if err.stage == "RCPT TO" and bad_address(err.code, err.text):
-                        self.bounce(sub, f"RCPT TO: {err.code} {err.text}")
-                    self.done("failed")
-                    return conn
-                elif err.code == 421:  # the server is closing this connection
-                    smtp.close(conn)
-                    conn = None
-            except (smtplib.SMTPException, OSError) as err:
-                smtp.close(conn)
-                conn = None
-                last = f"{self.settings.address}: {err or type(err).__name__}"
-                code = None
-            else:
-                self.journal.record(sub.key, "sent", code=250, reply=reply, message_id=message.message_id)
-                self.done("sent")
-                return conn
-            fresh = False
-            attempt += 1
-            if attempt > self.options.retries:
-                if code is None:
-                    # The relay is unreachable, not this recipient's fault: stop, and leave the rest pending.
-                    self.fail(f"giving up after {attempt} attempts: {last}")
-                    return None
-                self.journal.record(sub.key, "deferred", code=code, reply=last)
-                self.done("deferred")
-                return conn
-            self.backoff(attempt)
-        return conn
 
     def bounce(self, sub: Subscriber, evidence: str) -> None:
         # Not a reason to stop the run: the journal already keeps the refusal for this digest.
@@ -254,6 +181,132 @@ class _Run:
                 signal.signal(signal.SIGINT, before)
         if self.interrupted:
             raise KeyboardInterrupt
+
+
+@dataclass
+class _Try:
+    sub: Subscriber
+    message: Outgoing
+    attempt: int = 0  # attempts that failed so far
+
+
+class _Lane:
+    """One connection's share of a run: its session, the messages handed over and not yet answered, and
+    the ones to try again. Every message handed over gets its result recorded, in the order the server
+    answers; at most `send.window` of them are unanswered at a time (smtp.Session)."""
+
+    def __init__(self, work: _Run) -> None:
+        self.work = work
+        self.session: smtp.Session | None = None
+        self.flight: dict[int, _Try] = {}  # id(message) -> its try: handed over, no result yet
+        self.again: deque[_Try] = deque()
+        self.fresh = False  # a journal write succeeded since the last hand-over
+        self.reconnect = False
+
+    def run(self) -> None:
+        work = self.work
+        while not work.stop.is_set():
+            item = self.again.popleft() if self.again else work.take()
+            if item is None:
+                if not self.flight:
+                    return
+                self.drain()
+                continue
+            if item.attempt:
+                self.drain()  # nothing waits on the connection while we back off
+                work.backoff(item.attempt)
+                if work.stop.is_set():
+                    break
+            self.hand_over(item)
+        # Stopped (Ctrl-C or a fatal error): the results of what was handed over are still recorded; a
+        # message whose data was not written yet is not handed over now.
+        if self.session is not None:
+            self.settle(self.session.drain(hand_over=False))
+
+    def hand_over(self, item: _Try) -> None:
+        work = self.work
+        if self.session is not None:
+            self.settle(self.session.ready())  # recorded before anything more goes
+        if self.session is None:
+            try:
+                self.session = smtp.Session(smtp.connect(work.settings), work.sender, window=work.window)
+            except smtp.Fatal as err:
+                work.fail(str(err))
+                return
+            except OSError as err:
+                self.retry(item, f"{work.settings.address}: {err or type(err).__name__}", None)
+                return
+        work.limit.wait(work.stop)
+        if work.stop.is_set():
+            return
+        # Hand nothing over unless the journal can keep its result: a write since the last hand-over.
+        if self.fresh:
+            work.journal.check()
+        else:
+            work.journal.touch(item.sub.key)
+        self.fresh = False
+        self.flight[id(item.message)] = item
+        self.settle(self.session.submit(item.message))
+
+    def drain(self) -> None:
+        if self.session is not None:
+            self.settle(self.session.drain())
+
+    def settle(self, results: list[smtp.Done]) -> None:
+        for message, outcome in results:
+            self.result(self.flight.pop(id(message)), outcome)
+        if self.reconnect:  # set by every result a lost connection gives
+            self.reconnect = False
+            session, self.session = self.session, None
+            if session is not None:
+                # What it still owes, before it goes (after Ctrl-C, no message whose data was not written).
+                for message, outcome in session.drain(hand_over=not self.work.stop.is_set()):
+                    self.result(self.flight.pop(id(message)), outcome)
+                smtp.close(session)
+            self.again.extendleft(reversed(self.flight.values()))  # never handed over: not an attempt
+            self.flight.clear()
+
+    def result(self, item: _Try, outcome: smtp.Outcome) -> None:
+        work, key = self.work, item.sub.key
+        if isinstance(outcome, str):
+            work.journal.record(key, "sent", code=250, reply=outcome, message_id=item.message.message_id)
+            self.fresh = True
+            work.done("sent")
+            return
+        if not isinstance(outcome, smtp.Reply):  # the connection was lost before its reply
+            self.reconnect = True
+            self.retry(item, f"{work.settings.address}: {outcome or type(outcome).__name__}", None)
+            return
+        last = f"{outcome.stage}: {outcome.code} {outcome.text}"
+        if outcome.stage == "MAIL FROM" and outcome.code == 503:
+            # "Bad sequence of commands": the state of this connection was refused, not the sender.
+            # Start again on a fresh connection, retried like a 4xx.
+            self.reconnect = True
+        elif outcome.code >= 500:
+            if outcome.stage == "MAIL FROM":
+                work.fail(f"{work.settings.address} refused the sender {work.sender}: {outcome}")
+                return
+            work.journal.record(key, "failed", code=outcome.code, reply=f"{outcome.stage}: {outcome.text}")
+            self.fresh = True
+            if outcome.stage == "RCPT TO" and bad_address(outcome.code, outcome.text):
+                work.bounce(item.sub, f"RCPT TO: {outcome.code} {outcome.text}")
+            work.done("failed")
+            return
+        elif outcome.code == 421:  # the server is closing this connection
+            self.reconnect = True
+        self.retry(item, last, outcome.code)
+
+    def retry(self, item: _Try, last: str, code: int | None) -> None:
+        item.attempt += 1
+        if item.attempt <= self.work.options.retries:
+            self.again.append(item)
+        elif code is None:
+            # The relay is unreachable, not this recipient's fault: stop, and leave the rest pending.
+            self.work.fail(f"giving up after {item.attempt} attempts: {last}")
+        else:
+            self.work.journal.record(item.sub.key, "deferred", code=code, reply=last)
+            self.fresh = True
+            self.work.done("deferred")
 
 
 def run(
@@ -324,6 +377,7 @@ def run(
             todo,
             store,
             f"send:{ready.folder.name}",
+            config.send.window,
         )
         if todo:
             smtp.probe(ready.settings)  # fail fast: TLS and login checked before any thread starts

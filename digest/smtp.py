@@ -2,8 +2,9 @@
 
 No journal and no threads here (digest/send.py runs the send). `connect` raises `Fatal` for what no retry
 can mend (TLS, certificate, login) and OSError for what a fresh connection may (refused, dropped, 4xx on
-connect); `deliver` and `Session.deliver` (one connection's messages, pipelined across messages when the
-server offers PIPELINING) raise `Reply` for any refusal, with its code and the command it answered.
+connect); `deliver` raises `Reply` for any refusal, with its code and the command it answered, and
+`Session` (one connection's messages, pipelined across messages, with BDAT when the server offers CHUNKING)
+returns each message's reply or refusal, or the error that lost it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -156,6 +158,10 @@ def connect(settings: SmtpSettings) -> smtplib.SMTP:
         raise OSError(
             f"{where} refused the connection: {err.smtp_code} {reply_text(err.smtp_error)}"
         ) from err
+    if conn.sock is not None:
+        # Each write is a whole unit (a message and the next envelope): Nagle would hold its last segment
+        # back until the earlier ones are acknowledged, a round trip more per message on a real link.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         _secure_and_login(conn, settings)
     except BaseException:
@@ -204,42 +210,24 @@ def _secure_and_login(conn: smtplib.SMTP, settings: SmtpSettings) -> None:
 
 
 class Message(Protocol):
-    """What `deliver` sends: the envelope recipient and the dot-stuffed, terminated DATA bytes."""
+    """What `deliver` sends: the envelope recipient, the dot-stuffed, terminated DATA bytes (`wire`), and the
+    message itself (`data`: what BDAT sends, as is)."""
 
     @property
     def recipient(self) -> str: ...
     @property
     def wire(self) -> bytes: ...
+    @property
+    def data(self) -> bytes: ...
 
 
 def deliver(conn: smtplib.SMTP, sender: str, message: Message) -> str:
-    """One transaction on an open connection; the server's reply, or Reply for any refusal."""
-    rcpt = message.recipient
-    if conn.has_extn("pipelining"):
-        # RFC 2920: MAIL, RCPT and DATA in one write, then the three replies.
-        conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
-        (mcode, mtext), (rcode, rtext), (dcode, dtext) = conn.getreply(), conn.getreply(), conn.getreply()
-        if dcode == 354:
-            if mcode == 250 and rcode in (250, 251):
-                conn.send(message.wire)
-                code, text = conn.getreply()
-                if code != 250:
-                    raise Reply(code, reply_text(text), "end of DATA")
-                return f"{code} {reply_text(text)}"
-            conn.send(b".\r\n")  # a server that said 354 with no recipient: end the empty message
-            conn.getreply()
-        else:
-            rset(conn)
-        if mcode != 250:
-            raise Reply(mcode, reply_text(mtext), "MAIL FROM")
-        if rcode not in (250, 251):
-            raise Reply(rcode, reply_text(rtext), "RCPT TO")
-        raise Reply(dcode, reply_text(dtext), "DATA")
+    """One transaction on an open connection, one command at a time; the server's reply, or Reply."""
     code, text = conn.mail(sender)
     if code != 250:
         rset(conn)
         raise Reply(code, reply_text(text), "MAIL FROM")
-    code, text = conn.rcpt(rcpt)
+    code, text = conn.rcpt(message.recipient)
     if code not in (250, 251):
         rset(conn)
         raise Reply(code, reply_text(text), "RCPT TO")
@@ -257,62 +245,146 @@ def deliver(conn: smtplib.SMTP, sender: str, message: Message) -> str:
     return f"{code} {reply_text(text)}"
 
 
+Outcome = str | Reply | smtplib.SMTPException | OSError  # the reply to the data, a refusal, a lost connection
+Done = tuple[Message, Outcome]
+
+
 class Session:
-    """One connection's transactions. With PIPELINING the end of one message's data and the next one's MAIL,
-    RCPT and DATA go in one write (RFC 2920): one round trip per message. Replies come in the order of the
-    commands, the message's own first; the next message's data waits for its turn, so at most one message
-    per connection is on the wire without its result."""
+    """One connection's transactions, pipelined across messages when the server offers PIPELINING.
 
-    def __init__(self, conn: smtplib.SMTP, sender: str) -> None:
-        self.conn, self.sender = conn, sender
+    `submit(message)` hands a message over and returns the results that came in meanwhile, each message's
+    exactly once, in order; `drain()` waits for the rest. A message counts as sent only on the reply to its
+    data. Three ways, by what the server's EHLO offers:
+
+    - CHUNKING and PIPELINING (RFC 3030, 2920): MAIL, RCPT and `BDAT <size> LAST` with the message, in one
+      write, with no wait: at most `window` messages are written whose replies have not been read.
+    - PIPELINING: the end of one message's data and the next one's MAIL, RCPT and DATA go in one write; its
+      data waits for the 354, so one message is unanswered: one round trip per message.
+    - neither: one command at a time (`deliver`).
+
+    A connection that fails gives every message still unanswered that error (`broken` is then set): the
+    ones answered before it keep their replies.
+    """
+
+    def __init__(self, conn: smtplib.SMTP, sender: str, *, window: int = 1) -> None:
+        self.conn, self.sender, self.window = conn, sender, max(1, window)
         self.pipelining = conn.has_extn("pipelining")
-        self._next: Message | None = None  # the message whose envelope was sent with the last data
-        self._opened: Reply | None = None  # its outcome: None when the server waits for its data (354)
-        self._broken: BaseException | None = None  # the connection failed after the last data's reply
+        self.chunking = self.pipelining and conn.has_extn("chunking")
+        self.broken = False
+        self._flight: deque[Message] = deque()  # its data written, the reply to it not read yet
+        self._asked: Message | None = None  # DATA: its MAIL, RCPT and DATA written, their replies not read
+        self._open: Message | None = None  # DATA: its envelope accepted (354), its data not written yet
 
-    def busy_with_other(self, message: Message) -> bool:
-        """Whether the server waits for the data of another message (only a new connection ends that:
-        a lone "." would deliver it empty)."""
-        return self._next is not None and self._opened is None and self._next is not message
+    def ready(self) -> list[Done]:
+        """The results that must be in before the next message goes: with DATA the replies to the last
+        write, with BDAT the oldest until fewer than `window` are unanswered. Recording them before the next
+        `submit` keeps what a kill can re-send to the messages unanswered."""
+        done: list[Done] = []  # nothing is pending without PIPELINING, nor once the connection is lost
+        try:
+            if self.chunking:
+                while len(self._flight) >= self.window:
+                    done.append(self._bdat_reply())
+            else:
+                self._read(done)
+        except (smtplib.SMTPException, OSError) as err:
+            done.extend(self._lost(err))
+        return done
 
-    def deliver(self, message: Message, then: Message | None = None) -> str:
-        """Send `message` (and the envelope of `then`, in the same write); its reply, or Reply."""
+    def submit(self, message: Message) -> list[Done]:
+        """Hand `message` over (with DATA: its envelope; its data goes with the next write) and return at
+        once: its replies are read by a later `ready`, `submit` or `drain`, so the caller's work meanwhile
+        (making the next message) overlaps the server's. Returns `ready()`'s results when it was not called
+        (and, without PIPELINING, the message's own)."""
+        if self.broken:
+            raise RuntimeError("this session's connection failed: open a new one")
         if not self.pipelining:
-            return deliver(self.conn, self.sender, message)
-        if self._broken is not None:
-            raise smtplib.SMTPServerDisconnected(f"connection lost: {self._broken}")
-        if self.busy_with_other(message):
-            raise RuntimeError("the server waits for another message's data: close this session first")
-        if self._next is message:
-            self._next, opened = None, self._opened
-            if opened is not None:
-                raise opened  # refused when its envelope went out with the message before
-        else:
-            self._next = None  # a refusal of a message not sent yet: asked again when its turn comes
-            self._open(message)
-        if then is None:
-            self.conn.send(message.wire)
-        else:
-            self.conn.send(message.wire + self._envelope(then))
-        code, text = self.conn.getreply()
-        if then is not None:
-            self._next = then
             try:
-                self._opened = self._replies()
-            except (smtplib.SMTPException, OSError) as err:  # message's reply is in; the rest is lost
-                self._next, self._broken = None, err
-        if code != 250:
-            raise Reply(code, reply_text(text), "end of DATA")
-        return f"{code} {reply_text(text)}"
+                return [(message, deliver(self.conn, self.sender, message))]
+            except Reply as refused:
+                return [(message, refused)]
+            except (smtplib.SMTPException, OSError) as err:
+                self.broken = True
+                return [(message, err)]
+        done = self.ready()  # a connection lost there is closed: the write below fails, and `message` with it
+        try:
+            if self.chunking:
+                data = message.data
+                self._flight.append(message)
+                self.conn.send(self._envelope(message) + b"BDAT %d LAST\r\n" % len(data) + data)
+                return done
+            opened, self._open = self._open, None
+            self._asked = message
+            if opened is None:
+                self.conn.send(self._envelope(message) + b"DATA\r\n")
+            else:
+                self._flight.append(opened)
+                self.conn.send(opened.wire + self._envelope(message) + b"DATA\r\n")
+        except (smtplib.SMTPException, OSError) as err:
+            done.extend(self._lost(err, message))
+        return done
+
+    def drain(self, *, hand_over: bool = True) -> list[Done]:
+        """The results of every message handed over; with DATA, the data of the message whose envelope is
+        accepted goes first (not with hand_over=False: it stays with the caller, unsent)."""
+        done: list[Done] = []  # nothing is pending without PIPELINING, nor once the connection is lost
+        try:
+            if not self.chunking:
+                self._read(done)
+            if self._open is not None and hand_over:
+                opened, self._open = self._open, None
+                self._flight.append(opened)
+                self.conn.send(opened.wire)
+            while self._flight:
+                done.append(self._bdat_reply() if self.chunking else self._data_reply())
+        except (smtplib.SMTPException, OSError) as err:
+            done.extend(self._lost(err))
+        return done
+
+    def _read(self, done: list[Done]) -> None:
+        """DATA: the replies to the last write, in its order: the data's, then the envelope's."""
+        if self._flight:
+            done.append(self._data_reply())
+        asked = self._asked
+        if asked is not None:
+            answer = self._replies()
+            self._asked = None
+            if answer is None:
+                self._open = asked
+            else:
+                done.append((asked, answer))
+
+    def _lost(self, err: smtplib.SMTPException | OSError, extra: Message | None = None) -> list[Done]:
+        self.broken = True
+        lost = [*self._flight, *(m for m in (self._asked, self._open) if m is not None)]
+        if extra is not None and all(m is not extra for m in lost):
+            lost.append(extra)
+        self._flight.clear()
+        self._asked = self._open = None
+        return [(m, err) for m in lost]
 
     def _envelope(self, message: Message) -> bytes:
-        return f"MAIL FROM:<{self.sender}>\r\nRCPT TO:<{message.recipient}>\r\nDATA\r\n".encode()
+        return f"MAIL FROM:<{self.sender}>\r\nRCPT TO:<{message.recipient}>\r\n".encode()
 
-    def _open(self, message: Message) -> None:
-        self.conn.send(self._envelope(message))
-        refused = self._replies()
-        if refused is not None:
-            raise refused
+    def _data_reply(self) -> Done:
+        code, text = self.conn.getreply()
+        message = self._flight.popleft()
+        if code != 250:
+            return message, Reply(code, reply_text(text), "end of DATA")
+        return message, f"{code} {reply_text(text)}"
+
+    def _bdat_reply(self) -> Done:
+        # MAIL, RCPT, BDAT: a refused MAIL or RCPT makes the server refuse the BDAT too, after reading
+        # (and discarding) its chunk, so the transaction is over whatever the replies say (RFC 3030 2).
+        conn = self.conn
+        (mcode, mtext), (rcode, rtext), (bcode, btext) = conn.getreply(), conn.getreply(), conn.getreply()
+        message = self._flight.popleft()
+        if mcode != 250:
+            return message, Reply(mcode, reply_text(mtext), "MAIL FROM")
+        if rcode not in (250, 251):
+            return message, Reply(rcode, reply_text(rtext), "RCPT TO")
+        if bcode != 250:
+            return message, Reply(bcode, reply_text(btext), "BDAT")
+        return message, f"{bcode} {reply_text(btext)}"
 
     def _replies(self) -> Reply | None:
         """The replies to MAIL, RCPT and DATA: None when the server waits for the data, else the refusal
@@ -334,7 +406,7 @@ class Session:
 
     def close(self) -> None:
         """QUIT, or just close when the server waits for a message's data (QUIT would be data)."""
-        if self._next is not None and self._opened is None:
+        if self._open is not None or self._asked is not None or self._flight or self.broken:
             self.conn.close()
         else:
             close(self.conn)

@@ -3,7 +3,11 @@
 Every accepted message is kept as (envelope recipients, raw bytes). Faults are injected by the server,
 never by patching smtplib: temporary replies (421/451) at the end of the next messages' data, a 550 for
 chosen recipients, replies to the DATA command itself (before any 354), a dropped connection, a login
-check, STARTTLS with a certificate made by the test.
+check, STARTTLS with a certificate made by the test. With `chunking` the server also offers CHUNKING and
+takes BDAT (RFC 3030; aiosmtpd has none): each chunk read exactly, as is, one reply per chunk, a refused
+transaction's chunk read and discarded, the same faults as DATA. With `hold` it keeps its replies back for
+that many seconds while it goes on reading, and counts the messages whose data came in meanwhile: how many
+the client had unanswered (`unanswered_max`).
 """
 
 from __future__ import annotations
@@ -55,11 +59,15 @@ class Handler:
     # Say 354 to a DATA with no accepted recipient (as some servers do), then refuse the empty message:
     data_without_rcpt: bool = False
     pipelining: bool = False
+    chunking: bool = False  # offer CHUNKING: BDAT
+    hold: float = 0.0  # seconds each reply is held back, while reading goes on
     delay: float = 0.0  # seconds before each DATA reply: keeps messages in flight (kill test)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # What the server saw, to check the client's behaviour from outside:
     rcpts: Counter[str] = field(default_factory=Counter)  # every RCPT TO, refused or not, by address
     data_ends: int = 0  # messages whose data ended (whatever the reply)
+    bdats: int = 0  # BDAT commands
+    unanswered_max: int = 0  # the most message ends received while their replies were held back
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each accepted message
     connections: int = 0  # connections opened so far
     open_now: int = 0
@@ -71,6 +79,8 @@ class Handler:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
+        if self.chunking:
+            responses.insert(-1, "250-CHUNKING")
         return responses
 
     async def handle_MAIL(
@@ -102,6 +112,10 @@ class Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if isinstance(server, _SMTP):
+            if server.silent:
+                return "451 never seen"  # after a drop_after: not received, not answered
+            server.ends_held += 1
         with self.lock:
             self.data_ends += 1
             fault = self.data_faults.pop(0) if self.data_faults else None
@@ -121,8 +135,12 @@ class Handler:
             self.arrivals.append(time.monotonic())
         if self.drop_after.intersection(rcpts):
             await server.push("250 2.0.0 Ok: queued as TEST")
-            assert server.transport is not None
-            server.transport.close()  # after the 250 is written; nothing the client pipelined is answered
+            assert server.transport is not None and isinstance(server, _SMTP)
+            # The connection ends after the 250 is written; nothing the client pipelined is answered. A
+            # FIN, not a close with the client's pipelined bytes unread (that would be a reset, which can
+            # discard the 250 before the client reads it).
+            server.silent = True
+            server.transport.write_eof()
         return "250 2.0.0 Ok: queued as TEST"
 
     def opened(self) -> None:
@@ -165,8 +183,74 @@ class Handler:
 
 
 class _SMTP(SMTP):
-    """aiosmtpd's server, with a hook before the 354 of DATA (aiosmtpd has no handler hook there), and
-    connections counted."""
+    """aiosmtpd's server, with a hook before the 354 of DATA (aiosmtpd has no handler hook there), BDAT,
+    replies held back on demand, and connections counted."""
+
+    holding = False
+    silent = False  # the connection was ended (drop_after): nothing more is written
+    ends_held = 0  # messages whose data ended since the held replies were last written
+    _held: list[bytes] | None = None
+    _chunks: list[bytes] | None = None
+
+    async def push(self, status: Any) -> None:
+        if self.silent:
+            return
+        handler = self.event_handler
+        if isinstance(handler, Handler) and handler.hold and self.envelope and self.envelope.mail_from:
+            self.holding = True  # from the first MAIL on: the greeting and EHLO are answered at once
+        if not self.holding:
+            await super().push(status)
+            return
+        raw = status.encode() if isinstance(status, str) else status
+        if self._held is None:
+            self._held = []
+            asyncio.get_running_loop().call_later(handler.hold, self._release)
+        self._held.append(raw + b"\r\n")
+
+    def _release(self) -> None:
+        handler = self.event_handler
+        with handler.lock:
+            handler.unanswered_max = max(handler.unanswered_max, self.ends_held)
+        self.ends_held = 0
+        held, self._held = self._held or [], None
+        if self.transport is not None and not self.transport.is_closing():
+            self._writer.write(b"".join(held))
+
+    @syntax("BDAT size [LAST]")
+    async def smtp_BDAT(self, arg: str) -> None:
+        handler = self.event_handler
+        assert isinstance(handler, Handler) and self.envelope is not None
+        words = (arg or "").split()
+        if not (1 <= len(words) <= 2 and words[0].isdigit() and words[1:] in ([], ["LAST"])):
+            await self.push("501 5.5.4 Syntax: BDAT size [LAST]")
+            return
+        chunk = await self._reader.readexactly(int(words[0]))  # binary: no lines, no dots
+        last = len(words) == 2
+        with handler.lock:
+            handler.bdats += 1
+        if not handler.chunking:
+            await self.push('500 Error: command "BDAT" not recognized')
+            return
+        if not self.envelope.mail_from or not self.envelope.rcpt_tos:
+            self._chunks = None
+            self._set_post_data_state()  # RFC 3030: the chunk is read and dropped, the transaction ends
+            await self.push(
+                "503 5.5.1 Error: need MAIL and RCPT"
+                if not self.envelope.mail_from
+                else "554 5.5.1 no valid recipients"
+            )
+            return
+        self._chunks = [*(self._chunks or []), chunk]
+        if not last:
+            await self.push(f"250 2.0.0 {len(chunk)} octets received")
+            return
+        content, self._chunks = b"".join(self._chunks), None
+        status = handler.data_command_fault(self.envelope)
+        if status is None:
+            self.envelope.content = self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
 
     def connection_made(self, transport: Any) -> None:
         if isinstance(self.event_handler, Handler):

@@ -4,7 +4,7 @@ pipelined batch assigned to the right recipients, against a real aiosmtpd server
 from __future__ import annotations
 
 import importlib.util
-import smtplib
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,27 +37,54 @@ latency_proxy = _proxy_module()
 @dataclass(frozen=True)
 class Msg:
     recipient: str
-    wire: bytes = b"Subject: hi\r\n\r\nhello\r\n.\r\n"
+    data: bytes = b"Subject: hi\r\n\r\nhello\r\n"
+
+    @property
+    def wire(self) -> bytes:
+        return re.sub(rb"(?m)^\.", b"..", self.data) + b".\r\n"
 
 
-def settings(port: int) -> smtp.SmtpSettings:
-    return smtp.SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5)
+def settings(port: int, timeout: float = 5) -> smtp.SmtpSettings:
+    return smtp.SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=timeout)
 
 
-def deliver_all(port: int, messages: list[Msg]) -> dict[str, str]:
-    """Each message on one Session, the next one's envelope sent with each; recipient -> reply or error."""
-    out: dict[str, str] = {}
-    session = smtp.Session(smtp.connect(settings(port)), SENDER)
+def shown(outcome: smtp.Outcome) -> str:
+    if isinstance(outcome, str):
+        return outcome
+    if isinstance(outcome, smtp.Reply):
+        return f"{outcome.stage}: {outcome.code}"
+    return f"lost: {type(outcome).__name__}"
+
+
+def deliver_all(
+    port: int, messages: list[Msg], *, window: int = 1, timeout: float = 5
+) -> list[tuple[str, str]]:
+    """Every message submitted on one Session, then drained: (recipient, reply or error), in result order."""
+    done: list[smtp.Done] = []
+    session = smtp.Session(smtp.connect(settings(port, timeout)), SENDER, window=window)
     try:
-        for n, message in enumerate(messages):
-            then = messages[n + 1] if n + 1 < len(messages) else None
-            try:
-                out[message.recipient] = session.deliver(message, then)
-            except smtp.Reply as err:
-                out[message.recipient] = f"{err.stage}: {err.code}"
+        submitted = []
+        for message in messages:
+            if session.broken:
+                break
+            submitted.append(message)
+            done += session.submit(message)
+        done += session.drain()
+        # Every message handed over has exactly one result, and a lost one means a broken session.
+        assert sorted(id(m) for m, _ in done) == sorted(id(m) for m in submitted)
+        assert session.broken == any(not isinstance(o, (str, smtp.Reply)) for _, o in done)
     finally:
         session.close()
-    return out
+    return [(m.recipient, shown(o)) for m, o in done]
+
+
+MODES = [
+    pytest.param({}, 1, id="classic"),
+    pytest.param({"pipelining": True}, 1, id="data"),
+    pytest.param({"pipelining": True, "chunking": True}, 1, id="bdat-window-1"),
+    pytest.param({"pipelining": True, "chunking": True}, 3, id="bdat-window-3"),
+]
+OK = "250 2.0.0 Ok: queued as TEST"
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
@@ -67,7 +94,7 @@ def test_each_pipelined_message_costs_one_round_trip(pipelining: bool) -> None:
     with Server(handler) as server, latency_proxy.Running(("127.0.0.1", server.port), 0.0) as proxy:
         replies = deliver_all(proxy.port, messages)
         turns = proxy.proxy.turns
-    assert all(r.startswith("250 ") for r in replies.values())
+    assert replies == [(m.recipient, OK) for m in messages]
     assert handler.counts() == {m.recipient: 1 for m in messages}
     # EHLO, the first envelope, then one turn per message's data (with the next envelope), QUIT.
     if pipelining:
@@ -76,9 +103,10 @@ def test_each_pipelined_message_costs_one_round_trip(pipelining: bool) -> None:
         assert turns > 3 * len(messages)
 
 
-def test_faults_in_a_pipelined_batch_go_to_their_own_message() -> None:
+@pytest.mark.parametrize(("offers", "window"), MODES)
+def test_faults_in_a_pipelined_batch_go_to_their_own_message(offers: dict[str, bool], window: int) -> None:
     handler = Handler(
-        pipelining=True,
+        **offers,
         rcpt_faults={"b@example.org": ["451 4.2.0 later"]},
         refuse={"c@example.org": "550 5.1.1 no such user"},
         data_end_refuse={"d@example.org": "554 5.6.0 bad content"},
@@ -86,71 +114,74 @@ def test_faults_in_a_pipelined_batch_go_to_their_own_message() -> None:
     )
     messages = [Msg(f"{x}@example.org") for x in "abcdefg"]
     with Server(handler) as server:
-        replies = deliver_all(server.port, messages)
-    assert replies == {
-        "a@example.org": "250 2.0.0 Ok: queued as TEST",
-        "b@example.org": "RCPT TO: 451",
-        "c@example.org": "RCPT TO: 550",
-        "d@example.org": "end of DATA: 554",
-        "e@example.org": "DATA: 554",
-        "f@example.org": "250 2.0.0 Ok: queued as TEST",
-        "g@example.org": "250 2.0.0 Ok: queued as TEST",
-    }
+        replies = deliver_all(server.port, messages, window=window)
+    data = "BDAT" if offers.get("chunking") else "end of DATA"
+    assert replies == [
+        ("a@example.org", OK),
+        ("b@example.org", "RCPT TO: 451"),
+        ("c@example.org", "RCPT TO: 550"),
+        ("d@example.org", f"{data}: 554"),
+        ("e@example.org", f"{'BDAT' if offers.get('chunking') else 'DATA'}: 554"),
+        ("f@example.org", OK),
+        ("g@example.org", OK),
+    ]
     assert handler.counts() == {"a@example.org": 1, "f@example.org": 1, "g@example.org": 1}
+    assert handler.bdats == (len(messages) if offers.get("chunking") else 0)
 
 
-def test_a_drop_after_a_reply_counts_that_message_and_fails_the_next() -> None:
-    handler = Handler(pipelining=True, drop_after={"b@example.org"})
-    a, b, c = (Msg(f"{x}@example.org") for x in "abc")
+@pytest.mark.parametrize(("offers", "window"), MODES)
+def test_a_drop_after_a_reply_counts_that_message_and_loses_the_next(
+    offers: dict[str, bool], window: int
+) -> None:
+    handler = Handler(**offers, drop_after={"b@example.org"})
+    messages = [Msg(f"{x}@example.org") for x in "abcd"]
     with Server(handler) as server:
-        session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
-        try:
-            assert session.deliver(a, b).startswith("250 ")
-            assert session.deliver(b, c).startswith("250 ")  # its reply came before the drop
-            with pytest.raises(smtplib.SMTPServerDisconnected):
-                session.deliver(c)
-        finally:
-            session.close()
+        replies = deliver_all(server.port, messages, window=window)
+    assert replies[:2] == [("a@example.org", OK), ("b@example.org", OK)]  # b's reply came before the drop
+    # Whatever was pipelined behind b is lost, never silently dropped: c always, d too when it was written.
+    assert [r for r, _ in replies[2:]] == ["c@example.org", "d@example.org"][: max(1, len(replies) - 2)]
+    assert all(outcome.startswith("lost: ") for _, outcome in replies[2:])
     assert handler.counts() == {"a@example.org": 1, "b@example.org": 1}
 
 
-def test_a_timeout_after_a_reply_leaves_the_connection_unused() -> None:
-    # b's envelope replies never come in time: a's reply stands, and nothing more goes on that connection
+@pytest.mark.parametrize(("offers", "window"), MODES)
+def test_a_timeout_after_a_reply_loses_only_the_unanswered(offers: dict[str, bool], window: int) -> None:
+    # b's envelope replies never come in time: a's reply stands, b is lost, and the session is done with
     # (its replies could no longer be matched to the commands).
-    handler = Handler(pipelining=True, rcpt_delay={"b@example.org": 3.0})
+    handler = Handler(**offers, rcpt_delay={"b@example.org": 3.0})
     a, b = Msg("a@example.org"), Msg("b@example.org")
     with Server(handler) as server:
-        conn = smtp.connect(smtp.SmtpSettings(host="127.0.0.1", port=server.port, security="none", timeout=1))
-        session = smtp.Session(conn, SENDER)
+        session = smtp.Session(smtp.connect(settings(server.port, timeout=1)), SENDER, window=window)
         try:
-            assert session.deliver(a, b).startswith("250 ")
-            with pytest.raises(smtplib.SMTPServerDisconnected, match="connection lost: "):
-                session.deliver(b)
+            done = session.submit(a) + session.submit(b) + session.drain()
+            assert session.broken
+            with pytest.raises(RuntimeError):
+                session.submit(Msg("c@example.org"))
         finally:
             session.close()
+    assert [(m.recipient, shown(o)) for m, o in done] == [
+        (a.recipient, OK),
+        (b.recipient, "lost: SMTPServerDisconnected"),
+    ]
     assert handler.counts() == {"a@example.org": 1}
 
 
-def test_a_refusal_sent_ahead_does_not_block_a_retry_on_the_same_connection() -> None:
-    handler = Handler(
-        pipelining=True, data_faults=["451 4.3.0 busy"], refuse={"b@example.org": "550 5.1.1 no such user"}
-    )
+@pytest.mark.parametrize(("offers", "window"), MODES)
+def test_a_refused_message_can_be_submitted_again_on_the_same_session(
+    offers: dict[str, bool], window: int
+) -> None:
+    handler = Handler(**offers, data_faults=["451 4.3.0 busy"], refuse={"b@example.org": "550 5.1.1 no"})
     a, b, c = (Msg(f"{x}@example.org") for x in "abc")
     with Server(handler) as server:
-        session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
-        try:
-            with pytest.raises(smtp.Reply):
-                session.deliver(a, b)
-            assert not session.busy_with_other(a)  # b was refused: no transaction is open
-            assert session.deliver(a).startswith("250 ")  # a's retry, on the same connection
-            with pytest.raises(smtp.Reply) as refused:
-                session.deliver(b, c)
-            assert (refused.value.code, refused.value.stage) == (550, "RCPT TO")
-            assert session.deliver(c).startswith("250 ")
-        finally:
-            session.close()
+        replies = deliver_all(server.port, [a, b, a, c], window=window)
+    data = "BDAT" if offers.get("chunking") else "end of DATA"
+    assert replies == [
+        ("a@example.org", f"{data}: 451"),
+        ("b@example.org", "RCPT TO: 550"),
+        ("a@example.org", OK),
+        ("c@example.org", OK),
+    ]
     assert handler.counts() == {"a@example.org": 1, "c@example.org": 1}
-    assert handler.rcpts["b@example.org"] == 2  # asked again when its turn came: the refusal is fresh
     assert handler.connections == 1
 
 
@@ -160,30 +191,27 @@ def test_a_354_without_a_recipient_ends_the_empty_message_and_keeps_the_rcpt_ref
     )
     messages = [Msg(f"{x}@example.org") for x in "abc"]
     with Server(handler) as server:
-        replies = deliver_all(server.port, messages)
+        replies = dict(deliver_all(server.port, messages))
     assert replies["b@example.org"] == "RCPT TO: 550"
     assert replies["c@example.org"].startswith("250 ")
     assert handler.counts() == {"a@example.org": 1, "c@example.org": 1}
 
 
-def test_a_refused_end_of_data_then_a_retry_of_it_needs_a_new_connection() -> None:
-    handler = Handler(pipelining=True, data_faults=["451 4.3.0 busy"])
+def test_stopping_leaves_a_message_whose_data_was_not_written_unsent() -> None:
+    # DATA: the next message's envelope is accepted (354) before its data goes; a stop must not send it.
+    handler = Handler(pipelining=True)
     a, b = Msg("a@example.org"), Msg("b@example.org")
     with Server(handler) as server:
         session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
         try:
-            with pytest.raises(smtp.Reply):
-                session.deliver(a, b)
-            assert session.busy_with_other(a)  # b's envelope is open: the server waits for b's data
-            assert not session.busy_with_other(b)
-            with pytest.raises(RuntimeError):
-                session.deliver(a)  # its MAIL FROM would be taken as b's data
-            assert session.deliver(b).startswith("250 ")
-            assert not session.busy_with_other(a)
-            assert session.deliver(a).startswith("250 ")
+            assert session.submit(a) == []
+            assert session.submit(b) == []  # a's data and b's envelope, in one write: replies read later
+            done = session.drain(hand_over=False)
+            assert [(m.recipient, shown(o)) for m, o in done] == [(a.recipient, OK)]
         finally:
-            session.close()
-    assert handler.counts() == {"a@example.org": 1, "b@example.org": 1}
+            session.close()  # no QUIT: it would be taken as b's data
+    assert handler.counts() == {"a@example.org": 1}
+    assert handler.rcpts["b@example.org"] == 1
 
 
 # ---- the whole send: the journal gets each fault on the right row ----

@@ -53,6 +53,12 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> fl
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--connections", type=click.IntRange(1, 64), help="SMTP connections in parallel (default 1).")
 @click.option(
+    "--window",
+    "window_size",
+    type=click.IntRange(1, 1000),
+    help="Messages a connection may have unanswered (BDAT; default 10): a kill re-sends at most these.",
+)
+@click.option(
     "--rate", metavar="N/s|N/h", callback=_rate, help="At most this many messages per second or hour."
 )
 @click.option("--skip-invalid", is_flag=True, help="Send to the good rows even when some rows are bad.")
@@ -84,6 +90,7 @@ def send(
     status: bool,
     yes: bool,
     connections: int | None,
+    window_size: int | None,
     rate: float | None,
     skip_invalid: bool,
     allow_changed: bool,
@@ -102,6 +109,7 @@ def send(
     flags = {
         "paths.out": out_dir,
         "send.connections": connections,
+        "send.window": window_size,
         "send.rate": rate,
         "smtp.verify": False if insecure_no_verify else None,
     }
