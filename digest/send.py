@@ -1,7 +1,7 @@
 """Built digest + subscriber list -> the SMTP relay: the run (workers, retries, journal), as library calls.
 
 We feed a relay well; we are not a mail server. Each of `send.connections` threads keeps one SMTP connection
-(digest/smtp.py: one login) and reuses it for message after message. A 4xx reply or a dropped connection is
+(digest/smtp/: one login) and reuses it for message after message. A 4xx reply or a dropped connection is
 retried with exponential backoff (a 421 on a fresh connection); a 5xx for a recipient is recorded and
 sending goes on (a 5xx to RCPT TO that says the address is bad also puts it on the suppression list, as
 `bounced`, with the reply as evidence); a failed login, TLS handshake or certificate check stops everything
