@@ -418,3 +418,47 @@ def test_the_build_says_how_many_items_the_email_leaves_to_the_web_version(works
     assert "3 of 10 items in 2 categories in the email (7 in the web version only)" in result.stderr
     text = (workspace / "out" / "2021-03" / "digest.txt").read_text(encoding="utf-8")
     assert "7 more in News: https://example.org/coop-digest/2021-03/#news" in text
+
+
+def test_a_language_whose_only_item_is_embargoed_is_not_built(workspace: Path, run: Run) -> None:
+    french_item(workspace, publish_after="2099-01-01")
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    assert not (workspace / "out" / "2021-03" / "fr").exists()
+    assert manifest(workspace / "out" / "2021-03")["languages"] == []
+
+
+def test_a_scan_warning_is_said_once_not_once_per_language(bilingual: Path, run: Run) -> None:
+    write_item(bilingual / "items", "bad.md", "---\ntitle: T\ndate: 2020-01-05\ncategory: News\n---\n")
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("items/bad.md") == 1
+    assert "[fr] items/bad.md" not in result.stderr
+
+
+def test_a_subscriber_s_language_finds_the_closest_digest() -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from digest.message import Makers, Personaliser
+
+    main, fr, fr_fr, pt_br = (cast(Personaliser, SimpleNamespace(greeting_uses=set())) for _ in range(4))
+    makers = Makers(main, {"fr_FR": fr_fr, "fr": fr, "pt_BR": pt_br}, lang="en")
+    assert makers.for_fields({"lang": "fr-CA"}) is fr  # the language itself before a region of it
+    assert makers.for_fields({"lang": "fr-fr"}) is fr_fr
+    assert makers.for_fields({"lang": "pt"}) is pt_br  # a region when the language has no digest of its own
+    assert makers.for_fields({"lang": "en-GB"}) is main
+    assert makers.for_fields({"lang": "de"}) is main
+    assert makers.for_fields({}) is main
+
+
+def test_the_hash_a_send_binds_to_covers_every_language(bilingual: Path, run: Run) -> None:
+    assert run("build", *MONTH).exit_code == 0
+    top = bilingual / "out" / "2021-03"
+    before = outdir.load(top).digest_hash()
+    assert before != outdir.load(top).manifest.content_hash  # more than the English digest's
+    path = top / "fr" / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["content_hash"] = "0" * 64  # as a rebuild that changed only the French digest would
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert outdir.load(top).digest_hash() != before
