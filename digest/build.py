@@ -138,10 +138,17 @@ def _scanner(config: Config) -> Scanner:
 
 
 def _select(
-    config: Config, window: Window, items: list[Item], *, now: datetime, limit: bool = True
+    config: Config,
+    window: Window,
+    items: list[Item],
+    *,
+    now: datetime,
+    limit: bool = True,
+    lang: str | None = None,
 ) -> Digest:
     limit_to = config.categories.limit if limit else 0
-    return select(items, window, now=now, order=config.categories.order, limit=limit_to)
+    order = config.texts(lang).order if lang else config.categories.order  # [languages.xx] order
+    return select(items, window, now=now, order=order, limit=limit_to)
 
 
 def language_of(config: Config, item: Item) -> str:
@@ -163,11 +170,15 @@ def _render(renderers: _Renderers, config: Config, window: Window, items: list[I
     now = renderers.now
     for lang in _languages(config, items):
         mine = [i for i in items if language_of(config, i) == lang]
-        digest = _select(config, window, mine, now=now)
+        digest = _select(config, window, mine, now=now, lang=lang)
         if not digest.sections:
             continue  # only drafts (or embargoed items) in this language
         renderer = renderers.get(lang, main=not drafts)
-        full = _select(config, window, mine, now=now, limit=False) if config.categories.limit else digest
+        full = (
+            _select(config, window, mine, now=now, limit=False, lang=lang)
+            if config.categories.limit
+            else digest
+        )
         email, fitted = renderer.render(digest), None
         if config.email.fit:  # the email under the budget; the web version below keeps every item
             from digest.fit import fit_email

@@ -102,7 +102,8 @@ def explain(config: Config, window: Window, *, now: datetime, after_last_send: b
     langs = {config.digest_language(i.lang) for i in found.items}
     for lang in [c for c in order if c in langs] + sorted(langs - set(order)):
         mine = [i for i in found.items if config.digest_language(i.lang) == lang]
-        digest = select(mine, window, now=now, order=config.categories.order, limit=config.categories.limit)
+        sections = config.texts(lang).order  # the language's [languages.xx] order, or [categories] order
+        digest = select(mine, window, now=now, order=sections, limit=config.categories.limit)
         moved_by_fit |= _fit_moves(config, digest, now=now, lang=lang, main=not shown)
         shown |= {i.slug for i in digest.items}
     verdicts = []

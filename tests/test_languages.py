@@ -462,3 +462,22 @@ def test_the_hash_a_send_binds_to_covers_every_language(bilingual: Path, run: Ru
     data["content_hash"] = "0" * 64  # as a rebuild that changed only the French digest would
     path.write_text(json.dumps(data), encoding="utf-8")
     assert outdir.load(top).digest_hash() != before
+
+
+def test_each_language_may_order_its_own_sections(bilingual: Path, run: Run) -> None:
+    write_item(
+        bilingual / "items",
+        "fr-3.md",
+        "---\ntitle: Un événement\ndate: 2021-03-14\ncategory: Événements\nlang: fr\nsummary: Bientôt.\n---\n",
+    )
+    config = bilingual / "digest.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("[languages.fr]\n", '[languages.fr]\norder = ["Événements", "News"]\n'), encoding="utf-8"
+    )
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    assert "Événements' is not in [categories] order" not in result.stderr  # the French order has it
+    sections = [s["name"] for s in manifest(bilingual / "out" / "2021-03" / "fr")["sections"]]
+    assert sections == ["Événements", "News"]
+    assert manifest(bilingual / "out" / "2021-03")["sections"][0]["name"] == "News"

@@ -192,6 +192,7 @@ class Config:
             preheader=table.preheader or self.preheader,
             greeting=table.greeting,
             greeting_fallback=table.greeting_fallback,
+            order=table.order or self.categories.order,
         )
 
     def language_order(self) -> list[str]:

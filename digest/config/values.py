@@ -331,9 +331,10 @@ class LanguageTexts:
     preheader: str = ""
     greeting: str = ""
     greeting_fallback: str = ""
+    order: tuple[str, ...] = ()  # the sections' order in this language's digest (): [categories] order
 
 
-_LANGUAGE_KEYS = ("title", "intro", "subject", "preheader", "greeting", "greeting_fallback")
+_LANGUAGE_KEYS = ("title", "intro", "subject", "preheader", "greeting", "greeting_fallback", "order")
 
 
 def languages(v: Any) -> tuple[LanguageTexts, ...]:
@@ -358,6 +359,7 @@ def languages(v: Any) -> tuple[LanguageTexts, ...]:
                     greeting_fallback=line(table["greeting_fallback"])
                     if "greeting_fallback" in table
                     else "",
+                    order=categories(table["order"]) if "order" in table else (),
                 )
             )
         except ValueError as err:
