@@ -11,13 +11,13 @@ W=$(mktemp -d -t digest-languages-XXXXXX); cd "$W"
 export HOME=$W
 say() { printf '\n$ %s\n' "$*"; "$@" 2>&1; }
 say digest init newsletter; cd newsletter
-sed -i 's/^order = \["News"\]/order = ["News", "Actualités"]/' digest.toml   # the French section's place
 cat >> digest.toml <<'TOML'
 
 [languages.fr]
 title = "Nos nouvelles"
 intro = "Les nouvelles du mois, en un seul courriel."
 subject = "{{ title }} : {{ window.label }}"
+order = ["Actualités"]
 TOML
 d1=$(date -u -d '-3 days' -R); d2=$(date -u -d '-2 days' -R)
 cat > fr.xml <<XML
