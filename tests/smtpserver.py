@@ -232,8 +232,9 @@ class _SMTP(SMTP):
             await self.push('500 Error: command "BDAT" not recognized')
             return
         if not self.envelope.mail_from or not self.envelope.rcpt_tos:
+            # The chunk is read and dropped; the sender stays set, as Postfix keeps it: a client that does
+            # not RSET then gets "503 nested MAIL command" on its next MAIL.
             self._chunks = None
-            self._set_post_data_state()  # RFC 3030: the chunk is read and dropped, the transaction ends
             await self.push(
                 "503 5.5.1 Error: need MAIL and RCPT"
                 if not self.envelope.mail_from

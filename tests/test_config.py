@@ -161,6 +161,10 @@ def test_nearest_config_upwards(tmp_path: Path) -> None:
             "languages: [languages.xx_YY]: unknown language 'xx_YY' (use a code like 'en', 'fr' or 'pt_BR')",
         ),
         (
+            '[languages."de_DE@euro"]\ntitle = "T"\n',
+            "languages: [languages.de_DE@euro]: unknown language 'de_DE@euro' (use a code like 'en', 'fr' or 'pt_BR')",
+        ),
+        (
             '[languages.fr]\ntitel = "T"\n',
             "languages: [languages.fr]: unknown key 'titel'; keys are title, intro, subject, preheader, "
             "greeting, greeting_fallback, order",

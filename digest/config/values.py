@@ -38,9 +38,15 @@ def nonempty_line(v: Any) -> str:
     return s
 
 
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
+
+
 def language(v: Any) -> str:
     s = nonempty_line(v)
     try:
+        # A plain tag only: Babel would also take "de_DE@euro", which is no folder or URL name.
+        if not _LANGUAGE_TAG.fullmatch(s):
+            raise ValueError(s)
         Locale.parse(s.replace("-", "_"))
     except (UnknownLocaleError, ValueError) as err:
         raise ValueError(f"unknown language {s!r} (use a code like 'en', 'fr' or 'pt_BR')") from err

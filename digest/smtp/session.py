@@ -74,7 +74,9 @@ class Session:
             if self.chunking:
                 data = message.data
                 self._flight.append(message)
-                self.conn.send(self._envelope(message) + b"BDAT %d LAST\r\n" % len(data) + data)
+                # RSET first: after a refused RCPT or BDAT a server may keep the sender (Postfix does), and
+                # the next MAIL would then be "503 nested" while its RCPT and BDAT still went through.
+                self.conn.send(b"RSET\r\n" + self._envelope(message) + b"BDAT %d LAST\r\n" % len(data) + data)
                 return done
             opened, self._open = self._open, None
             self._asked = message
@@ -137,11 +139,18 @@ class Session:
         return message, f"{code} {reply_text(text)}"
 
     def _bdat_reply(self) -> Done:
-        # MAIL, RCPT, BDAT: a refused MAIL or RCPT makes the server refuse the BDAT too, after reading
-        # (and discarding) its chunk, so the transaction is over whatever the replies say (RFC 3030 2).
+        # RSET, MAIL, RCPT, BDAT. A refused MAIL or RCPT makes the server refuse the BDAT too, after reading
+        # (and discarding) its chunk; what state it is left in is the server's (RFC 1830 asked for a RSET),
+        # hence the RSET before each message. A 250 to the BDAT means the server took the message: sent,
+        # whatever came before it, so that it is never sent again.
         conn = self.conn
-        (mcode, mtext), (rcode, rtext), (bcode, btext) = conn.getreply(), conn.getreply(), conn.getreply()
+        (xcode, xtext), (mcode, mtext) = conn.getreply(), conn.getreply()
+        (rcode, rtext), (bcode, btext) = conn.getreply(), conn.getreply()
         message = self._flight.popleft()
+        if bcode == 250:
+            return message, f"{bcode} {reply_text(btext)}"
+        if xcode != 250:
+            return message, Reply(xcode, reply_text(xtext), "RSET")
         if mcode != 250:
             return message, Reply(mcode, reply_text(mtext), "MAIL FROM")
         if rcode not in (250, 251):
