@@ -153,7 +153,7 @@ def test_nearest_config_upwards(tmp_path: Path) -> None:
         ("title = 3\n", "title: expected a string, got int"),
         (
             "[email]\nfit_budget = 200\n",
-            "email.fit_budget: expected a whole number of kilobytes from 10 to 102 (Gmail clips at 102)",
+            "email.fit_budget: expected a whole number of kilobytes from 10 to 101 (Gmail clips at 102)",
         ),
         ("[send]\nwindow = 0\n", "send.window: expected a whole number of messages from 1 to 1000"),
         (
