@@ -21,7 +21,7 @@ from digest.config import Config, greeting_fields
 from digest.errors import DigestError
 from digest.render import GREETING, UNSUBSCRIBE_URL
 from digest.tokens import check_unsubscribe_secret, unsubscribe_token
-from digest.words import lang_code, slugify
+from digest.words import slugify
 
 if TYPE_CHECKING:
     from digest.dkim import Signer
@@ -305,41 +305,6 @@ class Parts(Protocol):
 def list_id(config: Config) -> str:
     """The List-Id: [send] list_id, or <slug of the title>.<domain of From>."""
     return config.send.list_id or f"{slugify(config.title, fallback='digest')}.{config.sender.domain}"
-
-
-class Makers:
-    """The message makers of a digest built in several languages: each subscriber gets the digest in their
-    list row's `lang`, else in the digest's own language. A regional tag finds its language (fr-CA: the fr
-    digest) and a language finds a regional digest when it has no other (fr: a fr_FR digest)."""
-
-    def __init__(
-        self, main: Personaliser, others: Mapping[str, Personaliser] | None = None, *, lang: str = ""
-    ) -> None:
-        self.main, self.lang = main, lang
-        self.others = dict(others or {})
-        self.greeting_uses = main.greeting_uses.union(*(m.greeting_uses for m in self.others.values()))
-
-    def for_fields(self, fields: Mapping[str, str] | None) -> Personaliser:
-        """The maker of the language a subscriber's row asks for (its `lang` column), else the main one."""
-        asked = (fields or {}).get("lang", "").strip()
-        return self.for_language(lang_code(asked)) if asked and self.others else self.main
-
-    def for_language(self, code: str) -> Personaliser:
-        """The maker of a language (as lang_code writes it), by the rules above."""
-        everyone = {self.lang: self.main, **self.others}
-        base = code.split("_")[0]
-        found = (
-            everyone.get(code)
-            or everyone.get(base)
-            or next((m for c, m in everyone.items() if c.split("_")[0] == base), None)
-        )
-        if found is not None:
-            return found
-        return self.main
-
-    def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
-        """One recipient's complete message, in their language."""
-        return self.for_fields(fields).message(email, name, fields)
 
 
 def N_(text: str) -> str:  # gettext's name for "translated where it is used"

@@ -7,7 +7,7 @@ digest/send.py re-exports them, so Python callers find every call of `digest sen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +17,11 @@ from digest.config import Config
 from digest.errors import SendError
 from digest.fsutil import shown
 from digest.journal import Counts, journal_path, read_journal
-from digest.message import Makers, Outgoing, personaliser
+from digest.message import Outgoing, Personaliser, personaliser
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers, valid_address
 from digest.suppress import open_suppressions
 from digest.window import Window
+from digest.words import lang_code
 
 LOCK_WAIT = 120.0  # seconds a send waits for a build of the same digest to finish writing it
 
@@ -49,6 +50,41 @@ class Prepared:
     settings: smtp.SmtpSettings
     sender: str
     content_hash: str  # of every language's digest: what the journal is bound to
+
+
+class Makers:
+    """The message makers of a digest built in several languages: each subscriber gets the digest in their
+    list row's `lang`, else in the digest's own language. A regional tag finds its language (fr-CA: the fr
+    digest) and a language finds a regional digest when it has no other (fr: a fr_FR digest)."""
+
+    def __init__(
+        self, main: Personaliser, others: Mapping[str, Personaliser] | None = None, *, lang: str = ""
+    ) -> None:
+        self.main, self.lang = main, lang
+        self.others = dict(others or {})
+        self.greeting_uses = main.greeting_uses.union(*(m.greeting_uses for m in self.others.values()))
+
+    def for_fields(self, fields: Mapping[str, str] | None) -> Personaliser:
+        """The maker of the language a subscriber's row asks for (its `lang` column), else the main one."""
+        asked = (fields or {}).get("lang", "").strip()
+        return self.for_language(lang_code(asked)) if asked and self.others else self.main
+
+    def for_language(self, code: str) -> Personaliser:
+        """The maker of a language (as lang_code writes it), by the rules above."""
+        everyone = {self.lang: self.main, **self.others}
+        base = code.split("_")[0]
+        found = (
+            everyone.get(code)
+            or everyone.get(base)
+            or next((m for c, m in everyone.items() if c.split("_")[0] == base), None)
+        )
+        if found is not None:
+            return found
+        return self.main
+
+    def message(self, email: str, name: str = "", fields: Mapping[str, str] | None = None) -> Outgoing:
+        """One recipient's complete message, in their language."""
+        return self.for_fields(fields).message(email, name, fields)
 
 
 def prepare(

@@ -32,8 +32,8 @@ from digest import outdir, presend, smtp
 from digest.config import Config
 from digest.errors import DigestError, SendError, SuppressionError
 from digest.journal import Counts, Journal, journal_path
-from digest.message import Makers, Outgoing
-from digest.presend import DryRun, Prepared, Say, SendOptions, dry_run, prepare, send_test
+from digest.message import Outgoing
+from digest.presend import DryRun, Makers, Prepared, Say, SendOptions, dry_run, prepare, send_test
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers
 from digest.suppress import Suppressions, open_suppressions, why
 from digest.window import Window
@@ -134,7 +134,8 @@ class _Run:
         except Exception as err:
             self.fail(f"{type(err).__name__}: {err}")
         finally:
-            smtp.close(lane.session)
+            if lane.session is not None:
+                lane.session.close()
             with self.lock:
                 self.live -= 1
                 if self.live == 0:
@@ -262,7 +263,7 @@ class _Lane:
                 # What it still owes, before it goes (after Ctrl-C, no message whose data was not written).
                 for message, outcome in session.drain(hand_over=not self.work.stop.is_set()):
                     self.result(self.flight.pop(id(message)), outcome)
-                smtp.close(session)
+                session.close()
             self.again.extendleft(reversed(self.flight.values()))  # never handed over: not an attempt
             self.flight.clear()
 

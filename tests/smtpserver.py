@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import socket
 import ssl
 import threading
@@ -387,3 +388,70 @@ def ws(workspace: Path, run: Callable[..., Any]) -> Path:
     """The sample workspace with March 2021 built (as a send normally finds it)."""
     assert run("build", *MONTH).exit_code == 0
     return workspace
+
+
+# ---- one smtp.Session driven by hand (tests of the pipelined and BDAT sessions) ----
+
+SENDER = "news@example.org"
+OK = "250 2.0.0 Ok: queued as TEST"  # what Handler answers to an accepted message
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message as smtp.Session takes it: its recipient, its bytes, and those bytes dot-stuffed for DATA."""
+
+    recipient: str
+    data: bytes = b"Subject: hi\r\n\r\nhello\r\n"
+
+    @property
+    def wire(self) -> bytes:
+        return re.sub(rb"(?m)^\.", b"..", self.data) + b".\r\n"
+
+
+def session_settings(port: int, timeout: float = 5) -> Any:
+    """Plain SMTP to a test server on 127.0.0.1."""
+    from digest import smtp
+
+    return smtp.SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=timeout)
+
+
+def open_session(port: int, *, window: int = 1, timeout: float = 5) -> Any:
+    """An smtp.Session on a fresh connection to a test server."""
+    from digest import smtp
+
+    return smtp.Session(smtp.connect(session_settings(port, timeout)), SENDER, window=window)
+
+
+def shown(outcome: Any) -> str:
+    """A message's outcome, short: the reply, "STAGE: code" for a refusal, "lost: Error" for a lost one."""
+    from digest import smtp
+
+    if isinstance(outcome, str):
+        return outcome
+    if isinstance(outcome, smtp.Reply):
+        return f"{outcome.stage}: {outcome.code}"
+    return f"lost: {type(outcome).__name__}"
+
+
+def deliver_all(
+    port: int, messages: list[Msg], *, window: int = 1, timeout: float = 5
+) -> list[tuple[str, str]]:
+    """Every message submitted on one Session, then drained: (recipient, reply or error), in result order."""
+    from digest import smtp
+
+    done: list[Any] = []
+    session = open_session(port, window=window, timeout=timeout)
+    try:
+        submitted = []
+        for message in messages:
+            if session.broken:
+                break
+            submitted.append(message)
+            done += session.submit(message)
+        done += session.drain()
+        # Every message handed over has exactly one result, and a lost one means a broken session.
+        assert sorted(id(m) for m, _ in done) == sorted(id(m) for m in submitted)
+        assert session.broken == any(not isinstance(o, (str, smtp.Reply)) for _, o in done)
+    finally:
+        session.close()
+    return [(m.recipient, shown(o)) for m, o in done]

@@ -440,7 +440,8 @@ def test_a_subscriber_s_language_finds_the_closest_digest() -> None:
     from types import SimpleNamespace
     from typing import cast
 
-    from digest.message import Makers, Personaliser
+    from digest.message import Personaliser
+    from digest.presend import Makers
 
     main, fr, fr_fr, pt_br = (cast(Personaliser, SimpleNamespace(greeting_uses=set())) for _ in range(4))
     makers = Makers(main, {"fr_FR": fr_fr, "fr": fr, "pt_BR": pt_br}, lang="en")

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -22,49 +21,21 @@ from typing import Any
 import pytest
 from click.testing import Result
 from conftest import NOW
-from smtpserver import MONTH, Handler, Server, journal_rows, subscribers
+from smtpserver import (
+    MONTH,
+    OK,
+    Handler,
+    Msg,
+    Server,
+    deliver_all,
+    journal_rows,
+    open_session,
+    subscribers,
+)
 
-from digest import smtp
 from digest.message import Outgoing
 
 Run = Callable[..., Result]
-SENDER = "news@example.org"
-OK = "250 2.0.0 Ok: queued as TEST"
-
-
-@dataclass(frozen=True)
-class Msg:
-    recipient: str
-    data: bytes = b"Subject: hi\r\n\r\nhello\r\n"
-
-    @property
-    def wire(self) -> bytes:
-        return re.sub(rb"(?m)^\.", b"..", self.data) + b".\r\n"
-
-
-def session(port: int, window: int) -> smtp.Session:
-    settings = smtp.SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5)
-    return smtp.Session(smtp.connect(settings), SENDER, window=window)
-
-
-def deliver_all(port: int, messages: list[Msg], window: int) -> list[tuple[str, str]]:
-    done: list[smtp.Done] = []
-    s = session(port, window)
-    try:
-        for message in messages:
-            done += s.submit(message)
-        done += s.drain()
-    finally:
-        s.close()
-    return [(m.recipient, shown(o)) for m, o in done]
-
-
-def shown(outcome: smtp.Outcome) -> str:
-    if isinstance(outcome, str):
-        return outcome
-    if isinstance(outcome, smtp.Reply):
-        return f"{outcome.stage}: {outcome.code}"
-    return f"lost: {type(outcome).__name__}"
 
 
 @pytest.mark.parametrize(
@@ -384,7 +355,7 @@ def test_the_bytes_bdat_sends_are_the_message_unstuffed() -> None:
 def test_the_connection_does_not_wait_to_fill_segments() -> None:
     # Each write is whole; Nagle would hold its tail back a round trip on a real link.
     with Server(Handler(pipelining=True)) as server:
-        s = session(server.port, 1)
+        s = open_session(server.port)
         try:
             assert s.conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         finally:

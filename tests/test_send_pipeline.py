@@ -4,21 +4,27 @@ pipelined batch assigned to the right recipients, against a real aiosmtpd server
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from click.testing import Result
-from smtpserver import MONTH, Handler, Server, journal_rows, subscribers
-
-from digest import smtp
+from smtpserver import (
+    MONTH,
+    OK,
+    Handler,
+    Msg,
+    Server,
+    deliver_all,
+    journal_rows,
+    open_session,
+    shown,
+    subscribers,
+)
 
 Run = Callable[..., Result]
-SENDER = "news@example.org"
 
 
 def _proxy_module() -> ModuleType:
@@ -34,57 +40,12 @@ def _proxy_module() -> ModuleType:
 latency_proxy = _proxy_module()
 
 
-@dataclass(frozen=True)
-class Msg:
-    recipient: str
-    data: bytes = b"Subject: hi\r\n\r\nhello\r\n"
-
-    @property
-    def wire(self) -> bytes:
-        return re.sub(rb"(?m)^\.", b"..", self.data) + b".\r\n"
-
-
-def settings(port: int, timeout: float = 5) -> smtp.SmtpSettings:
-    return smtp.SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=timeout)
-
-
-def shown(outcome: smtp.Outcome) -> str:
-    if isinstance(outcome, str):
-        return outcome
-    if isinstance(outcome, smtp.Reply):
-        return f"{outcome.stage}: {outcome.code}"
-    return f"lost: {type(outcome).__name__}"
-
-
-def deliver_all(
-    port: int, messages: list[Msg], *, window: int = 1, timeout: float = 5
-) -> list[tuple[str, str]]:
-    """Every message submitted on one Session, then drained: (recipient, reply or error), in result order."""
-    done: list[smtp.Done] = []
-    session = smtp.Session(smtp.connect(settings(port, timeout)), SENDER, window=window)
-    try:
-        submitted = []
-        for message in messages:
-            if session.broken:
-                break
-            submitted.append(message)
-            done += session.submit(message)
-        done += session.drain()
-        # Every message handed over has exactly one result, and a lost one means a broken session.
-        assert sorted(id(m) for m, _ in done) == sorted(id(m) for m in submitted)
-        assert session.broken == any(not isinstance(o, (str, smtp.Reply)) for _, o in done)
-    finally:
-        session.close()
-    return [(m.recipient, shown(o)) for m, o in done]
-
-
 MODES = [
     pytest.param({}, 1, id="classic"),
     pytest.param({"pipelining": True}, 1, id="data"),
     pytest.param({"pipelining": True, "chunking": True}, 1, id="bdat-window-1"),
     pytest.param({"pipelining": True, "chunking": True}, 3, id="bdat-window-3"),
 ]
-OK = "250 2.0.0 Ok: queued as TEST"
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
@@ -151,7 +112,7 @@ def test_a_timeout_after_a_reply_loses_only_the_unanswered(offers: dict[str, boo
     handler = Handler(**offers, rcpt_delay={"b@example.org": 3.0})
     a, b = Msg("a@example.org"), Msg("b@example.org")
     with Server(handler) as server:
-        session = smtp.Session(smtp.connect(settings(server.port, timeout=1)), SENDER, window=window)
+        session = open_session(server.port, window=window, timeout=1)
         try:
             done = session.submit(a) + session.submit(b) + session.drain()
             assert session.broken
@@ -202,7 +163,7 @@ def test_stopping_leaves_a_message_whose_data_was_not_written_unsent() -> None:
     handler = Handler(pipelining=True)
     a, b = Msg("a@example.org"), Msg("b@example.org")
     with Server(handler) as server:
-        session = smtp.Session(smtp.connect(settings(server.port)), SENDER)
+        session = open_session(server.port)
         try:
             assert session.submit(a) == []
             assert session.submit(b) == []  # a's data and b's envelope, in one write: replies read later

@@ -15,13 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from digest.config import Config
 from digest.errors import ConfigError, SendError
-
-if TYPE_CHECKING:
-    from digest.smtp.session import Session
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -271,12 +268,9 @@ def rset(conn: smtplib.SMTP) -> None:
         conn.rset()
 
 
-def close(conn: smtplib.SMTP | Session | None) -> None:
+def close(conn: smtplib.SMTP | None) -> None:
     """QUIT politely; just close when the connection is already gone."""
     if conn is None:
-        return
-    if not isinstance(conn, smtplib.SMTP):  # a Session closes its own connection
-        conn.close()
         return
     try:
         conn.quit()
