@@ -40,8 +40,7 @@ class BuildResult:
     warnings: tuple[str, ...]
     scan: Scan
     languages: tuple[Manifest, ...] = ()  # the further languages' digests, in out/<slug>/<lang>/
-    fit: Fitted | None = None  # what [email] fit moved in the digest's own language, when it is on
-    fits: tuple[tuple[str, Fitted], ...] = ()  # ... and in each further language: (lang, what moved)
+    fits: tuple[tuple[str, Fitted], ...] = ()  # what [email] fit moved, per language: (lang, what moved)
 
 
 class _Drafts(NamedTuple):
@@ -77,10 +76,8 @@ def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
     except OutputError as err:  # the digest itself is built and in place: say so, do not report failure
         warnings.append(f"the digest is built, but the archive page is not up to date: {err}")
     sizes = {name: int(f["bytes"]) for name, f in main.files.items()}
-    fits = tuple((d.lang, d.fit) for d in drafts[1:] if d.fit is not None)
-    return BuildResult(
-        folder, drafts[0].digest, main, sizes, tuple(warnings), found, tuple(others), drafts[0].fit, fits
-    )
+    fits = tuple((d.lang, d.fit) for d in drafts if d.fit is not None)
+    return BuildResult(folder, drafts[0].digest, main, sizes, tuple(warnings), found, tuple(others), fits)
 
 
 def collect(config: Config, window: Window, *, now: datetime) -> tuple[Digest, Scan]:

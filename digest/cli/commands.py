@@ -55,10 +55,9 @@ def build(
     result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
-    for lang, fitted in ((result.manifest.lang, result.fit), *result.fits):
-        if fitted:
-            said = f"{lang}: {fitted.summary()}" if result.languages else fitted.summary()
-            state.say(said, level=0 if fitted.moved else 1)
+    for lang, fitted in result.fits:
+        said = f"{lang}: {fitted.summary()}" if result.languages else fitted.summary()
+        state.say(said, level=0 if fitted.moved else 1)
     state.say(f"scanned {result.scan.total_files} item files, parsed {result.scan.parsed_files}", level=1)
     counted = _counted(result.digest.items, result.digest.sections, result.digest.total)
     sizes = f"html {_kb(result.sizes['digest.html'])}, text {_kb(result.sizes['digest.txt'])}"
