@@ -72,7 +72,8 @@ def build(config: Config, window: Window, *, now: datetime) -> BuildResult:
     from digest.site import write_index  # imported here, as the renderer is: see scan_and_render
 
     try:
-        write_index(config.paths.out, title=config.title)  # out/index.html, the archive of every build
+        # out/index.html, the archive of every build
+        write_index(config.paths.out, title=config.title, cache_dir=config.paths.cache)
     except OutputError as err:  # the digest itself is built and in place: say so, do not report failure
         warnings.append(f"the digest is built, but the archive page is not up to date: {err}")
     sizes = {name: int(f["bytes"]) for name, f in main.files.items()}

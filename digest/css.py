@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -24,15 +25,15 @@ from digest.fsutil import atomic_write
 
 
 def _premailer() -> Any:
-    """Import premailer without what it needs only to fetch stylesheets over the network.
+    """Import premailer without what it needs only to fetch stylesheets over the network, and without
+    cssutils until premailer first uses it.
 
     digest never lets premailer touch the network (allow_network=False; the @import rules go to the block
     premailer leaves alone), and those imports cost about 95 ms per process, a third of a whole build:
     `requests` (about 80 ms: it builds an SSL context at import) and, through cssutils, `urllib.request`
-    (http.client and ssl) and cssutils' fetcher (importlib.metadata). Stand-ins take their place while
-    premailer is imported: requests' refuses every call, cssutils' fetcher finds nothing, and
-    urllib.request is imported for real the first time cssutils touches it (to turn a file path into a
-    URL). Anyone importing these modules afterwards gets the real ones.
+    (http.client and ssl) and cssutils' fetcher (importlib.metadata). A stand-in for requests refuses every
+    call. cssutils (about 40 ms) parses CSS: with every parse a build needs in the memo (ParseMemo), it is
+    never imported; premailer holds a stand-in that imports it, as `_cssutils` does, on first use.
     """
     if "premailer" in sys.modules:
         return sys.modules["premailer"]
@@ -41,15 +42,8 @@ def _premailer() -> Any:
         requests = stand_ins["requests"] = types.ModuleType("requests")
         requests.get = _refuse  # type: ignore[attr-defined]
     if "cssutils" not in sys.modules:
-        # cssutils takes the fetcher of its Google App Engine module when that imports, else the one of
-        # its own module (which imports urllib.request and importlib.metadata).
-        fetch = stand_ins["cssutils._fetchgae"] = types.ModuleType("cssutils._fetchgae")
-        fetch._defaultFetcher = _fetch_nothing  # type: ignore[attr-defined]
-        if "urllib.request" not in sys.modules:
-            stand_ins["urllib.request"] = _OnFirstUse("urllib.request")
+        stand_ins["cssutils"] = _CssutilsOnFirstUse("cssutils")
     sys.modules.update(stand_ins)
-    if "urllib.request" in stand_ins:
-        urllib.request = stand_ins["urllib.request"]  # type: ignore[attr-defined]  # for `urllib.request.x`
     try:
         import premailer
     finally:
@@ -57,6 +51,36 @@ def _premailer() -> Any:
             if sys.modules.get(name) is module:
                 del sys.modules[name]
     return premailer
+
+
+def _cssutils() -> Any:
+    """cssutils, imported without its network fetcher, and set up as digest uses it (once per process)."""
+    if "cssutils" in sys.modules:
+        return sys.modules["cssutils"]
+    stand_ins: dict[str, types.ModuleType] = {}
+    # cssutils takes the fetcher of its Google App Engine module when that imports, else the one of its
+    # own module (which imports urllib.request and importlib.metadata). urllib.request is imported for real
+    # the first time cssutils touches it (to turn a file path into a URL).
+    fetch = stand_ins["cssutils._fetchgae"] = types.ModuleType("cssutils._fetchgae")
+    fetch._defaultFetcher = _fetch_nothing  # type: ignore[attr-defined]
+    if "urllib.request" not in sys.modules:
+        stand_ins["urllib.request"] = _OnFirstUse("urllib.request")
+    sys.modules.update(stand_ins)
+    if "urllib.request" in stand_ins:
+        urllib.request = stand_ins["urllib.request"]  # type: ignore[attr-defined]  # for `urllib.request.x`
+    try:
+        import cssutils
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    # premailer validates every inline style it merges against cssutils' CSS profiles, and building those
+    # validators compiles regular expressions that cost about 0.15 s per process: more than the rest of the
+    # build. Validation only logs (silenced here); the output is the same without the profiles.
+    if cssutils.profile.knownNames:
+        cssutils.profile.removeProfile(all=True)
+    cssutils.log.setLevel(logging.CRITICAL)
+    return cssutils
 
 
 def _refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -75,6 +99,13 @@ class _OnFirstUse(types.ModuleType):
         if sys.modules.get(self.__name__) is self:
             del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), name)
+
+
+class _CssutilsOnFirstUse(types.ModuleType):
+    """premailer's name for cssutils: the real module, imported by `_cssutils` the first time it is used."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_cssutils(), name)
 
 
 _STYLE = re.compile(r"<!--.*?-->|<style([^>]*)>(.*?)</style>", re.S | re.I)
@@ -143,27 +174,22 @@ def inline_css(html: str, *, cache_dir: Path | None = None) -> str:
     With a cache_dir, premailer's parses of CSS text are kept there (see ParseMemo): the same HTML out,
     without parsing again, in the next build, the CSS the template writes every time."""
     premailer = _premailer()
-    import cssutils
-
-    # premailer validates every inline style it merges against cssutils' CSS profiles, and building those
-    # validators compiles regular expressions that cost about 0.15 s per process: more than the rest of the
-    # build. Validation only logs (we silence it); the output is the same without the profiles.
-    if cssutils.profile.knownNames:
-        cssutils.profile.removeProfile(all=True)
-
     memo = ParseMemo.of(cache_dir) if cache_dir is not None else None
     doctype = "<!doctype html>"
+    page = keep_uninlinable(html)
     with _remembering(premailer, memo):
         result = _inliner(premailer)(
-            keep_uninlinable(html),
+            page,
             memo=memo,
+            # premailer parses every <img style> with cssutils to give a floating image an `align` (for
+            # Outlook). An image can float only where the page says "float"; elsewhere the pass does nothing,
+            # and skipping it spares a build cssutils' import when the memo has every other parse.
+            align_floating_images="float" in page.lower(),
             remove_classes=False,
             strip_important=False,
             keep_style_tags=False,
             allow_network=False,
             disable_validation=True,
-            cssutils_logging_level=logging.CRITICAL,
-            cssutils_logging_handler=logging.NullHandler(),
         ).transform()
     if memo is not None:
         memo.save()
@@ -243,10 +269,11 @@ class ParseMemo:
 
 def _versions() -> str:
     """What the memo's results depend on: premailer, cssutils (by their files) and this module's options."""
-    import cssutils
     import premailer
 
-    files = [os.stat(m.__file__ or "") for m in (premailer.premailer, cssutils)]
+    # cssutils by its file, not imported: a build whose parses are all in the memo never imports it.
+    spec = importlib.util.find_spec("cssutils")
+    files = [os.stat(path or "") for path in (premailer.premailer.__file__, spec and spec.origin)]
     return f"1 {premailer.__version__} " + " ".join(f"{f.st_size}:{f.st_mtime_ns}" for f in files)
 
 

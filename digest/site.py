@@ -9,6 +9,7 @@ Every text from a manifest is escaped (a subject can hold `<`), every folder nam
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +22,11 @@ from babel import Locale, UnknownLocaleError
 
 from digest import outdir
 from digest.errors import DigestError, OutputError
-from digest.fsutil import atomic_write
+from digest.fsutil import atomic_write, bytecode_cache
 from digest.outdir import SHOT_FILES, shot_name
 
 INDEX_NAME = "index.html"
+TEMPLATE = "site.html.j2"  # the archive page's template, beside this module
 
 
 @dataclass(frozen=True)
@@ -118,15 +120,16 @@ def entries(out_dir: Path) -> tuple[list[Entry], list[str]]:
     return found, skipped
 
 
-def write_index(out_dir: Path, *, title: str) -> Site:
-    """Write out_dir/index.html listing every built digest; atomic, like the builds."""
+def write_index(out_dir: Path, *, title: str, cache_dir: Path | None = None) -> Site:
+    """Write out_dir/index.html listing every built digest; atomic, like the builds. With a cache_dir, the
+    template's compiled form is kept there."""
     path = out_dir / INDEX_NAME
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with _writing(out_dir):
             # Listed under the lock: a build that finished meanwhile is in this page or in the next one.
             listed, skipped = entries(out_dir)
-            html = _TEMPLATE.render(title=title, entries=listed, shot_label=_shot_label)
+            html = _template(cache_dir).render(title=title, entries=listed, shot_label=_shot_label)
             for stale in out_dir.glob(f".{INDEX_NAME}.*.tmp"):  # left by a write that was killed
                 stale.unlink(missing_ok=True)
             atomic_write(path, html.encode())
@@ -154,86 +157,16 @@ def _shot_label(name: str) -> str:
     return f"{width} px, {scheme}"
 
 
-_ENV = jinja2.Environment(
-    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
-)
-_TEMPLATE = _ENV.from_string(
-    """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>{{ title }}: archive</title>
-<style>
-  body { font: 16px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0 auto;
-         max-width: 960px; padding: 24px 16px; color: #1f2933; background: #f5f7fa; }
-  h1 { font-size: 26px; margin: 0 0 16px; }
-  ol { list-style: none; padding: 0; margin: 0; }
-  li.digest { display: flex; gap: 16px; align-items: flex-start; background: #fff; border-radius: 8px;
-              padding: 16px; margin: 0 0 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
-  li.digest img { width: 120px; height: 160px; object-fit: cover; object-position: top;
-                  border: 1px solid #d9e2ec; border-radius: 4px; }
-  h2 { font-size: 20px; margin: 0 0 2px; }
-  .meta { color: #52606d; font-size: 14px; margin: 0 0 8px; }
-  .links a { margin-right: 12px; white-space: nowrap; }
-  a { color: #0b5cad; }
-  @media (prefers-color-scheme: dark) {
-    body { background: #0f1215; color: #e4e7eb; }
-    li.digest { background: #1b2026; }
-    .meta { color: #aab4be; }
-    a { color: #8cc4ff; }
-  }
-  @media (max-width: 480px) { li.digest { flex-direction: column; } }
-</style>
-</head>
-<body>
-<h1>{{ title }}</h1>
-{% if not entries %}
-<p>Nothing built yet: run <code>digest build</code>.</p>
-{% endif %}
-<ol>
-{% for e in entries %}
-  {% set at = e.slug|urlencode %}
-  <li class="digest" id="{{ e.slug }}">
-    {% if e.thumbnail %}
-    <a href="{{ at }}/{{ e.thumbnail }}"><img src="{{ at }}/{{ e.thumbnail }}"
-      alt="Screenshot of {{ e.label }}" loading="lazy"></a>
-    {% endif %}
-    <div>
-      {% if "index.html" in e.files %}
-      <h2><a href="{{ at }}/index.html">{{ e.label }}</a></h2>
-      {% else %}
-      <h2>{{ e.label }}</h2>
-      {% endif %}
-      <p class="meta">{{ e.item_count }} {{ "item" if e.item_count == 1 else "items" }} · {{ e.subject }}</p>
-      <p class="links">
-        {% if "index.html" in e.files %}<a href="{{ at }}/index.html">Web version</a>{% endif %}
-        {% if "digest.html" in e.files %}<a href="{{ at }}/digest.html">Email (HTML)</a>{% endif %}
-        {% if "digest.txt" in e.files %}<a href="{{ at }}/digest.txt">Text version</a>{% endif %}
-        {% if "digest.eml" in e.files %}<a href="{{ at }}/digest.eml">Message (.eml)</a>{% endif %}
-        {% if "manifest.json" in e.files %}<a href="{{ at }}/manifest.json">Manifest</a>{% endif %}
-      </p>
-      {% if e.languages %}
-      <p class="links">Also in:
-        {% for lang in e.languages %}
-        <a href="{{ at }}/{{ lang.folder|urlencode }}/index.html" hreflang="{{ lang.code|replace("_", "-") }}"
-          title="{{ lang.subject }}">{{ lang.name }}</a> ({{ lang.item_count }})
-        {% endfor %}
-      </p>
-      {% endif %}
-      {% if e.shots %}
-      <p class="links">Screenshots:
-        {% for name in e.shots %}
-        <a href="{{ at }}/{{ name }}">{{ shot_label(name) }}</a>
-        {% endfor %}
-      </p>
-      {% endif %}
-    </div>
-  </li>
-{% endfor %}
-</ol>
-</body>
-</html>
-"""
-)
+@functools.cache
+def _template(cache_dir: Path | None) -> jinja2.Template:
+    """The archive page's template (site.html.j2, beside this module), its compiled form kept in the cache
+    folder when there is one: compiling it costs more than the rest of writing the page."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        bytecode_cache=bytecode_cache(cache_dir) if cache_dir is not None else None,
+    )
+    return env.get_template(TEMPLATE)

@@ -34,7 +34,12 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("newsletter_digest-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"digest/templates/digest.mjml.j2", "digest/templates/digest.txt.j2"} <= set(names)
-    assert {"digest/skeleton/digest.toml", "digest/skeleton/welcome.md", "digest/preview.html"} <= set(names)
+    assert {
+        "digest/skeleton/digest.toml",
+        "digest/skeleton/welcome.md",
+        "digest/preview.html",
+        "digest/site.html.j2",
+    } <= set(names)
     assert {f"digest/locale/{lang}/LC_MESSAGES/digest.mo" for lang in ("en", "fr", "es")} <= set(names)
 
     venv = tmp_path / "venv"

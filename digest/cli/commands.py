@@ -226,7 +226,7 @@ def _screenshots(state: State, config: Config, folder: Path) -> None:
         taken = [take_screenshots(where, base_url=config.base_url, slug=slug) for where, slug in places]
     finally:
         if any(folder.glob("shot-*.png")):
-            write_index(config.paths.out, title=config.title)
+            write_index(config.paths.out, title=config.title, cache_dir=config.paths.cache)
     for shots in taken:
         for url in shots.remote_images:
             state.say(f"not checked (remote image, no network in the screenshot browser): {url}", level=1)
