@@ -270,3 +270,62 @@ def test_premailer_comes_without_the_network_modules_and_fetches_nothing(css_ser
     assert imports == "['']"  # cssutils' fetcher found nothing...
     assert Counting.hits == []  # ...and asked no server
     assert real_requests == "True"  # and whoever imports requests later gets the real one
+
+
+# ---- cssutils only when a parse is not in the memo ----
+
+FLOATING = (
+    "<html><head><style>.r { float: right } .l { float:left; width: 10px }</style></head><body>"
+    '<img class="r" src="a.png" alt="a"><img src="b.png" alt="b" style="FLOAT : left">'
+    '<img class="l" src="c.png" alt="c"><img src="d.png" alt="d" style="border:0"></body></html>'
+)
+
+
+@pytest.mark.parametrize("html", [FLOATING, RICH], ids=["floating", "no-float"])
+def test_floating_images_get_premailers_align(html: str, tmp_path: Path, fresh: Callable[[], None]) -> None:
+    """The floating-image pass is skipped only where no image can float: the HTML is premailer's own."""
+    premailer = css._premailer()
+    page = css.keep_uninlinable(html)
+    options: dict[str, Any] = {"remove_classes": False, "strip_important": False, "allow_network": False}
+    theirs = premailer.Premailer(page, keep_style_tags=False, disable_validation=True, **options).transform()
+    ours = inline_css(html)
+    assert ours.removeprefix("<!doctype html>\n") == theirs.removeprefix("<!doctype html>\n")
+    if html is FLOATING:
+        assert ours.count('align="right"') == 1 and ours.count('align="left"') == 2
+    fresh()
+    assert inline_css(html, cache_dir=tmp_path) == ours
+    fresh()
+    assert inline_css(html, cache_dir=tmp_path) == ours  # from the memo
+
+
+CSSUTILS_PROBE = """
+import sys
+from digest.cli import main
+try:
+    main(["-q", "build", "--month", "2021-03"])
+except SystemExit as end:
+    assert end.code == 0, end.code
+print("cssutils" in sys.modules)
+"""
+
+
+def test_a_build_with_every_parse_in_the_memo_does_not_import_cssutils(workspace: Path) -> None:
+    def cssutils_imported() -> bool:
+        out = subprocess.run(
+            [sys.executable, "-c", CSSUTILS_PROBE], cwd=workspace, capture_output=True, text=True, check=False
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip() == "True"
+
+    # An image (with a style attribute) in the window: premailer's floating-image pass has one to read.
+    item = next((workspace / "items").glob("2021-03-23-*.md"))
+    text = item.read_text(encoding="utf-8")
+    item.write_text(text.replace("\n---", "\nimage: https://example.org/a.png\nimage_alt: A\n---", 1))
+    assert cssutils_imported()  # the first build parses, and fills the memo
+    assert (workspace / ".digest-cache" / MEMO_NAME).exists()
+    assert not cssutils_imported()  # the next one finds every parse there
+    html = (workspace / "out" / "2021-03" / "digest.html").read_text(encoding="utf-8")
+    assert "https://example.org/a.png" in html
+    (workspace / ".digest-cache" / MEMO_NAME).unlink()
+    assert cssutils_imported()
+    assert (workspace / "out" / "2021-03" / "digest.html").read_text(encoding="utf-8") == html

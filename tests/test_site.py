@@ -325,3 +325,18 @@ def test_a_write_in_progress_is_waited_for_not_removed(tmp_path: Path) -> None:
         os.close(fd)  # the other writer is done (or died): its lock goes
         thread.join(timeout=30)
     assert done.is_set() and (out / "index.html").is_file()
+
+
+def test_the_pages_template_is_compiled_once_into_the_cache_folder(workspace: Path, run: Run) -> None:
+    from digest import site
+
+    run("build", "--month", "2021-03")
+    out, cache = workspace / "out", workspace / "cache"
+    site._template.cache_clear()
+    first = write_index(out, title="News", cache_dir=cache).path.read_text()
+    (kept,) = (cache / "jinja").iterdir()  # the page's template, compiled
+    site._template.cache_clear()  # a new process: the compiled form is read back, not made again
+    made = kept.stat().st_mtime_ns
+    assert write_index(out, title="News", cache_dir=cache).path.read_text() == first
+    assert kept.stat().st_mtime_ns == made and list((cache / "jinja").iterdir()) == [kept]
+    assert write_index(out, title="News").path.read_text() == first  # without a cache folder: the same page
