@@ -10,21 +10,32 @@ times reset, and no program can set it back — so:
 - every other file (new, edited, moved in, renamed) is parsed again, as are files that failed last time;
 - so is every file in a folder that the index does not know under that name and inode: a folder moved
   in, renamed or replaced changes its own ctime, not that of the files inside it;
-- the files the index places inside the window are parsed too (the build needs their full text).
+- the files the index places inside the window are read back from the index as they were parsed (their
+  fields as JSON, checked against each file's ctime again), so that a build parses no YAML for an
+  unchanged month. The parser's own files are part of what the index is made under (`parser`): a digest
+  that parses differently starts a new index.
 
 No item inside a window can be missed, whatever its file is called. The index is only a cache: when it is
-missing, damaged, from another version, or made under another time zone, it is rebuilt from the files.
+missing, damaged, from another version or parser, or made under another time zone, it is rebuilt from the
+files.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-VERSION = 3
+from digest.items import Item
+
+VERSION = 4
 # ctime may lag the wall clock by a timer tick, and a file can change while a scan runs: anything changed
 # in the last seconds before a scan started is parsed again by the next scan.
 MARGIN_NS = 2_000_000_000
@@ -42,22 +53,22 @@ class Index:
             self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
-            self._prepare(str(items_dir.resolve()), tz)
+            self._prepare(str(items_dir.resolve()), tz, parser_version())
         except sqlite3.Error:
             self._reset_file()
 
-    def _prepare(self, items_dir: str, tz: str) -> None:
+    def _prepare(self, items_dir: str, tz: str, parser: str) -> None:
         assert self.db is not None
         db = self.db
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        wanted = {"version": str(VERSION), "items_dir": items_dir, "tz": tz}
+        wanted = {"version": str(VERSION), "items_dir": items_dir, "tz": tz, "parser": parser}
         if any(meta.get(k) != v for k, v in wanted.items()):
             db.executescript(
                 "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS bad; DROP TABLE IF EXISTS dirs;"
                 "DELETE FROM meta;"
                 "CREATE TABLE files (key TEXT PRIMARY KEY, ts REAL NOT NULL, draft INTEGER NOT NULL,"
-                " slug TEXT NOT NULL);"
+                " slug TEXT NOT NULL, item TEXT);"
                 "CREATE INDEX files_ts ON files (ts); CREATE INDEX files_slug ON files (slug);"
                 "CREATE TABLE bad (key TEXT PRIMARY KEY);"
                 "CREATE TABLE dirs (key TEXT PRIMARY KEY, inode INTEGER NOT NULL);"
@@ -94,6 +105,16 @@ class Index:
             for (k,) in self._query("SELECT key FROM files WHERE ts >= ? AND ts < ? AND NOT draft", (lo, hi))
         ]
 
+    def records(self, keys: list[str]) -> dict[str, str]:
+        """The parsed fields (JSON) kept for these keys, where there are any."""
+        found: dict[str, str] = {}
+        for at in range(0, len(keys), 500):  # SQLite's limit on the parameters of one statement
+            part = keys[at : at + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT key, item FROM files WHERE key IN ({marks}) AND item IS NOT NULL"  # noqa: S608
+            found.update(self._query(sql, tuple(part)))
+        return found
+
     def keys_with_slug(self, slug: str) -> list[str]:
         """Indexed files with this slug."""
         return [k for (k,) in self._query("SELECT key FROM files WHERE slug = ?", (slug,))]
@@ -125,16 +146,19 @@ class Index:
         gone: Iterable[str],
         scan_started_ns: int,
         dirs: dict[str, int] | None = None,
+        records: dict[str, str] | None = None,
     ) -> None:
-        """Record what this scan parsed, and that the index is now current as of the scan's start."""
+        """Record what this scan parsed (with `records`: the parsed fields of some of those files), and that
+        the index is now current as of the scan's start."""
         if self.db is None:
             return
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
+            kept = records or {}
             db.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                ((k, ts, int(d), s) for k, ts, d, s in good),
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                ((k, ts, int(d), s, kept.get(k)) for k, ts, d, s in good),
             )
             db.execute("DELETE FROM bad")
             db.executemany("INSERT OR REPLACE INTO bad VALUES (?)", ((k,) for k in bad))
@@ -155,3 +179,48 @@ class Index:
             with suppress(sqlite3.Error):
                 self.db.close()
             self.db = None
+
+
+_DATES = ("when", "publish_after")
+
+
+def parser_version() -> str:
+    """What a parse depends on besides the file and the zone: the parser's own source files, by size and
+    time (an upgrade of digest changes them), so that the records of another parser are not believed."""
+    from digest import items, words
+
+    files = [os.stat(m.__file__ or "") for m in (items, words)]
+    return " ".join(f"{f.st_size}:{f.st_mtime_ns}" for f in files)
+
+
+def record_of(item: Item, tz: ZoneInfo) -> str | None:
+    """An item's fields as the index keeps them (JSON), or None for one it cannot keep exactly.
+
+    A date is kept as its wall time and fold in the index's zone, not as an offset: read back, it is the
+    very same datetime (a wall time in a gap, such as midnight on a day the clocks jump at midnight,
+    would not survive a trip through its offset)."""
+    fields: dict[str, Any] = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    for name in _DATES:
+        value: datetime | None = fields[name]
+        if value is not None:
+            if value.tzinfo is not tz:
+                return None
+            fields[name] = [value.replace(tzinfo=None).isoformat(), value.fold]
+    fields["source"] = item.source.as_posix()
+    fields["tags"] = list(item.tags)
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def item_of(record: str, tz: ZoneInfo) -> Item | None:
+    """The item a record_of() record holds; None for a record that does not make one."""
+    try:
+        fields = json.loads(record)
+        for name in _DATES:
+            if fields[name] is not None:
+                wall, fold = fields[name]
+                fields[name] = datetime.fromisoformat(wall).replace(tzinfo=tz, fold=fold)
+        fields["source"] = Path(fields["source"])
+        fields["tags"] = tuple(fields["tags"])
+        return Item(**fields)
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from digest.errors import ItemError
-from digest.index import Index
+from digest.index import Index, item_of, record_of
 from digest.items import SUFFIXES, BadItem, Item, parse_item
 
 INDEX_NAME = "items-index.sqlite"
@@ -139,6 +139,7 @@ class Scanner:
         self.problems: dict[str, _Problem] = {}
         self.gone: list[str] = []
         self.reads = 0  # files parsed (a changed file that the window also holds counts twice)
+        self.unrecorded: set[str] = set()  # unchanged files parsed, as the index kept no record of them
         self._walk: Callable[[], Walk] = self._walk_here
 
     def _walk_here(self) -> Walk:
@@ -168,7 +169,7 @@ class Scanner:
 
     def speculate(self, start: datetime | None, end: datetime | None) -> list[Item]:
         """The window's items as the index has them (files changed since are only known after finish)."""
-        self._load_all(self._in_window(start, end))
+        self._recall_all(self._in_window(start, end))
         return [self.parsed[k] for k in sorted(self.parsed) if _wanted(self.parsed[k], start, end)]
 
     def _in_window(self, start: datetime | None, end: datetime | None) -> list[str]:
@@ -182,6 +183,26 @@ class Scanner:
             return str(path.relative_to(self.shown))
         except ValueError:
             return str(path)
+
+    def _recall_all(self, keys: list[str]) -> None:
+        """The files of these keys not parsed yet in this run: an unchanged one (by its ctime, as the
+        listing judges) as the index recorded it, any other one parsed now."""
+        todo = [k for k in keys if k not in self.parsed and k not in self.problems]
+        records = self.index.records(todo) if self.index and todo else {}
+        for key in todo:
+            item = None
+            try:
+                if key in records and os.stat(self.items_dir / key).st_ctime_ns < self.built:
+                    item = item_of(records[key], self.tz)
+            except OSError:
+                pass  # gone or unreadable: _load says which
+            if item is not None:
+                self.parsed[key] = item
+                continue
+            if not self._load(key):
+                self.gone.append(key)
+            elif key in self.parsed:
+                self.unrecorded.add(key)
 
     def _load_all(self, keys: list[str]) -> None:
         """Parse the files of these keys not parsed yet in this run; a file no longer there is gone."""
@@ -217,7 +238,7 @@ class Scanner:
         fresh = {key for key, _ in walk.changed if key in parsed}  # the index learns these
         if index and self.built:
             # Unchanged files the index places inside the window: the build needs their full text.
-            self._load_all(self._in_window(start, end))
+            self._recall_all(self._in_window(start, end))
             # Unchanged files with the slug of a changed one: parsed, so that the slug check sees both.
             for key in sorted(fresh):
                 self._load_all(index.keys_with_slug(parsed[key].slug))
@@ -228,16 +249,15 @@ class Scanner:
                     key for key, _, _ in iter_item_files(self.items_dir, known_dirs={}, since_ns=0, dirs={})
                 }
                 self.gone.extend(k for k in index.all_keys() if k not in present)
+            learnt = [k for k in (fresh | self.unrecorded) if k in parsed and k not in problems]
+            records = {k: r for k in learnt if (r := record_of(parsed[k], self.tz)) is not None}
             index.update(
-                good=[
-                    (k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug)
-                    for k in fresh
-                    if k not in problems
-                ],
+                good=[(k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug) for k in learnt],
                 bad=list(problems),
                 gone=[*self.gone, *problems],
                 scan_started_ns=self.started,
                 dirs=walk.dirs if walk.dirs != self.known_dirs else None,
+                records=records,
             )
             index.close()
         errors, warnings = self._sort_problems(start, end)

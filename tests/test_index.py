@@ -4,12 +4,15 @@ forgets (another time zone, folder or version; a damaged file) rather than fail 
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from digest import index as index_module
 from digest.index import MARGIN_NS, Index
+from digest.items import Item
 
 ITEMS = Path("/srv/items")
 
@@ -101,11 +104,109 @@ def test_another_zone_or_folder_starts_afresh(tmp_path: Path, change: dict[str, 
     assert open_index(tmp_path).built_ns == 0  # and the old one is gone, not kept aside
 
 
-def test_another_version_starts_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("what", ["VERSION", "parser"])
+def test_another_version_or_parser_starts_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
     fill(tmp_path)
-    monkeypatch.setattr(index_module, "VERSION", index_module.VERSION + 1)
+    assert open_index(tmp_path).count() == 4
+    if what == "VERSION":
+        monkeypatch.setattr(index_module, "VERSION", index_module.VERSION + 1)
+    else:  # digest upgraded: its parser's files are other files
+        monkeypatch.setattr(index_module, "parser_version", lambda: "another parser")
     index = open_index(tmp_path)
     assert (index.built_ns, index.count()) == (0, 0)
+
+
+def test_the_parser_version_follows_the_parsers_files() -> None:
+    from digest import items
+
+    assert index_module.parser_version() == index_module.parser_version()
+    stat = Path(items.__file__).stat()
+    assert f"{stat.st_size}:{stat.st_mtime_ns}" in index_module.parser_version()
+
+
+def test_records_are_kept_for_the_keys_given_and_replaced_by_a_later_update(tmp_path: Path) -> None:
+    fill(tmp_path)
+    index = open_index(tmp_path)
+    assert index.records(["a.md", "b.md"]) == {}  # none given
+    good = [("a.md", 100.0, False, "a"), ("b.md", 200.0, False, "b")]
+    index.update(good=good, bad=[], gone=[], scan_started_ns=60 * MARGIN_NS, records={"a.md": "A"})
+    assert index.records(["a.md", "b.md", "zzz.md"]) == {"a.md": "A"}
+    index.update(good=good[:1], bad=[], gone=[], scan_started_ns=61 * MARGIN_NS, records={})
+    assert index.records(["a.md"]) == {}  # parsed again without one: the old one is not kept
+    many = [(f"{k}.md", float(k), False, str(k)) for k in range(1200)]
+    index.update(good=many, bad=[], gone=[], scan_started_ns=62 * MARGIN_NS, records={k: k for k, *_ in many})
+    assert len(index.records([k for k, *_ in many])) == 1200  # more keys than one statement may hold
+
+
+SANTIAGO = ZoneInfo("America/Santiago")  # its clocks jump from 00:00 to 01:00 on 2022-09-11
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        Item(
+            slug="a",
+            source=Path("sub/a.md"),
+            title="Ä title «quoted» & <b>",
+            when=datetime(2022, 9, 11, tzinfo=SANTIAGO),  # a wall time in the gap: no offset keeps it
+            all_day=True,
+            category="News",
+            summary="Two\nlines",
+        ),
+        Item(
+            slug="b",
+            source=Path("b.md"),
+            title="B",
+            when=datetime(2022, 4, 2, 23, 30, fold=1, tzinfo=SANTIAGO),  # the second 23:30 of that night
+            all_day=False,
+            category="Events",
+            summary="S",
+            body="# Body\n\ntext",
+            url="https://example.org/b",
+            image="https://example.org/b.png",
+            image_alt="alt",
+            author="Ann",
+            tags=("x", "y"),
+            draft=False,
+            pinned=True,
+            publish_after=datetime(2022, 4, 3, 8, tzinfo=SANTIAGO),
+            lang="fr",
+        ),
+    ],
+    ids=["gap", "every-field"],
+)
+def test_a_record_gives_back_the_very_same_item(item: Item) -> None:
+    record = index_module.record_of(item, SANTIAGO)
+    assert record is not None
+    again = index_module.item_of(record, SANTIAGO)
+    assert again == item and repr(again) == repr(item)
+    assert again is not None and again.when.tzinfo is SANTIAGO and again.when.fold == item.when.fold
+    assert again.when.utcoffset() == item.when.utcoffset()
+
+
+def test_records_that_cannot_be_kept_exactly_or_read_are_none() -> None:
+    item = Item(
+        slug="a",
+        source=Path("a.md"),
+        title="T",
+        when=datetime(2022, 1, 1, tzinfo=SANTIAGO),
+        all_day=True,
+        category="C",
+        summary="S",
+    )
+    assert index_module.record_of(item, ZoneInfo("Europe/Zurich")) is None  # not in the index's zone
+    record = index_module.record_of(item, SANTIAGO)
+    assert record is not None
+    for damaged in (
+        "not json",
+        "[]",
+        "{}",
+        record.replace('"title"', '"name"'),
+        record.replace("2022-", "x"),
+    ):
+        assert index_module.item_of(damaged, SANTIAGO) is None
 
 
 def test_the_folder_is_known_by_its_resolved_path(tmp_path: Path) -> None:
