@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,7 @@ from click.testing import Result
 from conftest import NOW
 
 from digest import __version__
+from digest.cli import main
 from digest.scan import scan
 
 Run = Callable[..., Result]
@@ -207,3 +210,43 @@ def test_since_last_send_refuses_other_window_options_and_needs_a_send(workspace
         none = run(command, "--since-last-send")
         assert none.exit_code == 1, (command, none.stderr)
         assert none.stderr == "Error: --since-last-send: no digest in out/ was sent to a whole list yet\n"
+
+
+def test_each_command_is_found_in_the_module_that_defines_it() -> None:
+    """The group imports a command's module when the command is asked for: its table must be right."""
+    import importlib
+    import pkgutil
+
+    import digest.cli
+    from digest.cli.base import _Commands
+
+    for info in pkgutil.iter_modules(digest.cli.__path__):
+        importlib.import_module(f"digest.cli.{info.name}")
+    defined = {name: cmd.callback.__module__ for name, cmd in main.commands.items() if cmd.callback}
+    assert defined == {name: f"digest.cli.{module}" for name, module in _Commands.where.items()}
+
+
+LAZY_PROBE = """
+import sys
+from digest.cli import main
+try:
+    main(["-q", "build", "--month", "2021-03"])
+except SystemExit as end:
+    assert end.code == 0, end.code
+print(sorted(m for m in sys.modules if m.startswith("digest.cli.")))
+"""
+
+
+def test_a_build_imports_only_the_modules_of_its_command(workspace: Path) -> None:
+    from digest.cli.base import _Commands
+
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], cwd=workspace, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['digest.cli.base', 'digest.cli.commands']"
+    helped = subprocess.run(
+        [sys.executable, "-m", "digest", "--help"], cwd=workspace, capture_output=True, text=True, check=True
+    )
+    listed = [line.split()[0] for line in helped.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == sorted(_Commands.where) and "send" in listed and "unsubscribe" in listed

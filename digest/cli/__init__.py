@@ -3,21 +3,12 @@
 
 Status goes to stderr, content (lists, messages) to stdout. Exit codes: 0 ok, 1 error, 2 usage error
 (click's), 3 nothing in the window. `base.py` holds the group and what commands share; each command module
-registers its commands on the group when imported.
+registers its commands on the group when imported, and the group imports a command's module when that
+command is asked for.
 """
 
 from __future__ import annotations
 
-# Each module registers its commands on the group when imported.
-from digest.cli import (  # noqa: F401
-    bounces,
-    commands,
-    diff,
-    feeds,
-    sending,
-    suppress,
-    unsubscribe,
-)
 from digest.cli.base import State, main
 
 __all__ = ["State", "main"]

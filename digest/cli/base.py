@@ -4,12 +4,13 @@ options, and the turning of a DigestError into `Error: ...` (exit 1; 3 for an em
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -126,7 +127,32 @@ def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The top-level group: a command's module is imported when that command is asked for (the module
+    registers its commands on the group), so that `digest build` does not import what `digest send`,
+    `digest bounces` or `digest suppress` need."""
+
+    # Each command, and the module that defines it: tests/test_cli.py checks this against the modules.
+    where: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(("build", "list", "new", "init", "shots", "check", "preview"), "commands"),
+        "send": "sending",
+        "bounces": "bounces",
+        "diff": "diff",
+        "import": "feeds",
+        "suppress": "suppress",
+        "unsubscribe": "unsubscribe",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.where})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.where:
+            importlib.import_module(f"digest.cli.{self.where[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="digest")
 @click.option(
     "--config",
