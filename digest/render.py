@@ -196,10 +196,7 @@ class Renderer:
 
     def _render_string(self, what: str, source: str, ctx: dict[str, Any]) -> str:
         try:
-            # A header, not HTML: escaping would show "&amp;" in the subject line. CR/LF are refused later.
-            plain = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
-            tpl = plain.from_string(source)
-            out = " ".join(tpl.render(ctx).split())
+            out = " ".join(_header_template(source).render(ctx).split())
         except jinja2.TemplateError as err:
             raise TemplateError(f"digest.toml: {what} template: {err}") from err
         return out
@@ -265,6 +262,15 @@ class Renderer:
 
 
 _FATAL_MJML = ("mjml-unknown-tag", "mjml-nesting")
+
+
+@functools.lru_cache(maxsize=64)
+def _header_template(source: str) -> jinja2.Template:
+    """A subject or preheader template, compiled once per process (a build renders each one per language
+    and per place, and the live preview for every change)."""
+    # A header, not HTML: escaping would show "&amp;" in the subject line. CR/LF are refused later.
+    plain = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    return plain.from_string(source)
 
 
 def _template_path(filename: str | None, name: str) -> str:
