@@ -15,10 +15,12 @@ caller, named as Exim's user in the configuration). Install: apt-get install exi
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -215,8 +217,13 @@ def start_exim(
             for sub in ("spool", "log", "Maildir"):
                 os.chown(home / sub, user.pw_uid, user.pw_gid)
         with open(home / "daemon.err", "wb") as err:
+            # A session of its own: the processes it forks for each connection are stopped with it.
             proc = subprocess.Popen(
-                [EXIM, "-C", str(config), "-bdf"], stdin=subprocess.DEVNULL, stdout=err, stderr=err
+                [EXIM, "-C", str(config), "-bdf"],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                start_new_session=True,
             )
         server = Exim(port, home, config)
         for _ in range(400):  # ready when it answers; a bounded wait, not a timing assertion
@@ -238,4 +245,8 @@ def start_exim(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            # A connection's process may outlive the daemon (one that was waiting in an ACL's delay), and
+            # would write its log into the folder removed below.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(home, ignore_errors=True)
