@@ -1,6 +1,7 @@
 """BDAT (RFC 3030) when the server offers CHUNKING, and the window: how many messages one connection may
-have unanswered. Against aiosmtpd taught BDAT (tests/smtpserver.py): neither aiosmtpd nor Postfix's
-smtp-sink takes BDAT, and a real Postfix or Exim needs a system install or root to run."""
+have unanswered. Against aiosmtpd taught BDAT (tests/smtpserver.py; neither aiosmtpd nor Postfix's
+smtp-sink takes BDAT), which can hold its replies back to test the window's bound. The same dialogue
+against a real MTA, Exim, is in tests/test_send_mta.py."""
 
 from __future__ import annotations
 
