@@ -79,7 +79,7 @@ def test_wheel_installs_and_builds_a_new_workspace(tmp_path: Path) -> None:
         cwd=home,
         env=env,
     )
-    assert "digest.cli:main" in dist.stdout
+    assert "digest.__main__:run" in dist.stdout
     init = subprocess.run([digest, "init", "news"], cwd=home, env=env, capture_output=True, text=True)
     assert init.returncode == 0, init.stderr
     assert (home / "news" / "templates" / "digest.mjml.j2").read_text() == (
