@@ -282,6 +282,14 @@ def test_cli_errors(workspace_run: Callable[..., Result], tmp_path: Path) -> Non
     assert result.exit_code == 1 and "allowed only to a loopback address" in result.stderr
     result = workspace_run(ws, "bounces", "--imap", "h", "--maildir", str(tmp_path))
     assert result.exit_code == 2 and "not both" in result.stderr
+    # A bad flag value is said under the flag's name, not the setting's.
+    result = workspace_run(ws, "bounces", "--imap", "h", "--user", "b", "--folder", "")
+    assert (result.exit_code, result.stderr.strip()) == (1, "Error: --folder: must not be empty")
+    result = workspace_run(ws, "bounces", "--imap", "a\nb", "--user", "b")
+    assert (result.exit_code, result.stderr.strip()) == (
+        1,
+        "Error: --imap: must be a single line (no line breaks)",
+    )
 
 
 @pytest.mark.parametrize(

@@ -93,4 +93,9 @@ FLAGS = {
     "send.connections": "--connections",
     "send.window": "--window",
     "smtp.verify": "--insecure-no-verify",
+    "bounces.imap_host": "--imap",
+    "bounces.imap_user": "--user",
+    "bounces.imap_folder": "--folder",
+    "bounces.imap_port": "--port",
+    "bounces.imap_security": "--security",
 }
