@@ -160,6 +160,27 @@ def signer_from_config(config: Config) -> Signer | None:
     return Signer(domain.lower(), selector, _load_key(data, where))
 
 
+def alignment_warning(config: Config) -> str | None:
+    """Why receivers checking DMARC will not count the signature, when [dkim] domain is surely not the
+    From address's organisation; None when it is, may be, or DKIM is not set up.
+
+    DMARC's relaxed alignment wants the same organisational domain for d= and the From address. Telling
+    the organisational domain needs the public suffix list; without it, a warning is given only where no
+    reading could align them: neither domain is the other or below it, and their last two labels differ
+    (a co.uk pair is never warned about, rather than a right one warned about)."""
+    domain = config.dkim.domain.strip().lower().rstrip(".")
+    sender = config.sender.domain.lower().rstrip(".")
+    if not domain or domain == sender or sender.endswith(f".{domain}") or domain.endswith(f".{sender}"):
+        return None
+    if domain.split(".")[-2:] == sender.split(".")[-2:]:
+        return None
+    return (
+        f"[dkim] domain {domain!r} is not the From address's domain ({sender}) nor a parent of it: the "
+        "messages are signed, but receivers checking DMARC will not count that signature (sign with the "
+        "From domain, or send from the signing domain)"
+    )
+
+
 def _read_key_file(path: Path) -> bytes:
     resolved = path.resolve()
     for folder in resolved.parents:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from digest import outdir, smtp
 from digest.config import Config
+from digest.dkim import alignment_warning
 from digest.errors import SendError
 from digest.fsutil import shown
 from digest.journal import Counts, journal_path, read_journal
@@ -92,6 +93,9 @@ def prepare(
 ) -> Prepared:
     """Check the settings, load the built folder (building a window not built yet) and refuse a stale one."""
     settings = smtp.smtp_settings(config)  # a mistake there should not wait for a build
+    misaligned = alignment_warning(config)
+    if misaligned and say is not None:
+        say(f"Warning: {misaligned}")
     folder = outdir.folder_of(config.paths.out, target.slug) if isinstance(target, Window) else target
     with outdir.holding(folder, wait=LOCK_WAIT):  # put back what a build killed mid-swap left aside
         pass

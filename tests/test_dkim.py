@@ -366,6 +366,45 @@ def test_the_build_preview_is_never_signed_and_needs_no_key(tmp_path: Path, key:
         personaliser(config, parts, now=now)
 
 
+@pytest.mark.parametrize(
+    ("domain", "sender", "warned"),
+    [
+        ("example.org", "news@example.org", False),
+        ("example.org", "news@lists.example.org", False),  # From below the signing domain
+        ("mail.example.org", "news@example.org", False),  # signing domain below From's
+        ("mail.example.org", "news@lists.example.org", False),  # same organisation (relaxed alignment)
+        ("EXAMPLE.org.", "news@example.org", False),
+        ("example.net", "news@example.org", True),
+        ("mailer.example", "news@example.org", True),
+        ("", "news@elsewhere.org", False),  # no DKIM: nothing to align
+    ],
+)
+def test_a_signing_domain_dmarc_cannot_align_with_from_is_warned(
+    tmp_path: Path, domain: str, sender: str, warned: bool
+) -> None:
+    from digest.dkim import alignment_warning
+
+    toml = f'[email]\nfrom = "News <{sender}>"\n' + (f'[dkim]\ndomain = "{domain}"\n' if domain else "")
+    said = alignment_warning(cfg(tmp_path, toml))
+    assert (said is not None) == warned
+    if said:
+        assert domain in said and sender.split("@")[1] in said and "DMARC" in said
+
+
+def test_a_send_says_the_misalignment_before_it_sends(
+    ws: Path, run: Run, smtp_env: Callable[..., None], dkim_env: dict[str, str]
+) -> None:
+    csv = subscribers(ws, PEOPLE)
+    with Server(Handler()) as server:
+        smtp_env(server.port, **{**dkim_env, "DIGEST_DKIM_DOMAIN": "example.net"})
+        result = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+        assert result.exit_code == 0, result.stderr
+        assert "Warning: [dkim] domain 'example.net' is not the From address's domain" in result.stderr
+        smtp_env(server.port, **dkim_env)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+        assert result.exit_code == 0 and "DMARC" not in result.stderr
+
+
 # ---- a real send ----
 
 
