@@ -388,6 +388,8 @@ def test_odd_lang_values_are_said_and_the_dry_run_counts_each_language(
     assert "by language: en 3, fr 1" in result.stderr
     shown = message_from_bytes(result.stdout.encode(), policy=policy.default)
     assert shown["Subject"] == "Actualités coopératives : mars 2021"  # the first row's: fr
+    assert "=?utf-8?" in result.stdout  # printed as it goes, encoded...
+    assert "subject: Actualités coopératives : mars 2021\n" in result.stderr  # ...and said as read
     english = run("send", *MONTH, "--subscribers", str(csv), "--dry-run", "--lang", "en")
     assert message_from_bytes(english.stdout.encode(), policy=policy.default)["Subject"] == (
         "Co-operative News Digest: March 2021"

@@ -151,6 +151,8 @@ def send(
         plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say, lang=lang)
         if plan.message is not None:
             click.echo(plan.message.data.decode("ascii"), nl=False)
+            # The message is printed as it goes, its Subject encoded (RFC 2047) when it is not ASCII.
+            state.say(f"subject: {_subject(plan.message.data)}")
         _report_list(state, plan.listed)
         if len(plan.languages) > 1 or any(code != config.language for code in plan.languages):
             state.say("by language: " + ", ".join(f"{c} {n}" for c, n in plan.languages.items()))
@@ -252,6 +254,13 @@ class _Progress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+
+def _subject(data: bytes) -> str:
+    """A message's Subject as a reader sees it."""
+    from email import message_from_bytes, policy
+
+    return str(message_from_bytes(data, policy=policy.default)["Subject"])
 
 
 def _report_list(state: State, listed: Any) -> None:
