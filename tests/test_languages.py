@@ -299,6 +299,21 @@ def test_the_packaged_french_catalog_and_the_language_folder_names() -> None:
     assert outdir.lang_folder("pt_BR") == "pt-br"
 
 
+def test_list_says_each_item_s_language_when_the_window_has_several(bilingual: Path, run: Run) -> None:
+    result = run("list", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 12
+    by_file = {line.split()[-1]: line.split()[1] for line in lines}
+    assert by_file["items/fr-1.md"] == "fr" and by_file["items/fr-2.md"] == "fr"
+    assert sorted(by_file.values()).count("en") == 10
+    for item in (bilingual / "items").glob("fr-*.md"):
+        item.unlink()
+    plain = run("list", *MONTH).stdout.splitlines()
+    assert len(plain) == 10
+    assert all(re.match(r"\d{4}-\d\d-\d\d  \S", line) and " en " not in line for line in plain)
+
+
 def test_explain_and_fit_act_on_each_language_s_digest(bilingual: Path, run: Run) -> None:
     config = bilingual / "digest.toml"
     text = config.read_text(encoding="utf-8")

@@ -86,25 +86,27 @@ def build(
 @fail_cleanly
 def list_(state: State, /, explain: bool = False, as_json: bool = False, **window: Any) -> None:
     """List the items a build of this window would include."""
-    from digest.build import collect
-
     config = state.config()
     win = get_window(state, config, **window)
     if explain or as_json:
         _explain(state, config, win, as_json=as_json, after_last_send=bool(window.get("since_last_send")))
         return
+    from digest.build import collect, language_of
+
     digest, found = collect(config, win, now=state.now)
     for warning in (*found.warnings, *digest.warnings):
         state.warn(warning)
+    placed = [(s.name, i, language_of(config, i)) for s in digest.sections for i in s.items]
+    # Which digest each item goes into, when the window has more than one (a one-language list is as it was).
+    several = len({lang for _, _, lang in placed}) > 1
     rows = [
         (
-            i.when.date().isoformat(),
-            s.name,
+            f"{i.when.date().isoformat()}  {lang}" if several else i.when.date().isoformat(),
+            section,
             i.title,
             rel_path(config.paths.items / i.source, config.paths.root),
         )
-        for s in digest.sections
-        for i in [*s.items]
+        for section, i, lang in placed
     ]
     state.say(f"{win.label}: {plural(len(rows), 'item')}")
     if not rows:
@@ -115,7 +117,7 @@ def list_(state: State, /, explain: bool = False, as_json: bool = False, **windo
         width = shutil.get_terminal_size().columns
         cat_w = min(cat_w, 24)
         file_w = max(len(r[3]) for r in rows)
-        title_w = min(title_w, max(20, width - 10 - 2 - cat_w - 2 - 2 - file_w))
+        title_w = min(title_w, max(20, width - len(rows[0][0]) - 2 - cat_w - 2 - 2 - file_w))
     for day, cat, title, file in rows:
         click.echo(f"{day}  {_fit(cat, cat_w)}  {_fit(title, title_w)}  {file}")
 
