@@ -185,42 +185,78 @@ _DATES = ("when", "publish_after")
 
 
 def parser_version() -> str:
-    """What a parse depends on besides the file and the zone: the parser's own source files, by size and
-    time (an upgrade of digest changes them), so that the records of another parser are not believed."""
-    from digest import items, words
+    """What a parse depends on besides the file and the zone, so that records made by another parser are
+    not believed: digest's version, the source of its parsing modules (hashed: an installer may give every
+    file the same time), and which PyYAML, python-frontmatter and Babel are installed (their files, found
+    without importing them)."""
+    import hashlib
+    import importlib.util
 
-    files = [os.stat(m.__file__ or "") for m in (items, words)]
-    return " ".join(f"{f.st_size}:{f.st_mtime_ns}" for f in files)
+    from digest import __version__, items, words
+    from digest.config import values
+
+    digest = hashlib.sha256()
+    for module in (items, words, values):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    theirs = []
+    for name in ("yaml", "frontmatter", "babel"):
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        if origin is None:
+            theirs.append(f"{name}:none")
+            continue
+        # yaml's C loader (CSafeLoader) is a file beside its package's __init__.py, when built.
+        files = sorted(p.name for p in origin.parent.glob("_yaml*")) if name == "yaml" else []
+        stat = origin.stat()
+        theirs.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}:{','.join(files)}")
+    return " ".join([__version__, digest.hexdigest()[:16], *theirs])
 
 
-def record_of(item: Item, tz: ZoneInfo) -> str | None:
-    """An item's fields as the index keeps them (JSON), or None for one it cannot keep exactly.
+Stat = tuple[int, int, int, int]  # a file's ctime, mtime (ns), size and inode: what changes when it does
 
-    A date is kept as its wall time and fold in the index's zone, not as an offset: read back, it is the
-    very same datetime (a wall time in a gap, such as midnight on a day the clocks jump at midnight,
-    would not survive a trip through its offset)."""
+
+def stat_of(st: os.stat_result) -> Stat:
+    """What a record keeps of its file's stat."""
+    return (st.st_ctime_ns, st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def record_of(item: Item, tz: ZoneInfo, stat: Stat) -> str | None:
+    """An item's fields as the index keeps them (JSON), with the stat of the file they were read from;
+    None for an item it cannot keep exactly.
+
+    A date is kept as its wall time and fold in the index's zone, and its instant: read back, it is the
+    very same datetime (a wall time in a gap, such as midnight on a day the clocks jump at midnight, would
+    not survive a trip through its offset), and a change of the zone's rules since is seen."""
     fields: dict[str, Any] = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
     for name in _DATES:
         value: datetime | None = fields[name]
         if value is not None:
             if value.tzinfo is not tz:
                 return None
-            fields[name] = [value.replace(tzinfo=None).isoformat(), value.fold]
+            fields[name] = [value.replace(tzinfo=None).isoformat(), value.fold, value.timestamp()]
     fields["source"] = item.source.as_posix()
     fields["tags"] = list(item.tags)
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps({"stat": stat, "item": fields}, ensure_ascii=False, separators=(",", ":"))
 
 
-def item_of(record: str, tz: ZoneInfo) -> Item | None:
-    """The item a record_of() record holds; None for a record that does not make one."""
+def item_of(record: str, tz: ZoneInfo, stat: Stat) -> Item | None:
+    """The item a record_of() record holds, when its file's stat is still exactly `stat` (any write,
+    rename, link or change of times changes the ctime, whatever the clocks say); None for a record of
+    another state of the file, or one that does not make an item."""
     try:
-        fields = json.loads(record)
+        data = json.loads(record)
+        if tuple(data["stat"]) != stat:
+            return None
+        fields = data["item"]
         for name in _DATES:
             if fields[name] is not None:
-                wall, fold = fields[name]
-                fields[name] = datetime.fromisoformat(wall).replace(tzinfo=tz, fold=fold)
+                wall, fold, instant = fields[name]
+                value = datetime.fromisoformat(wall).replace(tzinfo=tz, fold=fold)
+                if value.timestamp() != instant:
+                    return None  # the zone's rules changed since: parse the file again
+                fields[name] = value
         fields["source"] = Path(fields["source"])
         fields["tags"] = tuple(fields["tags"])
         return Item(**fields)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from digest.errors import ItemError
-from digest.index import Index, item_of, record_of
+from digest.index import Index, Stat, item_of, record_of, stat_of
 from digest.items import SUFFIXES, BadItem, Item, parse_item
 
 INDEX_NAME = "items-index.sqlite"
@@ -140,6 +140,7 @@ class Scanner:
         self.gone: list[str] = []
         self.reads = 0  # files parsed (a changed file that the window also holds counts twice)
         self.unrecorded: set[str] = set()  # unchanged files parsed, as the index kept no record of them
+        self.read_as: dict[str, Stat | None] = {}  # each file parsed: its stat as it was read
         self._walk: Callable[[], Walk] = self._walk_here
 
     def _walk_here(self) -> Walk:
@@ -192,8 +193,10 @@ class Scanner:
         for key in todo:
             item = None
             try:
-                if key in records and os.stat(self.items_dir / key).st_ctime_ns < self.built:
-                    item = item_of(records[key], self.tz)
+                st = os.stat(self.items_dir / key)
+                # Unchanged by its ctime as the listing judges, and exactly as it was when it was read.
+                if key in records and st.st_ctime_ns < self.built:
+                    item = item_of(records[key], self.tz, stat_of(st))
             except OSError:
                 pass  # gone or unreadable: _load says which
             if item is not None:
@@ -215,7 +218,12 @@ class Scanner:
         self.parsed.pop(key, None)
         self.problems.pop(key, None)
         try:
-            raw = Path(path or self.items_dir / key).read_bytes()
+            with open(path or self.items_dir / key, "rb") as file:
+                before = os.fstat(file.fileno())
+                raw = file.read()
+                # The stat its record keeps: none when the file changed while it was read.
+                after = stat_of(os.fstat(file.fileno()))
+                self.read_as[key] = after if stat_of(before) == after else None
         except FileNotFoundError:
             return False
         except OSError as err:
@@ -250,7 +258,11 @@ class Scanner:
                 }
                 self.gone.extend(k for k in index.all_keys() if k not in present)
             learnt = [k for k in (fresh | self.unrecorded) if k in parsed and k not in problems]
-            records = {k: r for k in learnt if (r := record_of(parsed[k], self.tz)) is not None}
+            records = {
+                k: r
+                for k in learnt
+                if (st := self.read_as.get(k)) and (r := record_of(parsed[k], self.tz, st)) is not None
+            }
             index.update(
                 good=[(k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug) for k in learnt],
                 bad=list(problems),

@@ -3,6 +3,7 @@ forgets (another time zone, folder or version; a damaged file) rather than fail 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -118,12 +119,23 @@ def test_another_version_or_parser_starts_afresh(
     assert (index.built_ns, index.count()) == (0, 0)
 
 
-def test_the_parser_version_follows_the_parsers_files() -> None:
+def test_the_parser_version_follows_digest_its_parsing_source_and_the_parsers_it_uses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import digest
     from digest import items
 
-    assert index_module.parser_version() == index_module.parser_version()
-    stat = Path(items.__file__).stat()
-    assert f"{stat.st_size}:{stat.st_mtime_ns}" in index_module.parser_version()
+    first = index_module.parser_version()
+    assert first == index_module.parser_version()
+    assert {"yaml:", "frontmatter:", "babel:"} <= {part[: part.index(":") + 1] for part in first.split()[2:]}
+    assert "_yaml" in first  # the C loader is there, and counts
+    monkeypatch.setattr(digest, "__version__", "99.0")
+    assert index_module.parser_version() != first
+    monkeypatch.undo()
+    copy = tmp_path / "items.py"  # the same module with one character more: another parser
+    copy.write_bytes(Path(items.__file__).read_bytes() + b"#")
+    monkeypatch.setattr(items, "__file__", str(copy))
+    assert index_module.parser_version() != first
 
 
 def test_records_are_kept_for_the_keys_given_and_replaced_by_a_later_update(tmp_path: Path) -> None:
@@ -140,7 +152,13 @@ def test_records_are_kept_for_the_keys_given_and_replaced_by_a_later_update(tmp_
     assert len(index.records([k for k, *_ in many])) == 1200  # more keys than one statement may hold
 
 
-SANTIAGO = ZoneInfo("America/Santiago")  # its clocks jump from 00:00 to 01:00 on 2022-09-11
+SANTIAGO = ZoneInfo("America/Santiago")
+STAT = (
+    1_600_000_000_000_000_000,
+    1_500_000_000_000_000_000,
+    321,
+    4242,
+)  # ctime, mtime, size, inode  # its clocks jump from 00:00 to 01:00 on 2022-09-11
 
 
 @pytest.mark.parametrize(
@@ -178,9 +196,9 @@ SANTIAGO = ZoneInfo("America/Santiago")  # its clocks jump from 00:00 to 01:00 o
     ids=["gap", "every-field"],
 )
 def test_a_record_gives_back_the_very_same_item(item: Item) -> None:
-    record = index_module.record_of(item, SANTIAGO)
+    record = index_module.record_of(item, SANTIAGO, STAT)
     assert record is not None
-    again = index_module.item_of(record, SANTIAGO)
+    again = index_module.item_of(record, SANTIAGO, STAT)
     assert again == item and repr(again) == repr(item)
     assert again is not None and again.when.tzinfo is SANTIAGO and again.when.fold == item.when.fold
     assert again.when.utcoffset() == item.when.utcoffset()
@@ -196,9 +214,17 @@ def test_records_that_cannot_be_kept_exactly_or_read_are_none() -> None:
         category="C",
         summary="S",
     )
-    assert index_module.record_of(item, ZoneInfo("Europe/Zurich")) is None  # not in the index's zone
-    record = index_module.record_of(item, SANTIAGO)
+    assert index_module.record_of(item, ZoneInfo("Europe/Zurich"), STAT) is None  # not the index's zone
+    record = index_module.record_of(item, SANTIAGO, STAT)
     assert record is not None
+    assert index_module.item_of(record, SANTIAGO, STAT) == item
+    # The file in any other state (written, renamed, linked, touched: its ctime moves), or a record of it:
+    for other in ((STAT[0] + 1, *STAT[1:]), (*STAT[:3], 1), (STAT[0], STAT[1], 322, STAT[3])):
+        assert index_module.item_of(record, SANTIAGO, other) is None
+    # The zone's rules changed since (another tzdata): the wall time is no longer that instant.
+    data = json.loads(record)
+    data["item"]["when"][2] += 3600
+    assert index_module.item_of(json.dumps(data), SANTIAGO, STAT) is None
     for damaged in (
         "not json",
         "[]",
@@ -206,7 +232,7 @@ def test_records_that_cannot_be_kept_exactly_or_read_are_none() -> None:
         record.replace('"title"', '"name"'),
         record.replace("2022-", "x"),
     ):
-        assert index_module.item_of(damaged, SANTIAGO) is None
+        assert index_module.item_of(damaged, SANTIAGO, STAT) is None
 
 
 def test_the_folder_is_known_by_its_resolved_path(tmp_path: Path) -> None:

@@ -318,6 +318,24 @@ def test_a_window_file_edited_in_place_is_read_again_not_recalled(tmp_path: Path
     assert (again.parsed_files, again.items) == (0, found.items)
 
 
+def test_an_edit_after_a_scan_with_the_clock_ahead_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan run while the clock was ahead (then set back) leaves the index believing it is up to date
+    later than it is: a window file edited since must still be read again, not recalled."""
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    write_item(items, "a.md", GOOD.replace("A good item", "Old title").replace("2021-03-10", "2020-03-10"))
+    scan_march(items, cache)
+    real = time.time_ns
+    monkeypatch.setattr("digest.scan.clock.time_ns", lambda: real() + 60_000_000_000)
+    scan_march(items, cache)  # the clock 60 s ahead: the index says it is current as of then
+    monkeypatch.undo()
+    tick()
+    (items / "a.md").write_text((items / "a.md").read_text().replace("Old title", "New title"))
+    for _ in range(2):
+        assert [i.title for i in scan_march(items, cache).items] == ["New title"]
+
+
 def test_a_damaged_record_or_a_deleted_window_file_is_read_from_the_folder(
     tmp_path: Path, no_margin: None
 ) -> None:
