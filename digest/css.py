@@ -56,7 +56,7 @@ def _premailer() -> Any:
 def _cssutils() -> Any:
     """cssutils, imported without its network fetcher, and set up as digest uses it (once per process)."""
     if "cssutils" in sys.modules:
-        return sys.modules["cssutils"]
+        return _set_up(sys.modules["cssutils"])
     stand_ins: dict[str, types.ModuleType] = {}
     # cssutils takes the fetcher of its Google App Engine module when that imports, else the one of its
     # own module (which imports urllib.request and importlib.metadata). urllib.request is imported for real
@@ -74,12 +74,21 @@ def _cssutils() -> Any:
         for name, module in stand_ins.items():
             if sys.modules.get(name) is module:
                 del sys.modules[name]
+    return _set_up(cssutils)
+
+
+def _set_up(cssutils: Any) -> Any:
+    """cssutils as digest uses it, whoever imported it: quiet, and without its validation profiles."""
+    if getattr(cssutils, "_digest_set_up", False):
+        return cssutils
     # premailer validates every inline style it merges against cssutils' CSS profiles, and building those
     # validators compiles regular expressions that cost about 0.15 s per process: more than the rest of the
-    # build. Validation only logs (silenced here); the output is the same without the profiles.
+    # build. Validation only logs (silenced here: a template's odd property is the check's to report, not
+    # a warning on every build); the output is the same without the profiles.
     if cssutils.profile.knownNames:
         cssutils.profile.removeProfile(all=True)
     cssutils.log.setLevel(logging.CRITICAL)
+    cssutils._digest_set_up = True
     return cssutils
 
 
@@ -174,6 +183,8 @@ def inline_css(html: str, *, cache_dir: Path | None = None) -> str:
     With a cache_dir, premailer's parses of CSS text are kept there (see ParseMemo): the same HTML out,
     without parsing again, in the next build, the CSS the template writes every time."""
     premailer = _premailer()
+    if "cssutils" in sys.modules:  # imported before digest needed it (by premailer or anyone)
+        _set_up(sys.modules["cssutils"])
     memo = ParseMemo.of(cache_dir) if cache_dir is not None else None
     doctype = "<!doctype html>"
     page = keep_uninlinable(html)

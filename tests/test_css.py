@@ -329,3 +329,24 @@ def test_a_build_with_every_parse_in_the_memo_does_not_import_cssutils(workspace
     (workspace / ".digest-cache" / MEMO_NAME).unlink()
     assert cssutils_imported()
     assert (workspace / "out" / "2021-03" / "digest.html").read_text(encoding="utf-8") == html
+
+
+QUIET_PROBE = """
+import sys
+if sys.argv[1] == "first":
+    import cssutils  # imported before digest needs it, by anyone
+from digest.css import inline_css
+page = '<html><head><style>p { colr: bluish }</style></head><body><p>x</p>'
+page += '<img src="a.png" alt="a" style="float: left; colr: bluish; width: -"></body></html>'
+out = inline_css(page)
+assert 'align="left"' in out, out
+"""
+
+
+@pytest.mark.parametrize("who", ["first", "digest"])
+def test_cssutils_says_nothing_of_a_templates_odd_css_whoever_imported_it(who: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", QUIET_PROBE, who], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
