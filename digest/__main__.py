@@ -4,8 +4,9 @@ import gc
 
 # The cyclic garbage collector's default pace (a young collection every 700 net allocations) spends about
 # 6% of a build scanning the modules and templates being loaded, objects that live as long as the process
-# and are never garbage. Every 100,000 allocations instead: no collection at all in a build of the sample,
-# and cycles are still collected in long runs (a send, the live preview) with at most that much waiting.
+# and are never garbage. Every 100,000 allocations instead: no collection at all in a build of the sample.
+# The commands that run long (a send, the live preview, the readers) go back to Python's pace as they
+# start (digest/cli/base.py, LONG_RUNNING).
 YOUNG_COLLECTION_EVERY = 100_000
 
 

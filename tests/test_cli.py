@@ -250,3 +250,21 @@ def test_a_build_imports_only_the_modules_of_its_command(workspace: Path) -> Non
     )
     listed = [line.split()[0] for line in helped.stdout.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == sorted(_Commands.where) and "send" in listed and "unsubscribe" in listed
+
+
+@pytest.mark.parametrize(
+    ("args", "pace"),
+    [(("build", "--month", "2021-03"), 100_000), (("send", "--month", "2021-03", "--dry-run"), 700)],
+)
+def test_long_running_commands_collect_garbage_at_pythons_pace(
+    workspace: Path, run: Run, args: tuple[str, ...], pace: int
+) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, *before[1:])  # as digest/__main__.py starts the command line
+    try:
+        run(*args)  # (the dry run fails for want of a subscriber list: the pace is set before)
+        assert gc.get_threshold()[0] == pace
+    finally:
+        gc.set_threshold(*before)
