@@ -318,6 +318,21 @@ def test_a_window_file_edited_in_place_is_read_again_not_recalled(tmp_path: Path
     assert (again.parsed_files, again.items) == (0, found.items)
 
 
+def test_records_are_kept_for_the_windows_items_only(tmp_path: Path, no_margin: None) -> None:
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 24)
+    tick()
+    march = scan_march(items, cache)
+    index = Index(cache / INDEX_NAME, items_dir=items, tz=TZ.key)
+    kept = index.records(sorted(index.all_keys()))
+    assert sorted(kept) == sorted(str(i.source) for i in march.items) and len(kept) == 2
+    index.close()
+    july = (datetime(2020, 7, 1, tzinfo=TZ), datetime(2020, 8, 1, tzinfo=TZ))
+    assert scan_march(items, cache, july).parsed_files == 2  # another month: read, and kept from now on
+    assert scan_march(items, cache, july).parsed_files == 0
+    assert scan_march(items, cache).parsed_files == 0
+
+
 def test_an_edit_after_a_scan_with_the_clock_ahead_is_seen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
