@@ -16,6 +16,7 @@ calls; prompts and progress reach them as callbacks, so Python callers get the s
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import signal
@@ -37,6 +38,8 @@ from digest.presend import DryRun, Makers, Prepared, Say, SendOptions, dry_run, 
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers
 from digest.suppress import Suppressions, open_suppressions, why
 from digest.window import Window
+
+SALVAGE_WAIT = 30.0  # seconds a connection waits for the replies it is owed after an unexpected error
 
 __all__ = [
     "DryRun",
@@ -133,6 +136,7 @@ class _Run:
             self.fail(str(err))
         except Exception as err:
             self.fail(f"{type(err).__name__}: {err}")
+            lane.salvage()
         finally:
             if lane.session is not None:
                 lane.session.close()
@@ -223,6 +227,16 @@ class _Lane:
         # message whose data was not written yet is not handed over now.
         if self.session is not None:
             self.settle(self.session.drain(hand_over=False))
+
+    def salvage(self) -> None:
+        """After an unexpected error: record the replies the server still owes (waiting at most
+        SALVAGE_WAIT), so that a resume re-sends only what it did not take. If that fails too, what is
+        unrecorded stays pending: at most the window, as after a kill."""
+        session = self.session
+        if session is None or session.broken:
+            return
+        with contextlib.suppress(Exception):  # the first error is the one reported
+            self.settle(session.drain(hand_over=False, wait=SALVAGE_WAIT))
 
     def hand_over(self, item: _Try) -> None:
         work = self.work
