@@ -3,13 +3,15 @@ what the server did not take. Against the real aiosmtpd test server (tests/smtps
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
-from smtpserver import MONTH, Handler, Server, journal_rows, subscribers
+from smtpserver import MONTH, Handler, Msg, Server, deliver_all, journal_rows, subscribers
 
 Run = Callable[..., Result]
 PEOPLE = [(f"{x}@example.org", x.upper()) for x in "abcdefgh"]
@@ -93,3 +95,74 @@ def test_replies_that_do_not_come_in_time_leave_their_messages_pending(
     assert set(counts) == {e for e, _ in PEOPLE}
     assert sum(counts.values()) - len(PEOPLE) <= 5  # re-sent: at most the window
     assert {s for s, *_r in journal_rows(ws).values()} == {"sent"}
+
+
+# ---- the window's cap: what the client may leave unread while it writes ----
+
+LONGEST = 512  # octets: the longest reply line RFC 5321 allows
+
+
+def _reply(code: int) -> bytes:
+    line = b"%d 2.0.0 " % code
+    return line + b"x" * (LONGEST - 2 - len(line)) + b"\r\n"
+
+
+def _stubborn_server(listener: socket.socket, got: list[str]) -> None:
+    # Writes each reply whole (blocking) through a small send buffer, and reads nothing meanwhile: if the
+    # client leaves more replies unread than its receive buffer holds, both ends wait on each other.
+    conn, _ = listener.accept()
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    with conn, conn.makefile("rb") as f:
+        conn.sendall(_reply(220))
+        while line := f.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-test\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+            elif verb == b"BDAT":
+                f.read(int(line.split()[1]))
+                conn.sendall(_reply(250))
+            elif verb == b"RCPT":
+                got.append(line[9:-3].decode())
+                conn.sendall(_reply(250))
+            elif verb == b"QUIT":
+                conn.sendall(b"221 2.0.0 bye\r\n")
+                return
+            else:
+                conn.sendall(_reply(250))
+
+
+def test_the_largest_window_cannot_stall_on_unread_replies() -> None:
+    from digest.config.values import WINDOW_MAX
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[str] = []
+    server = threading.Thread(target=_stubborn_server, args=(listener, got), daemon=True)
+    server.start()
+    body = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 31
+    messages = [Msg(f"r{n}@example.org", body) for n in range(3 * WINDOW_MAX)]
+    try:
+        # A stall would end in the session's timeout: every message would then be lost, not answered.
+        replies = deliver_all(listener.getsockname()[1], messages, window=WINDOW_MAX, timeout=20)
+    finally:
+        listener.close()
+    assert [r for _, r in replies] == [_reply(250).decode()[:-2].rstrip()] * len(messages)
+    assert got == [m.recipient for m in messages]
+
+
+def test_a_window_over_the_cap_is_a_usage_error(ws: Path, run: Run) -> None:
+    result = run("send", *MONTH, "--subscribers", "x.csv", "--window", "33")
+    assert result.exit_code == 2
+    assert "--window" in result.stderr
+    assert "from 1 to 32" in result.stderr
+
+
+def test_the_largest_window_is_used_in_full(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
+    people = [(f"r{n}@example.org", f"R {n}") for n in range(40)]
+    handler = Handler(pipelining=True, chunking=True, hold=0.3)
+    csv = subscribers(ws, people)
+    with Server(handler) as server:
+        smtp_env(server.port)
+        result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--window", "32")
+    assert result.exit_code == 0, result.stderr
+    assert handler.unanswered_max == 32
+    assert handler.counts() == {e: 1 for e, _ in people}
