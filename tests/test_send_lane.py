@@ -77,9 +77,9 @@ def test_replies_that_do_not_come_in_time_leave_their_messages_pending(
 ) -> None:
     # The wait for what is owed is bounded: a server slower than that leaves those messages unrecorded,
     # pending, re-sent by the resume; at most the window of them.
-    from digest import send
+    from digest import lane
 
-    monkeypatch.setattr(send, "SALVAGE_WAIT", 0.2)
+    monkeypatch.setattr(lane, "SALVAGE_WAIT", 0.2)
     handler = Handler(pipelining=True, chunking=True, hold=1.5)
     csv = subscribers(ws, PEOPLE)
     with Server(handler) as server:
