@@ -8,7 +8,10 @@ the client's turns (a client write after the server has answered): the round tri
 
 One thread, `selectors` and a heap of due times, plain Python: the proxy shares the machine with the
 sender and the sink it measures, so it does as little as it can per chunk (one `recv` of up to 256 KB,
-one heap entry, one `send` when due; no task, queue or timer object per chunk).
+one heap entry, one `send` when due; no task, queue or timer object per chunk). It waits with select(),
+whose timeout is in microseconds; epoll's is in milliseconds, rounded up (100-byte pings through 10 ms
+each way, on the loaded 2-core machine: 20.75 ms a round trip, against 21.1 ms through the asyncio
+version). select() limits it to about 500 connections at once, plenty for a bench.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ class Proxy:
     def __init__(self, target: tuple[str, int], latency: float, port: int = 0) -> None:
         self.target, self.latency = target, latency
         self.turns = 0  # client writes that followed a reply from the server, over all connections
-        self._sel = selectors.SelectSelector()
+        self._sel = selectors.SelectSelector()  # not epoll: its timeout would round each delay up to a ms
         self._timers: list[tuple[float, int, _Pipe]] = []
         self._seq = itertools.count()
         self._listener = socket.create_server(("127.0.0.1", port))

@@ -70,7 +70,7 @@ class Lane:
         SALVAGE_WAIT), so that a resume re-sends only what it did not take. If that fails too, what is
         unrecorded stays pending: at most the window, as after a kill."""
         session = self.session
-        if session is None or session.broken:
+        if session is None:
             return
         with contextlib.suppress(Exception):  # the first error is the one reported
             self.settle(session.drain(hand_over=False, wait=SALVAGE_WAIT))

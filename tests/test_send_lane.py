@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from smtpserver import MONTH, Handler, Msg, Server, deliver_all, journal_rows, subscribers
+from smtpserver import (
+    MONTH,
+    Handler,
+    Msg,
+    Server,
+    deliver_all,
+    journal_rows,
+    open_session,
+    shown,
+    subscribers,
+)
 
 Run = Callable[..., Result]
 PEOPLE = [(f"{x}@example.org", x.upper()) for x in "abcdefgh"]
@@ -95,6 +105,26 @@ def test_replies_that_do_not_come_in_time_leave_their_messages_pending(
     assert set(counts) == {e for e, _ in PEOPLE}
     assert sum(counts.values()) - len(PEOPLE) <= 5  # re-sent: at most the window
     assert {s for s, *_r in journal_rows(ws).values()} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("offers", "wait"),
+    [({"pipelining": True, "chunking": True}, 0.0), ({"pipelining": True}, 0.0), ({"pipelining": True}, 0.1)],
+    ids=["bdat-at-once", "data-at-once", "data"],
+)
+def test_a_bounded_drain_gives_up_on_replies_that_do_not_come(offers: dict[str, bool], wait: float) -> None:
+    handler = Handler(**offers, hold=0.5)
+    message = Msg("a@example.org")
+    with Server(handler) as server:
+        session = open_session(server.port, window=5)
+        try:
+            assert session.submit(message) == []
+            done = session.drain(hand_over=False, wait=wait)
+        finally:
+            session.close()
+    # Lost, as from a dropped connection: a resume sends it again (a 250 would come too late to record).
+    assert [(m, shown(o).split(":")[0]) for m, o in done] == [(message, "lost")]
+    assert session.broken
 
 
 # ---- the window's cap: what the client may leave unread while it writes ----
