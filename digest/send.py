@@ -2,13 +2,13 @@
 
 We feed a relay well; we are not a mail server. Each of `send.connections` threads keeps one SMTP connection
 (digest/smtp/: one login) and reuses it for message after message. A 4xx reply or a dropped connection is
-retried with exponential backoff (a 421 on a fresh connection); a 5xx for a recipient is recorded and
-sending goes on (a 5xx to RCPT TO that says the address is bad also puts it on the suppression list, as
-`bounced`, with the reply as evidence); a failed login, TLS handshake or certificate check stops everything
-at once. Every result is in the journal (digest/journal.py) the moment it is known, and no message is
-handed to the server unless the journal was just written: a result that cannot be kept would be sent again
-by the next run. Addresses on the suppression list (digest/suppress.py, loaded once per run) get nothing: the
-journal records them as suppressed, with why.
+retried with exponential backoff (a 421 on a fresh connection); a 5xx for a recipient is recorded and sending
+goes on (a 5xx to RCPT TO that says the address is bad also puts it on the suppression list, as `bounced`,
+with the reply as evidence); a failed login, TLS handshake or certificate check stops everything at once.
+Every result is in the journal (digest/journal.py) the moment it is known, and no message is handed to the
+server unless the journal was just written: a result that cannot be kept would be sent again by the next run
+(those rules are one connection's work: digest/lane.py). Addresses on the suppression list
+(digest/suppress.py, loaded once per run) get nothing: the journal records them as suppressed, with why.
 
 `run`, `send_test`, `dry_run` (digest/presend.py, re-exported here) and `status` are what `digest send`
 calls; prompts and progress reach them as callbacks, so Python callers get the same behaviour without click.
@@ -17,11 +17,9 @@ calls; prompts and progress reach them as callbacks, so Python callers get the s
 from __future__ import annotations
 
 import random
-import re
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +30,7 @@ from digest import outdir, presend, smtp
 from digest.config import Config
 from digest.errors import DigestError, SendError, SuppressionError
 from digest.journal import Counts, Journal, journal_path
-from digest.message import Outgoing
+from digest.lane import Lane, Try, bad_address
 from digest.presend import DryRun, Makers, Prepared, Say, SendOptions, dry_run, prepare, send_test
 from digest.subscribers import Subscriber, SubscriberList, check_list, iter_subscribers
 from digest.suppress import Suppressions, open_suppressions, why
@@ -44,6 +42,7 @@ __all__ = [
     "Prepared",
     "SendOptions",
     "SendReport",
+    "bad_address",
     "dry_run",
     "prepare",
     "run",
@@ -120,19 +119,20 @@ class _Run:
         delay = min(self.options.retry_delay * 2 ** (attempt - 1), 300.0)
         self.stop.wait(delay * random.uniform(0.8, 1.2))  # jitter, not security
 
-    def take(self) -> _Try | None:
+    def take(self) -> Try | None:
         with self.todo_lock:  # each connection takes the next recipient itself: no feeder thread
             sub = next(self.todo, None)
-        return None if sub is None else _Try(sub, self.maker.message(sub.email, sub.name, sub.fields))
+        return None if sub is None else Try(sub, self.maker.message(sub.email, sub.name, sub.fields))
 
     def worker(self) -> None:
-        lane = _Lane(self)
+        lane = Lane(self)
         try:
             lane.run()
         except DigestError as err:  # the journal cannot be written: stop everyone, say why
             self.fail(str(err))
         except Exception as err:
             self.fail(f"{type(err).__name__}: {err}")
+            lane.salvage()
         finally:
             if lane.session is not None:
                 lane.session.close()
@@ -182,132 +182,6 @@ class _Run:
                 signal.signal(signal.SIGINT, before)
         if self.interrupted:
             raise KeyboardInterrupt
-
-
-@dataclass
-class _Try:
-    sub: Subscriber
-    message: Outgoing
-    attempt: int = 0  # attempts that failed so far
-
-
-class _Lane:
-    """One connection's share of a run: its session, the messages handed over and not yet answered, and
-    the ones to try again. Every message handed over gets its result recorded, in the order the server
-    answers; at most `send.window` of them are unanswered at a time (smtp.Session)."""
-
-    def __init__(self, work: _Run) -> None:
-        self.work = work
-        self.session: smtp.Session | None = None
-        self.flight: dict[int, _Try] = {}  # id(message) -> its try: handed over, no result yet
-        self.again: deque[_Try] = deque()
-        self.fresh = False  # a journal write succeeded since the last hand-over
-        self.reconnect = False
-
-    def run(self) -> None:
-        work = self.work
-        while not work.stop.is_set():
-            item = self.again.popleft() if self.again else work.take()
-            if item is None:
-                if not self.flight:
-                    return
-                self.drain()
-                continue
-            if item.attempt:
-                self.drain()  # nothing waits on the connection while we back off
-                work.backoff(item.attempt)
-                if work.stop.is_set():
-                    break
-            self.hand_over(item)
-        # Stopped (Ctrl-C or a fatal error): the results of what was handed over are still recorded; a
-        # message whose data was not written yet is not handed over now.
-        if self.session is not None:
-            self.settle(self.session.drain(hand_over=False))
-
-    def hand_over(self, item: _Try) -> None:
-        work = self.work
-        if self.session is not None:
-            self.settle(self.session.ready())  # recorded before anything more goes
-        if self.session is None:
-            try:
-                self.session = smtp.Session(smtp.connect(work.settings), work.sender, window=work.window)
-            except smtp.Fatal as err:
-                work.fail(str(err))
-                return
-            except OSError as err:
-                self.retry(item, f"{work.settings.address}: {err or type(err).__name__}", None)
-                return
-        work.limit.wait(work.stop)
-        if work.stop.is_set():
-            return
-        # Hand nothing over unless the journal can keep its result: a write since the last hand-over.
-        if self.fresh:
-            work.journal.check()
-        else:
-            work.journal.touch(item.sub.key)
-        self.fresh = False
-        self.flight[id(item.message)] = item
-        self.settle(self.session.submit(item.message))
-
-    def drain(self) -> None:
-        if self.session is not None:
-            self.settle(self.session.drain())
-
-    def settle(self, results: list[smtp.Done]) -> None:
-        for message, outcome in results:
-            self.result(self.flight.pop(id(message)), outcome)
-        if self.reconnect:  # set by every result a lost connection gives
-            self.reconnect = False
-            session, self.session = self.session, None
-            if session is not None:
-                # What it still owes, before it goes (after Ctrl-C, no message whose data was not written).
-                for message, outcome in session.drain(hand_over=not self.work.stop.is_set()):
-                    self.result(self.flight.pop(id(message)), outcome)
-                session.close()
-            self.again.extendleft(reversed(self.flight.values()))  # never handed over: not an attempt
-            self.flight.clear()
-
-    def result(self, item: _Try, outcome: smtp.Outcome) -> None:
-        work, key = self.work, item.sub.key
-        if isinstance(outcome, str):
-            work.journal.record(key, "sent", code=250, reply=outcome, message_id=item.message.message_id)
-            self.fresh = True
-            work.done("sent")
-            return
-        if not isinstance(outcome, smtp.Reply):  # the connection was lost before its reply
-            self.reconnect = True
-            self.retry(item, f"{work.settings.address}: {outcome or type(outcome).__name__}", None)
-            return
-        last = f"{outcome.stage}: {outcome.code} {outcome.text}"
-        if outcome.stage == "MAIL FROM" and outcome.code == 503:
-            # "Bad sequence of commands": the state of this connection was refused, not the sender.
-            # Start again on a fresh connection, retried like a 4xx.
-            self.reconnect = True
-        elif outcome.code >= 500:
-            if outcome.stage == "MAIL FROM":
-                work.fail(f"{work.settings.address} refused the sender {work.sender}: {outcome}")
-                return
-            work.journal.record(key, "failed", code=outcome.code, reply=f"{outcome.stage}: {outcome.text}")
-            self.fresh = True
-            if outcome.stage == "RCPT TO" and bad_address(outcome.code, outcome.text):
-                work.bounce(item.sub, f"RCPT TO: {outcome.code} {outcome.text}")
-            work.done("failed")
-            return
-        elif outcome.code == 421:  # the server is closing this connection
-            self.reconnect = True
-        self.retry(item, last, outcome.code)
-
-    def retry(self, item: _Try, last: str, code: int | None) -> None:
-        item.attempt += 1
-        if item.attempt <= self.work.options.retries:
-            self.again.append(item)
-        elif code is None:
-            # The relay is unreachable, not this recipient's fault: stop, and leave the rest pending.
-            self.work.fail(f"giving up after {item.attempt} attempts: {last}")
-        else:
-            self.work.journal.record(item.sub.key, "deferred", code=code, reply=last)
-            self.fresh = True
-            self.work.done("deferred")
 
 
 def run(
@@ -434,16 +308,3 @@ def _finish(
         work.bounced,
         work.problems,
     )
-
-
-def bad_address(code: int, text: str) -> bool:
-    """Whether a 5xx reply to RCPT TO says the address itself is bad (so it goes on the suppression list).
-
-    With an enhanced status code (RFC 3463): 5.1.x (bad mailbox, bad domain) or 5.2.1 (mailbox disabled).
-    5.7.x is policy (relay denied, our IP blocked): true of every recipient, so suppressing on it would
-    empty the list. Without one: 550, 551 and 553, the mailbox replies of RFC 5321.
-    """
-    enhanced = re.match(r"5\.(\d{1,3})\.(\d{1,3})\b", text)
-    if enhanced:
-        return enhanced[1] == "1" or (enhanced[1], enhanced[2]) == ("2", "1")
-    return code in (550, 551, 553)

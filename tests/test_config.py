@@ -155,7 +155,16 @@ def test_nearest_config_upwards(tmp_path: Path) -> None:
             "[email]\nfit_budget = 200\n",
             "email.fit_budget: expected a whole number of kilobytes from 10 to 101 (Gmail clips at 102)",
         ),
-        ("[send]\nwindow = 0\n", "send.window: expected a whole number of messages from 1 to 1000"),
+        (
+            "[send]\nwindow = 0\n",
+            "send.window: expected a whole number of messages from 1 to 32 "
+            "(more unread replies could fill the socket buffer and stall the connection)",
+        ),
+        (
+            "[send]\nwindow = 33\n",
+            "send.window: expected a whole number of messages from 1 to 32 "
+            "(more unread replies could fill the socket buffer and stall the connection)",
+        ),
         (
             '[languages.xx_YY]\ntitle = "T"\n',
             "languages: [languages.xx_YY]: unknown language 'xx_YY' (use a code like 'en', 'fr' or 'pt_BR')",

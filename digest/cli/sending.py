@@ -25,6 +25,15 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> fl
         raise click.BadParameter(str(err)) from None
 
 
+def _window(_ctx: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    from digest.config.values import window
+
+    try:
+        return None if value is None else window(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 @main.command()
 @window_options
 @click.option(
@@ -55,8 +64,10 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> fl
 @click.option(
     "--window",
     "window_size",
-    type=click.IntRange(1, 1000),
-    help="Messages a connection may have unanswered (BDAT; default 10): a kill re-sends at most these.",
+    type=int,
+    callback=_window,
+    help="Messages a connection may have unanswered (BDAT; default 10, at most 32): a kill re-sends at "
+    "most these.",
 )
 @click.option(
     "--rate", metavar="N/s|N/h", callback=_rate, help="At most this many messages per second or hour."

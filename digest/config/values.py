@@ -323,9 +323,21 @@ def fit_budget(v: Any) -> int:
     return whole(v, lo=10, hi=101, expected="a whole number of kilobytes from 10 to 101 (Gmail clips at 102)")
 
 
+WINDOW_MAX = 32  # [send] window's largest value: see window()
+
+
 def window(v: Any) -> int:
     """[send] window: messages one connection may have in flight, unanswered."""
-    return whole(v, lo=1, hi=1000, expected="a whole number of messages from 1 to 1000")
+    # Every unanswered message has four replies waiting to be read (RSET, MAIL, RCPT, BDAT), at most 512
+    # octets each (RFC 5321): 32 of them are 64 KB at worst, half the usual socket receive buffer. More could
+    # fill it while the client is still writing, and both ends would wait on each other (RFC 2920, 3.1).
+    return whole(
+        v,
+        lo=1,
+        hi=WINDOW_MAX,
+        expected=f"a whole number of messages from 1 to {WINDOW_MAX} "
+        "(more unread replies could fill the socket buffer and stall the connection)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,7 @@ offers CHUNKING: `Session` returns each message's reply or refusal, or the error
 from __future__ import annotations
 
 import smtplib
+import time
 from collections import deque
 
 from digest.smtp.connect import Message, Reply, close, deliver, reply_text, rset
@@ -89,22 +90,36 @@ class Session:
             done.extend(self._lost(err, message))
         return done
 
-    def drain(self, *, hand_over: bool = True) -> list[Done]:
+    def drain(self, *, hand_over: bool = True, wait: float | None = None) -> list[Done]:
         """The results of every message handed over; with DATA, the data of the message whose envelope is
-        accepted goes first (not with hand_over=False: it stays with the caller, unsent)."""
+        accepted goes first (not with hand_over=False: it stays with the caller, unsent). With `wait`, no
+        reply is waited for past that many seconds from now: the ones still owed then get a TimeoutError,
+        as from a lost connection (the session is broken)."""
         done: list[Done] = []  # nothing is pending without PIPELINING, nor once the connection is lost
+        deadline = None if wait is None else time.monotonic() + wait
         try:
             if not self.chunking:
+                self._until(deadline)
                 self._read(done)
             if self._open is not None and hand_over:
                 opened, self._open = self._open, None
                 self._flight.append(opened)
                 self.conn.send(opened.wire)
             while self._flight:
+                self._until(deadline)
                 done.append(self._bdat_reply() if self.chunking else self._data_reply())
         except (smtplib.SMTPException, OSError) as err:
             done.extend(self._lost(err))
         return done
+
+    def _until(self, deadline: float | None) -> None:
+        # The socket's own timeout bounds each read; a deadline bounds them all (what is left of it).
+        sock = self.conn.sock
+        if deadline is not None and sock is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no reply in the time given")
+            sock.settimeout(min(left, sock.gettimeout() or left))
 
     def _read(self, done: list[Done]) -> None:
         """DATA: the replies to the last write, in its order: the data's, then the envelope's."""
