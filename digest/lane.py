@@ -156,7 +156,9 @@ class Lane:
             # The relay is unreachable, not this recipient's fault: stop, and leave the rest pending.
             self.work.fail(f"giving up after {item.attempt} attempts: {last}")
         else:
-            self.work.journal.record(item.sub.key, "deferred", code=code, reply=last)
+            # The code has its own column: the reply is said as a failed one's is, "stage: text".
+            reply = last.replace(f": {code} ", ": ", 1)
+            self.work.journal.record(item.sub.key, "deferred", code=code, reply=reply)
             self.fresh = True
             self.work.done("deferred")
 

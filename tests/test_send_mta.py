@@ -142,7 +142,7 @@ def test_exim_faults_in_a_send_land_on_the_right_subscribers(
         "c@example.org": "failed",
         "d@example.org": "failed",
     }
-    assert rows["b@example.org"][1:3] == (451, "RCPT TO: 451 4.2.0 try again later")
+    assert rows["b@example.org"][1:3] == (451, "RCPT TO: 4.2.0 try again later")
     assert rows["c@example.org"][1:3] == (550, "RCPT TO: 5.1.1 no such user")
     assert rows["d@example.org"][1:3] == (550, "BDAT: 5.6.0 content refused")
     assert counts(delivered) == {
