@@ -11,14 +11,17 @@ import contextlib
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from digest import smtp
 from digest.message import Outgoing
 from digest.subscribers import Subscriber
 
 if TYPE_CHECKING:
-    from digest.send import _Run
+    import threading
+
+    from digest.journal import Journal
+    from digest.presend import SendOptions
 
 SALVAGE_WAIT = 30.0  # seconds a connection waits for the replies it is owed after an unexpected error
 
@@ -32,12 +35,31 @@ class Try:
     attempt: int = 0  # attempts that failed so far
 
 
+class Run(Protocol):
+    """What a lane needs of the send it is part of (digest/send.py's run): its settings and journal, the
+    next subscriber, and where results, bounces and fatal errors go."""
+
+    settings: smtp.SmtpSettings
+    sender: str
+    journal: Journal
+    options: SendOptions
+    limit: smtp.RateLimit
+    window: int
+    stop: threading.Event
+
+    def take(self) -> Try | None: ...
+    def done(self, status: str) -> None: ...
+    def fail(self, why: str) -> None: ...
+    def bounce(self, sub: Subscriber, evidence: str) -> None: ...
+    def backoff(self, attempt: int) -> None: ...
+
+
 class Lane:
     """One connection's share of a run: its session, the messages handed over and not yet answered, and
     the ones to try again. Every message handed over gets its result recorded, in the order the server
     answers; at most `send.window` of them are unanswered at a time (smtp.Session)."""
 
-    def __init__(self, work: _Run) -> None:
+    def __init__(self, work: Run) -> None:
         self.work = work
         self.session: smtp.Session | None = None
         self.flight: dict[int, Try] = {}  # id(message) -> its try: handed over, no result yet
