@@ -48,6 +48,18 @@ SENDER = "news@example.org"
 SECRET = "bench-unsubscribe-secret-of-at-least-32-bytes"  # noqa: S105 - a test value
 
 
+def await_port(port: int, what: str) -> None:
+    """Return once something accepts connections on 127.0.0.1:port; give up after 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"bench: {what} did not start")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,14 +102,7 @@ class Sink:
         self.port = free_port()
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.proc = subprocess.Popen([str(sink), *user, f"127.0.0.1:{self.port}", "256"], env=env)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("bench: smtp-sink did not start")
+        await_port(self.port, "smtp-sink")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -194,14 +199,7 @@ class PySink(Sink):
             ["--chunking"] if chunking else []
         )
         self.proc = subprocess.Popen(cmd)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("bench: the sink did not start")
+        await_port(self.port, "the sink")
 
 
 def workspace(root: Path, port: int) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -78,6 +79,16 @@ def write_item(folder: Path, name: str, text: str) -> Path:
 
 # Read at import: the isolated_env fixture clears DIGEST_* variables, but this one is CI's word.
 REQUIRE_TOOLS = os.environ.get("DIGEST_REQUIRE_TOOLS") == "1"
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Stop a server a fixture started: TERM, and KILL if it has not ended within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def require_tool(found: object, why: str) -> None:

@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import stop_process
+
 EXIM = next(
     (p for p in (shutil.which("exim4"), shutil.which("exim"), "/usr/sbin/exim4") if p and Path(p).exists()),
     None,
@@ -239,12 +241,7 @@ def start_exim(
         yield server
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
             # A connection's process may outlive the daemon (one that was waiting in an ACL's delay), and
             # would write its log into the folder removed below.
             with contextlib.suppress(ProcessLookupError):

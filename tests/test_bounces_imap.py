@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import trustme
 from click.testing import Result
-from conftest import require_tool
+from conftest import require_tool, stop_process
 from test_bounces import ALL, UNTOUCHED, check_full_run, entries, make_workspace, message
 
 # Read at import: the autouse fixture of conftest.py clears DIGEST_* variables before each test.
@@ -167,12 +167,7 @@ service pop3-login {{
                     time.sleep(0.05)
             yield Dovecot(imap_port, imaps_port, maildir, tmp_path / "ca.pem")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
             if proc.stdout:
                 proc.stdout.close()
     finally:
