@@ -94,7 +94,7 @@ def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[S
     per language, the digest's own first.
 
     With a warm index the render starts before the scan ends: the window as the index knows it is
-    rendered while a forked process lists the folder (on a 100,000-file archive that listing is a third
+    rendered while forked processes list a large folder (on a 100,000-file archive the listing is most
     of the build), and rendered again only when the listing changed the window.
     """
     scanner = _scanner(config)

@@ -48,6 +48,7 @@ class Index:
         self.path = path
         self.db: sqlite3.Connection | None = None
         self.built_ns = 0  # 0: nothing is known, every file is parsed
+        self.listed = 0  # how many item files the last scan listed (whether they parsed or not)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=10, isolation_level=None)
@@ -76,6 +77,7 @@ class Index:
             db.executemany("INSERT INTO meta VALUES (?, ?)", wanted.items())
             return
         self.built_ns = int(meta.get("built_ns", "0"))
+        self.listed = int(meta.get("listed", "0"))
 
     def _reset_file(self) -> None:
         """A damaged index file: remove it; this run parses everything and the next one starts afresh."""
@@ -83,7 +85,7 @@ class Index:
             with suppress(sqlite3.Error):
                 self.db.close()
         self.db = None
-        self.built_ns = 0
+        self.built_ns = self.listed = 0
         for suffix in ("", "-wal", "-shm"):
             with suppress(OSError):
                 Path(f"{self.path}{suffix}").unlink()
@@ -145,11 +147,12 @@ class Index:
         bad: Iterable[str],
         gone: Iterable[str],
         scan_started_ns: int,
+        listed: int = 0,
         dirs: dict[str, int] | None = None,
         records: dict[str, str] | None = None,
     ) -> None:
-        """Record what this scan parsed (with `records`: the parsed fields of some of those files), and that
-        the index is now current as of the scan's start."""
+        """Record what this scan parsed (with `records`: the parsed fields of some of those files), how many
+        files it listed, and that the index is now current as of the scan's start."""
         if self.db is None:
             return
         db = self.db
@@ -167,7 +170,8 @@ class Index:
                 db.execute("DELETE FROM dirs")
                 db.executemany("INSERT INTO dirs VALUES (?, ?)", dirs.items())
             db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('built_ns', ?)", (str(scan_started_ns - MARGIN_NS),)
+                "INSERT OR REPLACE INTO meta VALUES ('built_ns', ?), ('listed', ?)",
+                (str(scan_started_ns - MARGIN_NS), str(listed)),
             )
             db.execute("COMMIT")
         except sqlite3.Error:

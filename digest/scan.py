@@ -17,9 +17,10 @@ import os
 import sys
 import threading
 import time as clock
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -29,6 +30,11 @@ from digest.index import Index, Stat, item_of, record_of, stat_of
 from digest.items import SUFFIXES, BadItem, Item, parse_item
 
 INDEX_NAME = "items-index.sqlite"
+# A folder the index knows to hold this many item files or more is listed by forked processes while the
+# build renders; a smaller one is listed in a few milliseconds, less than forking costs.
+FORK_FROM = 2_000
+# One lister per usable processor, up to this many: each lists every folder, so more add that cost again.
+MAX_LISTERS = 4
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,12 @@ def scan(
 
 
 def iter_item_files(
-    items_dir: Path, *, known_dirs: dict[str, int], since_ns: int, dirs: dict[str, int]
+    items_dir: Path,
+    *,
+    known_dirs: dict[str, int],
+    since_ns: int,
+    dirs: dict[str, int],
+    share: tuple[int, int] = (0, 1),
 ) -> Iterator[tuple[str, str, bool]]:
     """(key, path, changed) of every item file below items_dir, recursively, in no particular order.
 
@@ -87,7 +98,11 @@ def iter_item_files(
     the index does not know under that name and inode (a folder moved in, renamed or replaced keeps the
     old ctimes of the files inside it). `dirs` receives every folder's key and inode, for the next scan.
     Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
+
+    share=(k, n): only the files whose name hashes to k among n (every folder is still listed), so that n
+    forked processes, which share the interpreter's string hashing, each stat a part of the archive.
     """
+    part, parts = share
     root = str(items_dir)
     root_inode = os.stat(root).st_ino
     dirs[""] = root_inode
@@ -106,6 +121,8 @@ def iter_item_files(
                         continue
                     # The common case first: an item file (d_type tells is_file without a system call).
                     if name.endswith(SUFFIXES) and entry.is_file():
+                        if parts > 1 and hash(name) % parts != part:
+                            continue
                         changed = new or entry.stat().st_ctime_ns >= since_ns
                         yield prefix + name, f"{folder}{os.sep}{name}", changed
                     elif entry.is_dir():
@@ -121,7 +138,7 @@ def iter_item_files(
 
 class Scanner:
     """scan() in steps, so that a build can render from the index's idea of the window while the folder is
-    listed in a second process, then check that idea (`finish`) before it writes anything."""
+    listed in other processes, then check that idea (`finish`) before it writes anything."""
 
     def __init__(
         self, items_dir: Path, *, tz: ZoneInfo, cache_dir: Path | None, relative_to: Path | None
@@ -143,12 +160,12 @@ class Scanner:
         self.read_as: dict[str, Stat | None] = {}  # each file parsed: its stat as it was read
         self._walk: Callable[[], Walk] = self._walk_here
 
-    def _walk_here(self) -> Walk:
+    def _walk_here(self, share: tuple[int, int] = (0, 1)) -> Walk:
         dirs: dict[str, int] = {}
         count = 0
         changed = []
         for key, path, is_new in iter_item_files(
-            self.items_dir, known_dirs=self.known_dirs, since_ns=self.built, dirs=dirs
+            self.items_dir, known_dirs=self.known_dirs, since_ns=self.built, dirs=dirs, share=share
         ):
             count += 1
             if is_new or key in self.retry:
@@ -156,9 +173,13 @@ class Scanner:
         return Walk(count, changed, dirs)
 
     def start_walk(self, *, background: bool) -> None:
-        """List the folder now, or (background=True, on Linux) in a forked process, joined by finish()."""
-        if background and self.built and sys.platform == "linux" and threading.active_count() == 1:
-            self._walk = _in_child(self._walk_here, fallback=self._walk_here)
+        """List the folder now, or (background=True, on Linux, for a folder the index knows to be large) in
+        forked processes, one per usable processor (at most four), joined by finish()."""
+        listed = self.index.listed if self.index and self.built else 0
+        if background and listed >= FORK_FROM and sys.platform == "linux" and threading.active_count() == 1:
+            parts = max(1, min(MAX_LISTERS, len(os.sched_getaffinity(0))))
+            works = [partial(self._walk_here, (k, parts)) for k in range(parts)]
+            self._walk = _in_children(works, fallback=self._walk_here)
         else:
             walk = self._walk_here()
             self._walk = lambda: walk
@@ -273,6 +294,7 @@ class Scanner:
                 bad=list(problems),
                 gone=[*self.gone, *problems],
                 scan_started_ns=self.started,
+                listed=walk.count,
                 dirs=walk.dirs if walk.dirs != self.known_dirs else None,
                 records=records,
             )
@@ -313,37 +335,51 @@ class Scanner:
                 owners[item.slug] = key
 
 
-def _in_child(work: Callable[[], Walk], *, fallback: Callable[[], Walk]) -> Callable[[], Walk]:
-    """Run `work` in a forked process (its system calls then overlap the parent's rendering); the returned
-    function waits for the result. Any failure of the child means `fallback` runs here instead."""
-    read_end, write_end = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_end)
-        os.close(write_end)
-        return fallback
-    if pid == 0:  # the child: list the folder, send the result, leave without any clean-up of the parent's
-        status = 1
+def _in_children(works: Sequence[Callable[[], Walk]], *, fallback: Callable[[], Walk]) -> Callable[[], Walk]:
+    """Run each of `works` in a forked process (their system calls then overlap the parent's rendering and
+    each other); the returned function waits for them and joins their walks. Any failure of a child means
+    `fallback` runs here instead."""
+    started: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    for work in works:
+        read_end, write_end = os.pipe()
         try:
+            pid = os.fork()
+        except OSError:
             os.close(read_end)
-            walk = work()
-            data = marshal.dumps((walk.count, walk.changed, walk.dirs))
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(data)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
+            os.close(write_end)
+            break
+        if pid == 0:  # the child: list, send the result, leave without any clean-up of the parent's
+            status = 1
+            try:
+                os.close(read_end)
+                walk = work()
+                data = marshal.dumps((walk.count, walk.changed, walk.dirs))
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(data)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        started.append((pid, read_end))
 
     def join() -> Walk:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if status != 0 or not data:
+        walks = []
+        for pid, read_end in started:
+            with os.fdopen(read_end, "rb") as pipe:
+                data = pipe.read()
+            _, status = os.waitpid(pid, 0)
+            if status == 0 and data:
+                walks.append(marshal.loads(data))  # noqa: S302 - our own child's output, through a pipe
+        if len(walks) != len(works):
             return fallback()
-        count, changed, dirs = marshal.loads(data)  # noqa: S302 - our own child's output, through a pipe
-        return Walk(count, [tuple(c) for c in changed], dirs)
+        # Each child listed every folder and stat'ed its share of the files: the folders are the same in
+        # all (a folder made meanwhile is in some: the union), the files add up.
+        dirs: dict[str, int] = {}
+        for _, _, found in walks:
+            dirs.update(found)
+        return Walk(
+            sum(count for count, _, _ in walks), [tuple(c) for _, changed, _ in walks for c in changed], dirs
+        )
 
     return join
 

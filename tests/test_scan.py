@@ -18,7 +18,7 @@ from conftest import write_item
 
 from digest.errors import ItemError
 from digest.index import Index
-from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_child, iter_item_files, scan
+from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_children, iter_item_files, scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -463,10 +463,25 @@ def indexed(tmp_path: Path) -> list[str]:
     return sorted(index.all_keys())
 
 
-# ---- the folder listed in a second process while the build renders ----------------------------------------
+# ---- the folder listed in forked processes while the build renders ----------------------------------------
 
 
-def test_listing_in_a_child_process_gives_the_same_result(tmp_path: Path, no_margin: None) -> None:
+@pytest.fixture
+def listers(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """listers(n): a warm background listing forks n processes, whatever the folder's size."""
+
+    def use(n: int) -> None:
+        monkeypatch.setattr("digest.scan.FORK_FROM", 1)
+        monkeypatch.setattr("digest.scan.os.sched_getaffinity", lambda _pid: set(range(n)))
+
+    return use
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_listing_in_child_processes_gives_the_same_result(
+    tmp_path: Path, no_margin: None, listers: Callable[[int], None], n: int
+) -> None:
+    listers(n)
     items, cache = tmp_path / "items", tmp_path / "cache"
     make_archive(items / "y", 24)
     tick()
@@ -479,6 +494,7 @@ def test_listing_in_a_child_process_gives_the_same_result(tmp_path: Path, no_mar
     assert sorted(i.slug for i in guess) == ["0002", "0014"]  # what the index knew
     found = scanner.finish(*MARCH)
     assert sorted(i.slug for i in found.items) == ["0002", "0014", "new-in-march"]  # what the listing found
+    assert (found.total_files, found.parsed_files) == (25, 1)
 
 
 def test_a_file_mended_while_the_build_renders_is_read_as_it_ends(tmp_path: Path, no_margin: None) -> None:
@@ -512,23 +528,49 @@ def test_a_file_mended_while_the_build_renders_is_read_as_it_ends(tmp_path: Path
         scan_march(items, cache)
 
 
-def test_a_child_that_fails_falls_back_to_listing_here() -> None:
+def test_the_children_walks_are_joined_and_any_failure_falls_back_to_listing_here() -> None:
     here = Walk(1, [("a.md", "/x/a.md")], {"": 7})
+    one = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
+    two = Walk(3, [("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9, "new": 10})
 
     def boom() -> Walk:
         raise RuntimeError("the child fails")
 
-    assert _in_child(boom, fallback=lambda: here)() == here
-    child = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
-    assert _in_child(lambda: child, fallback=lambda: here)() == child
+    assert _in_children([lambda: one], fallback=lambda: here)() == one
+    joined = Walk(5, [("b.md", "/x/b.md"), ("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9, "new": 10})
+    assert _in_children([lambda: one, lambda: two], fallback=lambda: here)() == joined
+    assert _in_children([lambda: one, boom], fallback=lambda: here)() == here
+    assert _in_children([boom, lambda: two], fallback=lambda: here)() == here
+
+
+def test_the_shares_of_a_listing_cover_every_file_once(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    make_archive(items, 40)
+    make_archive(items / "sub" / "deeper", 30)
+    whole: dict[str, int] = {}
+    every = sorted(iter_item_files(items, known_dirs={}, since_ns=0, dirs=whole))
+    assert len(every) == 70
+    for n in (2, 3):
+        shares = []
+        for k in range(n):
+            dirs: dict[str, int] = {}
+            shares.append(sorted(iter_item_files(items, known_dirs={}, since_ns=0, dirs=dirs, share=(k, n))))
+            assert dirs == whole  # every lister sees every folder
+        assert all(shares)  # each lister has some of the files (70 names over n by hash)
+        assert sorted(f for share in shares for f in share) == every
 
 
 @pytest.mark.parametrize("listing", ["forked", "here", "by-path"])
 def test_an_edit_in_place_deep_in_the_archive_is_seen(
-    tmp_path: Path, no_margin: None, listing: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    no_margin: None,
+    listing: str,
+    monkeypatch: pytest.MonkeyPatch,
+    listers: Callable[[int], None],
 ) -> None:
     """Each file's own ctime is what tells an edit: an edit in place changes no folder's times. The
     listing stats each file relative to its open folder (or by its path where that is not supported)."""
+    listers(2)
     if listing == "by-path":
         monkeypatch.setattr("digest.scan.os.supports_fd", set())
     items, cache = tmp_path / "items", tmp_path / "cache"
@@ -580,10 +622,23 @@ def test_names_starting_with_a_dot_or_an_underscore_are_not_items(tmp_path: Path
     assert sorted(dirs) == ["", "sub"]
 
 
-def test_a_warm_build_lists_the_folder_in_a_second_process(
-    workspace: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("fork_from", "forked"), [(None, 0), (1, 2)])
+def test_a_warm_build_of_a_large_folder_lists_it_in_forked_processes(
+    workspace: Path,
+    run: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    fork_from: int | None,
+    forked: int,
 ) -> None:
+    """The sample's ten files are listed here (less than forking costs); a folder the index knows to be
+    large is listed by one process per usable processor."""
     assert run("build", "--month", "2021-03").exit_code == 0  # fills the index
+    with sqlite3.connect(workspace / ".digest-cache" / INDEX_NAME) as db:
+        (listed,) = db.execute("SELECT value FROM meta WHERE key = 'listed'").fetchone()
+    assert int(listed) == len(list((workspace / "items").glob("*.md")))
+    if fork_from is not None:
+        monkeypatch.setattr("digest.scan.FORK_FROM", fork_from)
+    monkeypatch.setattr("digest.scan.os.sched_getaffinity", lambda _pid: {0, 1})
     forks: list[int] = []
     fork = os.fork
 
@@ -595,4 +650,4 @@ def test_a_warm_build_lists_the_folder_in_a_second_process(
 
     monkeypatch.setattr("digest.scan.os.fork", counted)
     assert run("build", "--month", "2021-03").exit_code == 0
-    assert len(forks) == 1
+    assert len(forks) == forked
