@@ -32,12 +32,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
-from digest.errors import JournalError, SendError
+from digest import outdir
+from digest.errors import DigestError, JournalError, SendError
 from digest.fsutil import shown
 from digest.outdir import JOURNAL
+
+if TYPE_CHECKING:
+    from digest.window import Sent  # imported where used: babel is not for every command that reads journals
 
 SYNC_EVERY = 64
 SYNC_SECONDS = 0.25
@@ -375,15 +379,19 @@ def journals(out_dir: Path) -> Iterator[Path]:
         yield from sorted(out_dir.glob(f"*/{JOURNAL}"))
 
 
-def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None:
-    """The folder of the newest digest sent to a whole list, and the instant after its newest item.
+def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
+    """The folder of the newest digest sent to a whole list, and what every digest sent in full held.
 
     Each journal (one per digest) records, when a send finds everyone on its list done, the newest item
-    of the version it sent (`newest_item_end`); the largest over every complete journal wins. The manifest
-    in the folder now is not read: a rebuild since, or an older digest sent late to another list, must
-    not move the window.
+    of the version it sent (`newest_item_end`) and that version's hash; the largest end over every complete
+    journal is the newest digest. Their items are read from their folders' manifests where the folder
+    still holds the version sent (same hash); a folder rebuilt with other items since does not say what
+    went out, so only its newest item's end counts (`Sent.unknown_end`).
     """
     best: tuple[datetime, Path] | None = None
+    items: set[str] = set()
+    unknown: datetime | None = None
+    folders: set[str] = set()
     for path in journals(out_dir):
         try:
             _counts, meta = read_counts(path)
@@ -395,11 +403,39 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, datetime] | None
             end = datetime.fromisoformat(meta.get("newest_item_end", ""))
         except ValueError:
             continue  # a journal from before this was recorded, or a digest without items
-        if end.tzinfo is not None and (best is None or end > best[0]):
+        if end.tzinfo is None:
+            continue
+        folders.add(path.parent.name)
+        if best is None or end > best[0]:
             best = (end, path.parent)
+        held = _items_sent(path.parent, meta.get("sent_content_hash"))
+        if held is None:
+            unknown = end if unknown is None else max(unknown, end)
+        else:
+            items |= held
     if best is None:
         return None
-    return best[1], best[0].astimezone(tz)
+    from digest.window import Sent
+
+    sent = Sent(
+        newest_end=best[0].astimezone(tz),
+        items=frozenset(items),
+        unknown_end=None if unknown is None else unknown.astimezone(tz),
+        folders=frozenset(folders),
+    )
+    return best[1], sent
+
+
+def _items_sent(folder: Path, sent_hash: str | None) -> set[str] | None:
+    """The slugs of every item (email and web version, every language) of the version sent, or None when
+    the folder no longer holds that version."""
+    try:
+        built = outdir.load(folder)
+        if sent_hash is None or built.digest_hash() != sent_hash:
+            return None
+        return {i.slug for b in [built, *built.languages()] for i in b.manifest.built_items}
+    except DigestError:
+        return None
 
 
 @dataclass(frozen=True)
