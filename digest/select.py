@@ -73,7 +73,12 @@ def select(
     names as already sent never appear."""
     groups: dict[str, list[Item]] = {}
     for item in items:
-        if not item.draft and item.when in window and item.slug not in window.sent and not embargoed(item, now):
+        if (
+            not item.draft
+            and item.when in window
+            and item.slug not in window.sent
+            and not embargoed(item, now)
+        ):
             groups.setdefault(item.category, []).append(item)
     extra = sorted((c for c in groups if c not in order), key=str.casefold)
     warnings = tuple(

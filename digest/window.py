@@ -8,7 +8,7 @@ sent, which it leaves out whatever their date.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ class Window:
     label: str
     slug: str
     # The slugs of items a digest sent to a whole list already held (--since-last-send): left out.
-    sent: frozenset[str] = field(default=frozenset(), compare=False)
+    sent: frozenset[str] = frozenset()
 
     def __contains__(self, when: datetime) -> bool:
         return self.start <= when < self.end
