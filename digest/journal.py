@@ -41,7 +41,7 @@ from digest.fsutil import shown
 from digest.outdir import JOURNAL
 
 if TYPE_CHECKING:
-    from digest.window import Sent  # imported where used: babel is not for every command that reads journals
+    from digest.window import Sent  # imported where used: not every reader of journals needs babel
 
 SYNC_EVERY = 64
 SYNC_SECONDS = 0.25
@@ -382,48 +382,32 @@ def journals(out_dir: Path) -> Iterator[Path]:
 def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
     """The folder of the newest digest sent to a whole list, and what every digest sent in full held.
 
-    Each journal (one per digest) records, when a send finds everyone on its list done, the newest item
-    of the version it sent (`newest_item_end`) and that version's hash; the largest end over every complete
-    journal is the newest digest. Their items are read from their folders' manifests where the folder
-    still holds the version sent (same hash); a folder rebuilt with other items since does not say what
-    went out, so only its newest item's end counts (`Sent.unknown_end`).
+    A journal records, when a send finds everyone on its list done, the newest item of the version it sent
+    (`newest_item_end`) and its hash: the largest end is the newest digest. Their items are read from each
+    folder's manifests when it still holds the version sent; a folder rebuilt with other items since does
+    not say what went out, and only its newest item's end counts (`Sent.unknown_end`).
     """
-    best: tuple[datetime, Path] | None = None
-    items: set[str] = set()
-    unknown: datetime | None = None
-    folders: set[str] = set()
-    for path in journals(out_dir):
-        try:
-            _counts, meta = read_counts(path)
-        except JournalError:
-            continue
-        if not meta.get("completed_at"):
-            continue
-        try:
-            end = datetime.fromisoformat(meta.get("newest_item_end", ""))
-        except ValueError:
-            continue  # a journal from before this was recorded, or a digest without items
-        if end.tzinfo is None:
-            continue
-        folders.add(path.parent.name)
-        if best is None or end > best[0]:
-            best = (end, path.parent)
-        held = _items_sent(path.parent, meta.get("sent_content_hash"))
-        if held is None:
-            unknown = end if unknown is None else max(unknown, end)
-        else:
-            items |= held
-    if best is None:
-        return None
     from digest.window import Sent
 
-    sent = Sent(
-        newest_end=best[0].astimezone(tz),
-        items=frozenset(items),
-        unknown_end=None if unknown is None else unknown.astimezone(tz),
-        folders=frozenset(folders),
+    found: list[tuple[datetime, Path, set[str] | None]] = []
+    for path in journals(out_dir):
+        try:
+            meta = read_counts(path)[1]
+            end = datetime.fromisoformat(meta["newest_item_end"])  # none: no items, or an older journal
+        except (JournalError, KeyError, ValueError):
+            continue
+        if meta.get("completed_at") and end.tzinfo is not None:
+            found.append((end, path.parent, _items_sent(path.parent, meta.get("sent_content_hash"))))
+    if not found:
+        return None
+    end, folder, _ = max(found, key=lambda f: f[0])
+    unknown = [e for e, _, held in found if held is None]
+    return folder, Sent(
+        newest_end=end.astimezone(tz),
+        items=frozenset(s for *_, held in found for s in held or ()),
+        unknown_end=max(unknown).astimezone(tz) if unknown else None,
+        folders=frozenset(f.name for _, f, _ in found),
     )
-    return best[1], sent
 
 
 def _items_sent(folder: Path, sent_hash: str | None) -> set[str] | None:
@@ -431,7 +415,7 @@ def _items_sent(folder: Path, sent_hash: str | None) -> set[str] | None:
     the folder no longer holds that version."""
     try:
         built = outdir.load(folder)
-        if sent_hash is None or built.digest_hash() != sent_hash:
+        if built.digest_hash() != sent_hash:
             return None
         return {i.slug for b in [built, *built.languages()] for i in b.manifest.built_items}
     except DigestError:
