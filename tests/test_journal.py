@@ -130,6 +130,9 @@ def test_last_sent_in_full_is_the_newest_item_of_any_complete_journal(tmp_path: 
     (tmp_path / "2021-04").mkdir()
     with Journal(journal_path(tmp_path / "2021-04")) as journal:  # begun, never complete
         journal.set_meta(newest_item_end="2021-05-01T00:00:00+00:00")
+    (tmp_path / "2021-05").mkdir()
+    with Journal(journal_path(tmp_path / "2021-05")) as journal:  # complete, but no offset: not read
+        journal.set_meta(newest_item_end="2021-06-01T00:00:00", completed_at="2021-06-02T00:00:00+00:00")
     found = last_sent_in_full(tmp_path, UTC)
     assert found is not None
     folder, sent = found

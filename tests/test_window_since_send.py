@@ -178,3 +178,33 @@ def test_an_embargo_lifted_after_its_month_went_out_goes_in_the_next_digest(
     result = run("--now", "2021-04-20T06:00:00+00:00", "build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     assert _titles(workspace, result.stderr) == ["Held"]
+
+
+def test_the_items_sent_in_every_language_are_left_out(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write('\n[languages.fr]\ntitle = "Actualités coopératives"\n')
+    _item(workspace, "fr-sent", "2021-03-31", title="Envoyée", extra="lang: fr")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
+    _item(workspace, "fr-late", "2021-03-31", title="Tardive", extra="lang: fr")
+    result = run("list", "--since-last-send")
+    assert result.exit_code == 0, result.stderr
+    assert [line.split("  ")[2] for line in result.stdout.splitlines()] == ["Tardive"]
+
+
+def test_the_items_the_web_version_held_were_sent_too(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    toml = workspace / "digest.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("limit = 0", "limit = 1"), encoding="utf-8")
+    _item(workspace, "eve-a", "2021-03-31T20:00:00+02:00", title="Eve A")
+    _item(workspace, "eve-b", "2021-03-31T19:00:00+02:00", title="Eve B")  # over the limit: web version only
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
+    assert "Eve B" not in _titles(workspace, "out/2021-03/")
+    result = run("list", "--since-last-send")
+    assert (result.exit_code, result.stdout) == (0, ""), result.stderr
