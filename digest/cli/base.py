@@ -117,7 +117,7 @@ def get_window(state: State, config: Config, *, since_last_send: bool | None = N
     window = after(sent, config.tz, config.language, now=state.now)
     state.say(
         f"last digest sent in full: {shown(folder)}/; items from {window.start.isoformat()}, "
-        f"but for the {len(sent.items)} already sent",
+        f"less the {len(sent.items)} that digests sent in full held",
         level=1,
     )
     return window
