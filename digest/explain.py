@@ -2,9 +2,10 @@
 
 The verdicts follow the build's own rules in the build's order: a draft never appears; an item dated
 outside the window is left out (with --since-last-send, one dated before the window is "before the last
-send"); an item under embargo (`publish_after` still to come) is left out; an item of the window is in the
-email, or only in the web version because the per-category limit or [email] fit moved it there. With
-[email] fit on, the explanation renders the email as a build does (that is what decides what moves).
+send", and one a digest sent in full already held is "sent"); an item under embargo (`publish_after` still
+to come) is left out; an item of the window is in the email, or only in the web version because the
+per-category limit or [email] fit moved it there. With [email] fit on, the explanation renders the email
+as a build does (that is what decides what moves).
 
 Every item file is parsed (no index): an explanation is about all of them, not only the window's.
 """
@@ -39,6 +40,7 @@ REASONS = {
     "before_window": "out",
     "after_window": "out",
     "before_last_send": "out",
+    "sent": "out",
     "embargo": "out",
 }
 
@@ -162,10 +164,12 @@ def _why(
     if item.when < window.start:
         gap = _span(window.start - item.when)
         if after_last_send:
-            return "before_last_send", f"{gap} before the window: older than the last digest sent in full"
+            return "before_last_send", f"{gap} before the window: before the day of the newest item sent"
         return "before_window", f"{gap} before the window"
     if item.when >= window.end:
         return "after_window", f"{_span(item.when - window.end)} after the window"
+    if item.slug in window.sent:
+        return "sent", "already in a digest sent in full"
     if embargoed(item, now):
         assert item.publish_after is not None
         return "embargo", f"embargoed until {item.publish_after.isoformat()} (publish_after)"

@@ -2,7 +2,8 @@
 
 Pure: no files, no clock (the build's `now` is passed in). Categories that are not configured follow
 alphabetically and are reported in `Digest.warnings`; empty categories are left out; a per-category limit
-keeps the newest N and counts the rest; an item under embargo (`publish_after` later than `now`) is left out.
+keeps the newest N and counts the rest; an item under embargo (`publish_after` later than `now`) is left out,
+and so is an item the window names as already sent (`Window.sent`, after the last send).
 """
 
 from __future__ import annotations
@@ -68,10 +69,16 @@ def select(
     order: tuple[str, ...] = (),
     limit: int = 0,
 ) -> Digest:
-    """Group the items inside the window by category; drafts and embargoed items never appear."""
+    """Group the items inside the window by category; drafts, embargoed items and the items the window
+    names as already sent never appear."""
     groups: dict[str, list[Item]] = {}
     for item in items:
-        if not item.draft and item.when in window and not embargoed(item, now):
+        if (
+            not item.draft
+            and item.when in window
+            and item.slug not in window.sent
+            and not embargoed(item, now)
+        ):
             groups.setdefault(item.category, []).append(item)
     extra = sorted((c for c in groups if c not in order), key=str.casefold)
     warnings = tuple(

@@ -1,13 +1,14 @@
 """--month / --week / --since+--until / --last / default -> Window(start, end, label, slug), tz-explicit.
 
 A window is the half-open interval [start, end): 23:59 on the last day of March is in the March window,
-00:00 on the first of April is not.
+00:00 on the first of April is not. The window after the last send (`after`) also names the items already
+sent, which it leaves out whatever their date.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,8 @@ class Window:
     end: datetime
     label: str
     slug: str
+    # The slugs of items a digest sent to a whole list already held (--since-last-send): left out.
+    sent: frozenset[str] = frozenset()
 
     def __contains__(self, when: datetime) -> bool:
         return self.start <= when < self.end
@@ -125,13 +128,14 @@ def in_language(window: Window, locale: str) -> Window:
     elif re.fullmatch(r"\d{4}-W\d{2}", window.slug):
         label = format_interval(first, first + timedelta(days=6), "yMMMd", locale=locale)
     else:
-        last_day = date.fromisoformat(window.slug.rpartition("_")[2]) if "_" in window.slug else first
+        # "<first>_<last>", or "<first>_<last>-2" for a second window after a send on one day
+        last_day = date.fromisoformat(window.slug.rpartition("_")[2][:10]) if "_" in window.slug else first
         label = (
             format_date(first, "long", locale=locale)
             if first == last_day
             else format_interval(first, last_day, "yMMMd", locale=locale)
         )
-    return Window(window.start, window.end, label, window.slug)
+    return replace(window, label=label)
 
 
 def previous_month(tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
@@ -172,12 +176,41 @@ def resolve(
     return previous_month(tz, locale, now=now)
 
 
-def after(start: datetime, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
-    """From an instant (just after the last digest's newest item) up to now; EmptyWindow when that is
-    not before now (a send earlier today took everything there was)."""
+@dataclass(frozen=True)
+class Sent:
+    """What the digests sent to a whole list so far held, as `after` needs it."""
+
+    newest_end: datetime  # the instant just after the newest item any of them held
+    items: frozenset[str] = frozenset()  # their items' slugs, where the folder still holds what was sent
+    # Just after the newest item of one whose folder was rebuilt since its send (its items are not known).
+    unknown_end: datetime | None = None
+    folders: frozenset[str] = frozenset()  # their folder names (out/<name>/)
+
+
+def after(sent: Sent, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
+    """--since-last-send: from the start of the day of the newest item sent, up to now, without the items
+    already sent; EmptyWindow when that day has not begun yet (an item dated in the future was sent).
+
+    By day, not by instant, because an item dated a whole day counts from its midnight: one dated today
+    and written after a send today would be before a window starting just after that send's newest item,
+    and no digest would ever take it. The items already sent are left out by slug, so none goes twice
+    (an item edited since keeps its slug). The items of a digest whose folder was rebuilt since its send
+    are not known: the window then starts just after its newest item, as the journal recorded it.
+    """
     end = now.astimezone(tz)
+    start = _midnight((sent.newest_end.astimezone(tz) - timedelta(microseconds=1)).date(), tz)
+    if sent.unknown_end is not None:
+        start = max(start, sent.unknown_end.astimezone(tz))
     if start >= end:
         raise EmptyWindow(
-            f"nothing new since the last digest sent in full (its newest item: {start.isoformat()})"
+            f"nothing new since the last digest sent in full: its newest item is dated {start.date()}, "
+            "not before now"
         )
-    return _range(start.astimezone(tz), end, end.date(), tz, locale)
+    window = _range(start, end, end.date(), tz, locale)
+    # Two sends on one day: the second's window has the first's name; a folder sent in full is not
+    # rebuilt over, so the next one is <slug>-2, -3...
+    slug, n = window.slug, 1
+    while slug in sent.folders:
+        n += 1
+        slug = f"{window.slug}-{n}"
+    return replace(window, slug=slug, sent=sent.items)

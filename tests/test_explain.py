@@ -88,7 +88,7 @@ def test_before_the_last_send_is_said_when_the_window_starts_there(ws: Path) -> 
     (old,) = [v for v in found.verdicts if v.title == "Old"]
     assert (old.reason, old.detail) == (
         "before_last_send",
-        "3 days before the window: older than the last digest sent in full",
+        "3 days before the window: before the day of the newest item sent",
     )
 
 
@@ -198,7 +198,12 @@ def test_since_last_send_on_the_command_line(ws: Path, run: Run, smtp_env: Calla
     assert verdicts["April"]["status"] == "in"
     assert verdicts["Old"]["reason"] == "before_last_send"
     assert verdicts["Late"]["status"] == "in"  # 1 April, after the newest item sent (31 March)
-    assert "older than the last digest sent in full" in verdicts["Lifted"]["detail"]
+    assert "before the day of the newest item sent" in verdicts["Lifted"]["detail"]
+    # The newest item March sent (31 March) is on the window's first day: left out as sent, not by date.
+    newest = [v for v in json.loads(result.stdout)["items"] if v["date"] == "2021-03-31"]
+    assert newest and {(v["status"], v["reason"], v["detail"]) for v in newest} == {
+        ("out", "sent", "already in a digest sent in full")
+    }
 
 
 def test_the_window_edges_are_the_builds(workspace: Path) -> None:

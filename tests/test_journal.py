@@ -130,7 +130,16 @@ def test_last_sent_in_full_is_the_newest_item_of_any_complete_journal(tmp_path: 
     (tmp_path / "2021-04").mkdir()
     with Journal(journal_path(tmp_path / "2021-04")) as journal:  # begun, never complete
         journal.set_meta(newest_item_end="2021-05-01T00:00:00+00:00")
-    assert last_sent_in_full(tmp_path, UTC) == (tmp_path / "2021-03", datetime(2021, 4, 1, tzinfo=UTC))
+    (tmp_path / "2021-05").mkdir()
+    with Journal(journal_path(tmp_path / "2021-05")) as journal:  # complete, but no offset: not read
+        journal.set_meta(newest_item_end="2021-06-01T00:00:00", completed_at="2021-06-02T00:00:00+00:00")
+    found = last_sent_in_full(tmp_path, UTC)
+    assert found is not None
+    folder, sent = found
+    assert (folder, sent.newest_end) == (tmp_path / "2021-03", datetime(2021, 4, 1, tzinfo=UTC))
+    # No built folder holds what these sent: their items are not known, their newest item's end is.
+    assert (sent.items, sent.unknown_end) == (frozenset(), datetime(2021, 4, 1, tzinfo=UTC))
+    assert sent.folders == {"2021-03", "2021-02"}
 
 
 def test_a_run_that_sent_nothing_keeps_the_version_the_list_got(tmp_path: Path) -> None:

@@ -291,7 +291,8 @@ def test_temporary_failures_past_the_retries_are_deferred_and_retried_by_the_nex
     assert handler.counts() == {"ann@example.org": 1}
     nothing_new = run("build", "--since-last-send")
     assert nothing_new.exit_code == 3  # sent in full now; no item since March's newest
-    assert nothing_new.stderr == "Nothing to do: no items between 2021-04-01 and 2021-04-15: nothing built\n"
+    # From the day of March's newest item (31 March), whose items all went out.
+    assert nothing_new.stderr == "Nothing to do: no items between 2021-03-31 and 2021-04-15: nothing built\n"
 
 
 @pytest.mark.parametrize("pipelining", [False, True], ids=["classic", "pipelining"])
@@ -638,7 +639,7 @@ def test_journals_left_only_in_the_old_folder_are_carried_over(
     assert not aside.exists()
 
 
-def test_build_since_last_send_starts_after_the_newest_item_sent(
+def test_build_since_last_send_starts_on_the_day_of_the_newest_item_sent(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
     none_yet = run("build", "--since-last-send")
@@ -657,9 +658,14 @@ def test_build_since_last_send_starts_after_the_newest_item_sent(
         _news(workspace, name, day)
     result = run("build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
-    assert "2 items in 1 category -> out/2021-04-01_2021-04-15/" in result.stderr
-    manifest = json.loads((workspace / "out" / "2021-04-01_2021-04-15" / "manifest.json").read_text())
-    assert [i["title"] for i in manifest["items"]] == ["Item of 2021-04-14", "Item of 2021-04-01"]
+    # 31 March is the day of March's newest item: its item written since is new, March's own are not.
+    assert "3 items in 1 category -> out/2021-03-31_2021-04-15/" in result.stderr
+    manifest = json.loads((workspace / "out" / "2021-03-31_2021-04-15" / "manifest.json").read_text())
+    assert [i["title"] for i in manifest["items"]] == [
+        "Item of 2021-04-14",
+        "Item of 2021-04-01",
+        "Item of 2021-03-31",
+    ]
 
 
 def _news(workspace: Path, name: str, day: str) -> None:
@@ -715,7 +721,8 @@ def test_since_last_send_is_not_moved_back_by_an_older_digest_sent_late(
     _news(workspace, "after.md", "2021-04-12")
     result = run("build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
-    assert "1 item in 1 category -> out/2021-04-11_2021-04-15/" in result.stderr
+    # From the day of April's newest item (10 April), which went out: only the item after it.
+    assert "1 item in 1 category -> out/2021-04-10_2021-04-15/" in result.stderr
 
 
 def test_killed_twenty_times_and_resumed_nobody_is_lost(

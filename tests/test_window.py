@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from digest.errors import EmptyWindow, WindowError
-from digest.window import after, resolve
+from digest.window import Sent, Window, after, in_language, resolve
 
 TZ = ZoneInfo("Europe/Zurich")
 NOW = datetime(2021, 4, 15, 12, 0, tzinfo=UTC)
@@ -149,18 +149,67 @@ def test_last_is_elapsed_time_across_a_change_of_clock() -> None:
     assert w.end.astimezone(UTC) - w.start.astimezone(UTC) == timedelta(hours=24)
 
 
-def test_after_an_instant_up_to_now() -> None:
-    start = datetime(2021, 4, 1, 10, 0, tzinfo=UTC)
-    w = after(start, TZ, "en", now=NOW)
-    assert (w.start, w.end, w.slug) == (start, NOW, "2021-04-01_2021-04-15")
+def test_after_a_send_the_window_starts_on_the_day_of_its_newest_item() -> None:
+    # The newest item sent was at 12:00 on 1 April in Zurich: the window takes all of 1 April, less what went.
+    sent = Sent(datetime(2021, 4, 1, 10, 0, tzinfo=UTC), items=frozenset({"a", "b"}))
+    w = after(sent, TZ, "en", now=NOW)
+    assert (w.start, w.end, w.slug, w.sent) == (
+        datetime(2021, 4, 1, tzinfo=TZ),
+        NOW,
+        "2021-04-01_2021-04-15",
+        frozenset({"a", "b"}),
+    )
     assert w.start.tzinfo == TZ and w.end.tzinfo == TZ
+    assert w != Window(w.start, w.end, w.label, w.slug)  # leaving out other items: another window
+
+
+@pytest.mark.parametrize(
+    ("newest_end", "first_day"),
+    [
+        (datetime(2021, 4, 2, tzinfo=TZ), date(2021, 4, 1)),  # a whole-day item of 1 April ends at midnight
+        (datetime(2021, 4, 2, 0, 0, 0, 1, tzinfo=TZ), date(2021, 4, 2)),  # an item at 00:00 on 2 April
+        (datetime(2021, 4, 1, 22, 30, tzinfo=UTC), date(2021, 4, 2)),  # 00:30 on 2 April in Zurich
+    ],
+)
+def test_the_day_is_the_newest_items_own_in_the_configured_zone(
+    newest_end: datetime, first_day: date
+) -> None:
+    assert after(Sent(newest_end), TZ, "en", now=NOW).start == datetime.combine(first_day, time(), tzinfo=TZ)
+
+
+def test_a_sent_folder_rebuilt_since_starts_the_window_after_its_newest_item() -> None:
+    day = datetime(2021, 4, 14, tzinfo=TZ)
+    later = day + timedelta(hours=9)
+    assert after(Sent(later, unknown_end=later), TZ, "en", now=NOW).start == later
+    # An older digest whose folder was rebuilt: only when its newest item is later that day does it count.
+    assert after(Sent(later, unknown_end=day - timedelta(hours=1)), TZ, "en", now=NOW).start == day
+    assert after(
+        Sent(later, unknown_end=day + timedelta(hours=2)), TZ, "en", now=NOW
+    ).start == day + timedelta(hours=2)
+
+
+def test_nothing_new_when_the_window_would_start_at_or_after_now() -> None:
     with pytest.raises(
-        EmptyWindow, match=r"nothing new since the last digest sent in full \(its newest item: "
+        EmptyWindow,
+        match=r"^nothing new since the last digest sent in full: its newest item is dated 2021-04-16, ",
     ):
-        after(NOW, TZ, "en", now=NOW)
+        after(Sent(datetime(2021, 4, 16, 12, tzinfo=TZ)), TZ, "en", now=NOW)
     with pytest.raises(EmptyWindow):
-        after(NOW + timedelta(seconds=1), TZ, "en", now=NOW)
-    assert after(NOW - timedelta(microseconds=1), TZ, "en", now=NOW).label == "April 15, 2021"
+        after(Sent(NOW, unknown_end=NOW), TZ, "en", now=NOW)
+    just = NOW - timedelta(microseconds=1)
+    assert after(Sent(NOW, unknown_end=just), TZ, "en", now=NOW).label == "April 15, 2021"
+
+
+def test_a_second_window_on_one_day_gets_its_own_folder() -> None:
+    sent = Sent(datetime(2021, 4, 15, 9, tzinfo=TZ), folders=frozenset({"2021-03", "2021-04-15_2021-04-15"}))
+    w = after(sent, TZ, "fr", now=NOW)
+    assert (w.slug, w.label) == ("2021-04-15_2021-04-15-2", "15 avril 2021")
+    third = after(Sent(sent.newest_end, frozenset({"x"}), folders=sent.folders | {w.slug}), TZ, "en", now=NOW)
+    assert third.slug == "2021-04-15_2021-04-15-3"
+    assert (in_language(third, "de").label, in_language(third, "de").sent) == ("15. April 2021", third.sent)
+    assert in_language(after(Sent(datetime(2021, 4, 10, tzinfo=TZ)), TZ, "en", now=NOW), "fr").label == (
+        "9–15 avr. 2021"
+    )
 
 
 def test_previous_month_in_january_and_week_53() -> None:

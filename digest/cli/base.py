@@ -88,7 +88,7 @@ def window_options(fn: F) -> F:
             "since_last_send",
             is_flag=True,
             default=None,
-            help="The items newer than the newest item of the last digest sent to a whole list, up to now.",
+            help="From the day of the newest item sent to a whole list up to now, without the items sent.",
         ),
     ]
     for option in reversed(options):
@@ -113,9 +113,14 @@ def get_window(state: State, config: Config, *, since_last_send: bool | None = N
         raise DigestError(
             f"--since-last-send: no digest in {shown(config.paths.out)}/ was sent to a whole list yet"
         )
-    folder, start = found
-    state.say(f"last digest sent in full: {shown(folder)}/; items from {start.isoformat()}", level=1)
-    return after(start, config.tz, config.language, now=state.now)
+    folder, sent = found
+    window = after(sent, config.tz, config.language, now=state.now)
+    state.say(
+        f"last digest sent in full: {shown(folder)}/; items from {window.start.isoformat()}, "
+        f"less the {len(sent.items)} that digests sent in full held",
+        level=1,
+    )
+    return window
 
 
 def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime:
