@@ -161,8 +161,14 @@ def _why(
     """(reason, detail) of one item, in the build's order of rules."""
     if item.draft:
         return "draft", "draft: true"
-    if item.when < window.start:
-        gap = _span(window.start - item.when)
+    if item.due >= window.end and item.due > item.when and item.when < window.end:
+        assert item.publish_after is not None
+        return "embargo", (
+            f"embargoed until {item.publish_after.isoformat()} (publish_after), after the window: "
+            "it goes in the window holding that date"
+        )
+    if item.due < window.start:
+        gap = _span(window.start - item.due)
         if after_last_send:
             return "before_last_send", f"{gap} before the window: before the day of the newest item sent"
         return "before_window", f"{gap} before the window"

@@ -1,10 +1,10 @@
 """The items index: what `scan` remembers between runs so that a build reads only what it must.
 
 Parsing the front matter of 100,000 files takes many seconds. The index (SQLite, in the cache folder)
-keeps, for each item file that parsed, its date as a timestamp, its draft flag and its slug, plus the time
-the index was last brought up to date. A later scan still lists every file and reads its status change
-time (ctime) — the kernel sets ctime to "now" whenever a file is written, renamed, linked or has its
-times reset, and no program can set it back — so:
+keeps, for each item file that parsed, its due instant as a timestamp (its date, or its embargo's end when
+later), its draft flag and its slug, plus the time the index was last brought up to date. A later scan
+still lists every file and reads its status change time (ctime) — the kernel sets ctime to "now"
+whenever a file is written, renamed, linked or has its times reset, and no program can set it back — so:
 
 - a file whose ctime is older than the index (less a safety margin) is as the index describes it;
 - every other file (new, edited, moved in, renamed) is parsed again, as are files that failed last time;
@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from digest.items import Item
 
-VERSION = 4
+VERSION = 5  # 5: `ts` is the item's due instant (its embargo's end when later than its date)
 # ctime may lag the wall clock by a timer tick, and a file can change while a scan runs: anything changed
 # in the last seconds before a scan started is parsed again by the next scan.
 MARGIN_NS = 2_000_000_000

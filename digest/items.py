@@ -84,6 +84,13 @@ class Item:
     publish_after: datetime | None = None  # embargo: not selected by a build before this time
     lang: str | None = None  # None: the workspace's language
 
+    @property
+    def due(self) -> datetime:
+        """When the item may first appear, which is what windows select by: its date, or the end of its
+        embargo when that comes later (an item of March embargoed until April goes in April's digest)."""
+        after = self.publish_after
+        return after if after is not None and after > self.when else self.when
+
 
 class BadItem(Exception):
     """An item file that cannot be used: the line and the reason, and its date when that much is readable

@@ -30,18 +30,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
-from digest import outdir
-from digest.errors import DigestError, JournalError, SendError
+from digest.errors import JournalError, SendError
 from digest.fsutil import shown
 from digest.outdir import JOURNAL
-
-if TYPE_CHECKING:
-    from digest.window import Sent  # imported where used: not every reader of journals needs babel
 
 SYNC_EVERY = 64
 SYNC_SECONDS = 0.25
@@ -377,49 +373,6 @@ def journals(out_dir: Path) -> Iterator[Path]:
     """Every send journal under out/ (out/<slug>/journal.sqlite)."""
     if out_dir.is_dir():
         yield from sorted(out_dir.glob(f"*/{JOURNAL}"))
-
-
-def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
-    """The folder of the newest digest sent to a whole list, and what every digest sent in full held.
-
-    A journal records, when a send finds everyone on its list done, the newest item of the version it sent
-    (`newest_item_end`) and its hash: the largest end is the newest digest. Their items are read from each
-    folder's manifests when it still holds the version sent; a folder rebuilt with other items since does
-    not say what went out, and only its newest item's end counts (`Sent.unknown_end`).
-    """
-    from digest.window import Sent
-
-    found: list[tuple[datetime, Path, set[str] | None]] = []
-    for path in journals(out_dir):
-        try:
-            meta = read_counts(path)[1]
-            end = datetime.fromisoformat(meta["newest_item_end"])  # none: no items, or an older journal
-        except (JournalError, KeyError, ValueError):
-            continue
-        if meta.get("completed_at") and end.tzinfo is not None:
-            found.append((end, path.parent, _items_sent(path.parent, meta.get("sent_content_hash"))))
-    if not found:
-        return None
-    end, folder, _ = max(found, key=lambda f: f[0])
-    unknown = [e for e, _, held in found if held is None]
-    return folder, Sent(
-        newest_end=end.astimezone(tz),
-        items=frozenset(s for *_, held in found for s in held or ()),
-        unknown_end=max(unknown).astimezone(tz) if unknown else None,
-        folders=frozenset(f.name for _, f, _ in found),
-    )
-
-
-def _items_sent(folder: Path, sent_hash: str | None) -> set[str] | None:
-    """The slugs of every item (email and web version, every language) of the version sent, or None when
-    the folder no longer holds that version."""
-    try:
-        built = outdir.load(folder)
-        if built.digest_hash() != sent_hash:
-            return None
-        return {i.slug for b in [built, *built.languages()] for i in b.manifest.built_items}
-    except DigestError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -290,7 +290,7 @@ class Scanner:
                 and (r := record_of(parsed[k], self.tz, st)) is not None
             }
             index.update(
-                good=[(k, parsed[k].when.timestamp(), parsed[k].draft, parsed[k].slug) for k in learnt],
+                good=[(k, parsed[k].due.timestamp(), parsed[k].draft, parsed[k].slug) for k in learnt],
                 bad=list(problems),
                 gone=[*self.gone, *problems],
                 scan_started_ns=self.started,
@@ -389,4 +389,4 @@ def _inside(when: datetime, start: datetime | None, end: datetime | None) -> boo
 
 
 def _wanted(item: Item, start: datetime | None, end: datetime | None) -> bool:
-    return not item.draft and _inside(item.when, start, end)
+    return not item.draft and _inside(item.due, start, end)

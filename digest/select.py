@@ -2,7 +2,8 @@
 
 Pure: no files, no clock (the build's `now` is passed in). Categories that are not configured follow
 alphabetically and are reported in `Digest.warnings`; empty categories are left out; a per-category limit
-keeps the newest N and counts the rest; an item under embargo (`publish_after` later than `now`) is left out,
+keeps the newest N and counts the rest; an item belongs to the window holding its `due` instant (its date, or
+its embargo's end when later); an item under embargo (`publish_after` later than `now`) is left out,
 and so is an item the window names as already sent (`Window.sent`, after the last send).
 """
 
@@ -75,7 +76,7 @@ def select(
     for item in items:
         if (
             not item.draft
-            and item.when in window
+            and item.due in window
             and item.slug not in window.sent
             and not embargoed(item, now)
         ):

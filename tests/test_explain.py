@@ -38,7 +38,9 @@ def ws(workspace: Path) -> Path:
     add(workspace, "late.md", date="2021-04-01T02:30:00+02:00")  # 2 h 30 after the end
     add(workspace, "draft.md", date="2021-03-10", draft="true")
     add(workspace, "secret.md", date="2021-03-12", publish_after="2021-04-20T09:00:00+02:00")
-    add(workspace, "lifted.md", date="2021-03-13", publish_after="2021-04-01T09:00:00+02:00")
+    add(workspace, "lifted.md", date="2021-03-13", publish_after="2021-03-20T09:00:00+02:00")
+    # Dated in March, embargoed until April: it is due in April, whenever March is built.
+    add(workspace, "held.md", date="2021-03-14", publish_after="2021-04-01T09:00:00+02:00")
     return workspace
 
 
@@ -50,7 +52,7 @@ def test_every_item_file_has_a_verdict_with_its_reason(ws: Path) -> None:
     config = load_config(ws / "digest.toml")
     found = explain(config, month("2021-03", config.tz, "en"), now=NOW)
     verdicts = by_title([v.__dict__ for v in found.verdicts])
-    assert len(found.verdicts) == len(list((ws / "items").glob("*.md"))) == 15
+    assert len(found.verdicts) == len(list((ws / "items").glob("*.md"))) == 16
     assert {
         k: (v["status"], v["reason"], v["detail"])
         for k, v in verdicts.items()
@@ -59,14 +61,23 @@ def test_every_item_file_has_a_verdict_with_its_reason(ws: Path) -> None:
         "Old": ("out", "before_window", "3 days before the window"),
         "Late": ("out", "after_window", "2 hours after the window"),
         "Draft": ("out", "draft", "draft: true"),
-        "Secret": ("out", "embargo", "embargoed until 2021-04-20T09:00:00+02:00 (publish_after)"),
+        "Secret": (
+            "out",
+            "embargo",
+            "embargoed until 2021-04-20T09:00:00+02:00 (publish_after), after the window: it goes in the window holding that date",
+        ),
         "Lifted": ("in", "selected", "in the email"),
+        "Held": (
+            "out",
+            "embargo",
+            "embargoed until 2021-04-01T09:00:00+02:00 (publish_after), after the window: it goes in the window holding that date",
+        ),
     }
     assert verdicts["Old"]["source"] == "items/old.md" and verdicts["Old"]["date"] == "2021-02-26"
     assert verdicts["Late"]["date"] == "2021-04-01T02:30:00+02:00"
-    assert (found.count("in"), found.count("online"), found.count("out")) == (11, 0, 4)
+    assert (found.count("in"), found.count("online"), found.count("out")) == (11, 0, 5)
     # In the email: in reading order, as the digest shows them (the configured sections, newest first).
-    assert [v.status for v in found.verdicts] == ["in"] * 11 + ["out"] * 4
+    assert [v.status for v in found.verdicts] == ["in"] * 11 + ["out"] * 5
     assert found.verdicts[0].title.startswith("ILO and UNTFSSE participated")
 
 
@@ -111,10 +122,10 @@ def test_gaps_in_words(delta: timedelta, words: str) -> None:
 def test_the_cli_groups_the_items_by_status(ws: Path, run: Run) -> None:
     result = run("list", "--month", "2021-03", "--explain")
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == "March 2021: 15 item files (11 in, 0 online, 4 out)\n"
+    assert result.stderr == "March 2021: 16 item files (11 in, 0 online, 5 out)\n"
     out = result.stdout
     assert out.startswith("In the email (11):\n  2021-03-31  News: ILO and UNTFSSE")
-    assert "\n\nLeft out (4):\n" in out and "In the web version only" not in out
+    assert "\n\nLeft out (5):\n" in out and "In the web version only" not in out
     assert "  2021-02-26  News: Old  (items/old.md)  [3 days before the window]\n" in out
     assert "  2021-03-10  News: Draft  (items/draft.md)  [draft: true]\n" in out
     assert "  2021-03-13  News: Lifted  (items/lifted.md)\n" in out  # in the email: no reason to give
@@ -131,7 +142,7 @@ def test_the_json_output_has_a_stable_schema(ws: Path, run: Run) -> None:
         "start": "2021-03-01T00:00:00+01:00",
         "end": "2021-04-01T00:00:00+02:00",
     }
-    assert data["counts"] == {"in": 11, "online": 0, "out": 4}
+    assert data["counts"] == {"in": 11, "online": 0, "out": 5}
     assert all(
         set(v) == {"source", "slug", "title", "date", "category", "status", "reason", "detail", "lang"}
         for v in data["items"]
@@ -144,7 +155,7 @@ def test_the_json_output_has_a_stable_schema(ws: Path, run: Run) -> None:
         "category": "News",
         "status": "out",
         "reason": "embargo",
-        "detail": "embargoed until 2021-04-20T09:00:00+02:00 (publish_after)",
+        "detail": "embargoed until 2021-04-20T09:00:00+02:00 (publish_after), after the window: it goes in the window holding that date",
         "lang": "en",
     }
     assert data["warnings"] == []
@@ -199,6 +210,7 @@ def test_since_last_send_on_the_command_line(ws: Path, run: Run, smtp_env: Calla
     assert verdicts["Old"]["reason"] == "before_last_send"
     assert verdicts["Late"]["status"] == "in"  # 1 April, after the newest item sent (31 March)
     assert "before the day of the newest item sent" in verdicts["Lifted"]["detail"]
+    assert verdicts["Held"]["status"] == "in"  # due 1 April, when its embargo ended: not sent in March
     # The newest item March sent (31 March) is on the window's first day: left out as sent, not by date.
     newest = [v for v in json.loads(result.stdout)["items"] if v["date"] == "2021-03-31"]
     assert newest and {(v["status"], v["reason"], v["detail"]) for v in newest} == {
@@ -223,5 +235,18 @@ def test_the_window_edges_are_the_builds(workspace: Path) -> None:
 def test_format_with_nothing_is_empty(ws: Path) -> None:
     config = load_config(ws / "digest.toml")
     found = explain(config, month("2019-01", config.tz, "en"), now=NOW)
-    assert found.count("in") == 0 and found.count("out") == 15
-    assert format_explanation(found).startswith("Left out (15):\n")
+    assert found.count("in") == 0 and found.count("out") == 16
+    assert format_explanation(found).startswith("Left out (16):\n")
+
+
+def test_an_item_due_in_the_window_but_still_embargoed_says_until_when(ws: Path) -> None:
+    config = load_config(ws / "digest.toml")
+    found = explain(
+        config, month("2021-03", config.tz, "en"), now=datetime.fromisoformat("2021-03-15T12:00+01:00")
+    )
+    verdict = by_title([v.__dict__ for v in found.verdicts])["Lifted"]
+    assert (verdict["status"], verdict["reason"], verdict["detail"]) == (
+        "out",
+        "embargo",
+        "embargoed until 2021-03-20T08:00:00+01:00 (publish_after)",
+    )

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from digest.errors import JournalError, SendError
-from digest.journal import Counts, Journal, journal_path, last_sent_in_full, read_counts, status
+from digest.journal import Counts, Journal, journal_path, read_counts, status
+from digest.sent import last_sent_in_full
 
 
 def test_the_journal_and_its_companions_are_private(tmp_path: Path) -> None:

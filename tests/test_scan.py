@@ -651,3 +651,22 @@ def test_a_warm_build_of_a_large_folder_lists_it_in_forked_processes(
     monkeypatch.setattr("digest.scan.os.fork", counted)
     assert run("build", "--month", "2021-03").exit_code == 0
     assert len(forks) == forked
+
+
+def test_an_item_embargoed_past_its_month_is_found_in_the_window_it_is_due_in(
+    tmp_path: Path, no_margin: None
+) -> None:
+    """The index keeps when an item is due (the end of its embargo, when later than its date): a warm scan
+    of that window finds it though its file did not change, and the window of its date does not hold it."""
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    write_item(items, "held.md", GOOD.replace("2021-03-10", "2020-02-20\npublish_after: 2020-03-02"))
+    tick()
+    february = (datetime(2020, 2, 1, tzinfo=TZ), datetime(2020, 3, 1, tzinfo=TZ))
+    assert sorted(i.slug for i in scan_march(items, cache, february).items) == ["0001"]
+    tick()
+    found = scan_march(items, cache)
+    assert sorted(i.slug for i in found.items) == ["0002", "held"]
+    assert found.parsed_files == 2  # unchanged, but outside the last window: the index kept no record
+    again = scan_march(items, cache)
+    assert (again.items, again.parsed_files) == (found.items, 0)

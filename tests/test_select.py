@@ -128,16 +128,28 @@ def test_anchors() -> None:
 
 
 def test_an_embargoed_item_is_left_out_until_its_time() -> None:
-    lifted = datetime(2021, 4, 15, 12, tzinfo=TZ)  # exactly now: the embargo is over
+    now = datetime(2021, 3, 20, 12, tzinfo=TZ)
     items = [
         item("open", 2, "News"),
-        item("later", 3, "News", publish_after=datetime(2021, 4, 15, 12, 0, 1, tzinfo=TZ)),
-        item("lifted", 4, "News", publish_after=lifted),
+        item("later", 3, "News", publish_after=datetime(2021, 3, 20, 12, 0, 1, tzinfo=TZ)),
+        item("lifted", 4, "News", publish_after=now),  # exactly now: the embargo is over
     ]
-    (section,) = select(items, MARCH, now=NOW).sections
+    (section,) = select(items, MARCH, now=now).sections
     assert [i.slug for i in section.items] == ["lifted", "open"]
-    (section,) = select(items, MARCH, now=datetime(2021, 4, 16, tzinfo=TZ)).sections
+    (section,) = select(items, MARCH, now=datetime(2021, 3, 21, tzinfo=TZ)).sections
     assert [i.slug for i in section.items] == ["lifted", "later", "open"]
+
+
+def test_an_item_embargoed_past_its_month_is_due_in_the_next() -> None:
+    """An item goes in the window holding the end of its embargo, whenever its own month is built: so it
+    is never in two digests, and never in none."""
+    held = item("held", 14, "News", publish_after=datetime(2021, 4, 1, 9, tzinfo=TZ))
+    assert held.due == datetime(2021, 4, 1, 9, tzinfo=TZ)
+    assert item("early", 14, "News", publish_after=datetime(2021, 3, 1, tzinfo=TZ)).due.day == 14
+    assert select([held, item("open", 2, "News")], MARCH, now=NOW).sections[0].items[0].slug == "open"
+    (section,) = select([held], month("2021-04", TZ, "en"), now=NOW).sections
+    assert [i.slug for i in section.items] == ["held"]
+    assert select([held], month("2021-04", TZ, "en"), now=datetime(2021, 4, 1, 8, tzinfo=TZ)).sections == ()
 
 
 def test_a_category_whose_only_item_is_embargoed_has_no_section() -> None:

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from click.testing import Result
 from conftest import write_item
 from smtpserver import MONTH, Handler, Server, subscribers
@@ -164,10 +163,6 @@ def test_an_embargo_lifted_on_the_windows_days_is_taken_once(
     assert run("--now", "2021-04-17T06:00:00+00:00", "build", "--since-last-send").exit_code == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an item dated before the window is not found by the scan (scan.py/index.py select by date only)",
-)
 def test_an_embargo_lifted_after_its_month_went_out_goes_in_the_next_digest(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:

@@ -100,7 +100,7 @@ def get_window(state: State, config: Config, *, since_last_send: bool | None = N
     """Resolve the window options; none given means the previous calendar month."""
     if not since_last_send:
         return resolve(tz=config.tz, locale=config.language, now=state.now, **opts)
-    from digest.journal import last_sent_in_full
+    from digest.sent import last_sent_in_full
     from digest.window import after
 
     given = [f"--{k.rstrip('_')}" for k, v in opts.items() if v]
