@@ -5,7 +5,7 @@ told not to (`chunking=False`: the pipelined DATA path), which neither aiosmtpd 
 its own under /tmp (spool, logs, a Maildir): no system configuration, no DNS, no delivery out. Every
 message accepted is queued (queue_only); `Exim.deliver()` runs one queue run, which files each message into
 the Maildir as the bytes received, with CRLF line ends (use_crlf), after the headers Exim adds. Faults are
-Exim's own ACLs: a 4xx or a 5xx to the RCPT of given recipients, a 5xx after the data of others (for BDAT,
+Exim's own ACLs: a 4xx or a 5xx to the RCPT of given recipients, a 5xx or a 4xx after the data of others (for BDAT,
 the DATA ACL runs once the LAST chunk is in).
 
 Works as root (the daemon keeps root, its files belong to Exim's own user, as deliveries run as that user)
@@ -75,6 +75,8 @@ rcpt:
 data:
   deny  message = 5.6.0 content refused
         condition = ${{if inlist{{$recipients}}{{{data_deny}}}}}
+  defer message = 4.3.0 content deferred
+        condition = ${{if inlist{{$recipients}}{{{data_defer}}}}}
   warn  condition = ${{if inlist{{$recipients}}{{{slow}}}}}
         delay = {delay}
   warn  add_header = :at_start:{command_header}: $smtp_command
@@ -185,12 +187,13 @@ def start_exim(
     defer: Collection[str] = (),
     deny: Collection[str] = (),
     data_deny: Collection[str] = (),
+    data_defer: Collection[str] = (),
     slow: Collection[str] = (),
     delay: str = "2s",
     chunking: bool = True,
 ) -> Iterator[Exim]:
     """Exim on 127.0.0.1, its RCPT ACL deferring (451) `defer` and refusing (550) `deny`, its DATA ACL
-    refusing (550) `data_deny` and taking `delay` over the data of `slow` (each message has one recipient),
+    refusing (550) `data_deny`, deferring (451) `data_defer` and taking `delay` over the data of `slow` (each message has one recipient),
     offering CHUNKING only when `chunking`; stopped, and its folder removed, on leaving."""
     assert EXIM is not None
     # pytest's tmp folders are private to their owner; when root runs the tests, Exim's own user must reach
@@ -214,6 +217,7 @@ def start_exim(
                 defer=_addresses(defer),
                 deny=_addresses(deny),
                 data_deny=_inlist(data_deny),
+                data_defer=_inlist(data_defer),
                 command_header=COMMAND_HEADER,
                 slow=_inlist(slow),
                 delay=delay,

@@ -89,10 +89,13 @@ def test_a_window_of_pipelined_transactions_with_faults_between_them(exim: Start
     # DATA, Exim answers the DATA of a transaction whose only RCPT it refused "503 Valid RCPT command must
     # precede DATA" (RFC 2920's 503): the refusal recorded is the RCPT's.
     dotted = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\n" + b"x" * 3000 + b"\r\nend\r\n"
-    names = ["a", "later", "nouser", "b", "badcontent", "c", "d", "e"]
+    names = ["a", "later", "nouser", "b", "badcontent", "c", "busy", "d", "e"]
     messages = [Msg(f"{n}@example.org", dotted) for n in names]
     with exim(
-        defer={"later@example.org"}, deny={"nouser@example.org"}, data_deny={"badcontent@example.org"}
+        defer={"later@example.org"},
+        deny={"nouser@example.org"},
+        data_deny={"badcontent@example.org"},
+        data_defer={"busy@example.org"},
     ) as server:
         replies = deliver_all(server.port, messages, window=4, timeout=10)
         delivered = server.deliver()
@@ -105,6 +108,7 @@ def test_a_window_of_pipelined_transactions_with_faults_between_them(exim: Start
         ("b@example.org", "250 OK"),
         ("badcontent@example.org", f"{data_stage(server)}: 550"),
         ("c@example.org", "250 OK"),
+        ("busy@example.org", f"{data_stage(server)}: 451"),
         ("d@example.org", "250 OK"),
         ("e@example.org", "250 OK"),
     ]
@@ -160,12 +164,17 @@ def test_exim_faults_in_a_send_land_on_the_right_subscribers(
 ) -> None:
     people = [(f"{x}@example.org", x.upper()) for x in "abcdefgh"]
     csv = subscribers(ws, people)
-    with exim(defer={"b@example.org"}, deny={"c@example.org"}, data_deny={"d@example.org"}) as server:
+    with exim(
+        defer={"b@example.org"},
+        deny={"c@example.org"},
+        data_deny={"d@example.org"},
+        data_defer={"e@example.org"},
+    ) as server:
         smtp_env(server.port)
         result = _send(run, csv, "--window", "4", "--retries", "2", "--retry-delay", "0.01")
         delivered = server.deliver()
         log = server.log()
-        assert_clean(server, len(people) - 3)
+        assert_clean(server, len(people) - 4)
     assert result.exit_code == 1, result.stderr
     rows = journal_rows(ws)
     assert {k: v[0] for k, v in rows.items()} == {
@@ -173,15 +182,17 @@ def test_exim_faults_in_a_send_land_on_the_right_subscribers(
         "b@example.org": "deferred",
         "c@example.org": "failed",
         "d@example.org": "failed",
+        "e@example.org": "deferred",
     }
+    stage = data_stage(server)
     assert rows["b@example.org"][1:3] == (451, "RCPT TO: 4.2.0 try again later")
     assert rows["c@example.org"][1:3] == (550, "RCPT TO: 5.1.1 no such user")
-    assert rows["d@example.org"][1:3] == (550, f"{data_stage(server)}: 5.6.0 content refused")
-    assert counts(delivered) == {
-        e: 1 for e, _ in people if e not in ("b@example.org", "c@example.org", "d@example.org")
-    }
-    # b was asked again on each retry, and each time Exim said 451 to its RCPT.
+    assert rows["d@example.org"][1:3] == (550, f"{stage}: 5.6.0 content refused")
+    assert rows["e@example.org"][1:3] == (451, f"{stage}: 4.3.0 content deferred")
+    assert counts(delivered) == {e: 1 for e, _ in people if e[0] not in "bcde"}
+    # b and e were asked again on each retry, and each time Exim said 451: to b's RCPT, after e's data.
     assert log.count("temporarily rejected RCPT <b@example.org>") == 3
+    assert len(re.findall(r"F=<[^>]*> temporarily rejected after DATA: 4\.3\.0", log)) == 3
 
 
 def _sent_now(ws: Path) -> set[str]:
