@@ -1,11 +1,11 @@
-"""A real Exim 4 on loopback for the send tests: an MTA that offers CHUNKING (BDAT) and PIPELINING, which
-neither aiosmtpd nor Postfix's smtp-sink does.
+"""A real Exim 4 on loopback for the send tests: an MTA that offers PIPELINING, and CHUNKING (BDAT) unless
+told not to (`chunking=False`: the pipelined DATA path), which neither aiosmtpd nor Postfix's smtp-sink does.
 
 `start_exim(...)` runs `exim -bdf` with its own configuration written to a folder of
 its own under /tmp (spool, logs, a Maildir): no system configuration, no DNS, no delivery out. Every
 message accepted is queued (queue_only); `Exim.deliver()` runs one queue run, which files each message into
 the Maildir as the bytes received, with CRLF line ends (use_crlf), after the headers Exim adds. Faults are
-Exim's own ACLs: a 4xx or a 5xx to the RCPT of given recipients, a 5xx after the data of others (for BDAT,
+Exim's own ACLs: a 4xx or a 5xx to the RCPT of given recipients, a 5xx or a 4xx after the data of others (for BDAT,
 the DATA ACL runs once the LAST chunk is in).
 
 Works as root (the daemon keeps root, its files belong to Exim's own user, as deliveries run as that user)
@@ -19,6 +19,7 @@ import contextlib
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -53,6 +54,7 @@ local_interfaces = 127.0.0.1
 daemon_smtp_ports = {port}
 daemon_startup_retries = 0
 tls_advertise_hosts =
+chunking_advertise_hosts = {chunking}
 host_lookup =
 rfc1413_hosts =
 keep_environment =
@@ -73,6 +75,8 @@ rcpt:
 data:
   deny  message = 5.6.0 content refused
         condition = ${{if inlist{{$recipients}}{{{data_deny}}}}}
+  defer message = 4.3.0 content deferred
+        condition = ${{if inlist{{$recipients}}{{{data_defer}}}}}
   warn  condition = ${{if inlist{{$recipients}}{{{slow}}}}}
         delay = {delay}
   warn  add_header = :at_start:{command_header}: $smtp_command
@@ -118,11 +122,12 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Exim:
-    """A running Exim: its port, and its folder (spool, log, Maildir)."""
+    """A running Exim: its port, its folder (spool, log, Maildir), and whether it offers CHUNKING."""
 
     port: int
     home: Path
     config: Path
+    chunking: bool = True
 
     def deliver(self) -> list[Delivered]:
         """One queue run (it returns when every queued message is filed), then every message in the Maildir."""
@@ -135,6 +140,11 @@ class Exim:
         for path in sorted((self.home / "Maildir" / "new").glob("*")):
             out.append(split_delivered(path.read_bytes()))
         return out
+
+    def accepted(self) -> list[list[str]]:
+        """The flags of each message the log records as received: "L" and its mark for PIPELINING, "K" when
+        CHUNKING (BDAT) carried it."""
+        return [m.group(1).split() for m in re.finditer(r" <= .*? P=\S+((?: \S+)*?) S=\d+", self.log())]
 
     def log(self) -> str:
         """Exim's main log and what the daemon wrote to its stderr (where it logs when not running as root)."""
@@ -177,12 +187,14 @@ def start_exim(
     defer: Collection[str] = (),
     deny: Collection[str] = (),
     data_deny: Collection[str] = (),
+    data_defer: Collection[str] = (),
     slow: Collection[str] = (),
     delay: str = "2s",
+    chunking: bool = True,
 ) -> Iterator[Exim]:
     """Exim on 127.0.0.1, its RCPT ACL deferring (451) `defer` and refusing (550) `deny`, its DATA ACL
-    refusing (550) `data_deny` and taking `delay` over the data of `slow` (each message has one recipient);
-    stopped, and its folder removed, on leaving."""
+    refusing (550) `data_deny`, deferring (451) `data_defer` and taking `delay` over the data of `slow` (each message has one recipient),
+    offering CHUNKING only when `chunking`; stopped, and its folder removed, on leaving."""
     assert EXIM is not None
     # pytest's tmp folders are private to their owner; when root runs the tests, Exim's own user must reach
     # its spool, so the server gets a folder of its own under /tmp.
@@ -205,9 +217,12 @@ def start_exim(
                 defer=_addresses(defer),
                 deny=_addresses(deny),
                 data_deny=_inlist(data_deny),
+                data_defer=_inlist(data_defer),
                 command_header=COMMAND_HEADER,
                 slow=_inlist(slow),
                 delay=delay,
+                # Exim's default offers CHUNKING to every host; an empty list to none.
+                chunking="*" if chunking else "",
             ),
             encoding="utf-8",
         )
@@ -227,7 +242,7 @@ def start_exim(
                 stderr=err,
                 start_new_session=True,
             )
-        server = Exim(port, home, config)
+        server = Exim(port, home, config, chunking)
         for _ in range(400):  # ready when it answers; a bounded wait, not a timing assertion
             if proc.poll() is not None:
                 raise AssertionError(f"exim did not start:\n{server.log()}")

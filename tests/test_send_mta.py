@@ -1,5 +1,7 @@
-"""The send against a real MTA that offers CHUNKING and PIPELINING: Exim 4 on loopback (tests/mta.py), so
-BDAT meets a server that was not written for these tests. Faults are Exim's own ACLs.
+"""The send against a real MTA that offers PIPELINING: Exim 4 on loopback (tests/mta.py), so both pipelined
+paths meet a server that was not written for these tests. Each test runs twice: against an Exim that offers
+CHUNKING (`[bdat]`: RSET, MAIL, RCPT, BDAT LAST, a window of them) and one that does not (`[data]`: each
+message's data goes with the next one's MAIL, RCPT and DATA). Faults are Exim's own ACLs.
 
 Skipped only when Exim is not installed and DIGEST_REQUIRE_TOOLS is unset (CI sets it: there a missing Exim
 fails). Install it with `apt-get install -y --no-install-recommends exim4-daemon-light`.
@@ -7,6 +9,7 @@ fails). Install it with `apt-get install -y --no-install-recommends exim4-daemon
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import smtplib
@@ -30,11 +33,12 @@ Run = Callable[..., Result]
 StartExim = Callable[..., AbstractContextManager[Exim]]
 
 
-@pytest.fixture
-def exim() -> Iterator[StartExim]:
-    """start_exim, skipped (or failed, with DIGEST_REQUIRE_TOOLS=1) when Exim is not installed."""
+@pytest.fixture(params=[True, False], ids=["bdat", "data"])
+def exim(request: pytest.FixtureRequest) -> Iterator[StartExim]:
+    """start_exim offering CHUNKING or not (the test runs once each way); skipped (or failed, with
+    DIGEST_REQUIRE_TOOLS=1) when Exim is not installed."""
     require_tool(EXIM, INSTALL)
-    yield start_exim
+    yield functools.partial(start_exim, chunking=request.param)
 
 
 def counts(delivered: list[Delivered]) -> Counter[str]:
@@ -42,47 +46,77 @@ def counts(delivered: list[Delivered]) -> Counter[str]:
     return Counter(d.recipient for d in delivered)
 
 
-# ---- one Session driven by hand: Exim's replies to pipelined BDAT transactions ----
+def carried_by(server: Exim, d: Delivered) -> str:
+    """The command that must have carried `d`'s data: BDAT announcing its size, or DATA."""
+    return f"BDAT {len(d.received)} LAST" if server.chunking else "DATA"
 
 
-def test_exim_offers_chunking_and_pipelining(exim: StartExim) -> None:
+def data_stage(server: Exim) -> str:
+    """The stage a refusal of the data is recorded at."""
+    return "BDAT" if server.chunking else "end of DATA"
+
+
+def assert_clean(server: Exim, messages: int) -> None:
+    """Exim's log has `messages` received, each pipelined (its "L" flag without the "-" of PIPELINING
+    offered but not used) and by BDAT exactly when it offered CHUNKING, and no protocol complaint (data
+    written before its 354, a command it did not offer)."""
+    pipelined = [any(f.startswith("L") and not f.endswith("-") for f in flags) for flags in server.accepted()]
+    assert pipelined == [True] * messages
+    assert [("K" in flags) for flags in server.accepted()] == [server.chunking] * messages
+    log = server.log()
+    assert "synchronization error" not in log
+    assert "protocol error" not in log
+
+
+# ---- one Session driven by hand: Exim's replies to pipelined transactions ----
+
+
+def test_exim_offers_pipelining_and_chunking_when_asked(exim: StartExim) -> None:
     with exim() as server:
         conn = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
         try:
             conn.ehlo()
-            assert conn.has_extn("chunking")
+            assert conn.has_extn("chunking") == server.chunking
             assert conn.has_extn("pipelining")
         finally:
             conn.quit()
 
 
-def test_a_window_of_bdat_transactions_with_faults_between_them(exim: StartExim) -> None:
-    # Faults back to back and before messages that must go through, all in one write: after a refused RCPT
-    # Exim keeps the sender (the next MAIL would be "503 sender already given"), hence the RSET; without
-    # it "nouser" would be recorded as refused at MAIL FROM.
+def test_a_window_of_pipelined_transactions_with_faults_between_them(exim: StartExim) -> None:
+    # Faults back to back and before messages that must go through, pipelined: after a refused RCPT Exim
+    # keeps the sender (the next MAIL would be "503 sender already given"), hence the RSET before each BDAT
+    # transaction and after a DATA refused; without it "b" would be recorded as refused at MAIL FROM. With
+    # DATA, Exim answers the DATA of a transaction whose only RCPT it refused "503 Valid RCPT command must
+    # precede DATA" (RFC 2920's 503): the refusal recorded is the RCPT's.
     dotted = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\n" + b"x" * 3000 + b"\r\nend\r\n"
-    names = ["a", "later", "nouser", "b", "badcontent", "c", "d", "e"]
+    names = ["a", "later", "nouser", "b", "badcontent", "c", "busy", "d", "e"]
     messages = [Msg(f"{n}@example.org", dotted) for n in names]
     with exim(
-        defer={"later@example.org"}, deny={"nouser@example.org"}, data_deny={"badcontent@example.org"}
+        defer={"later@example.org"},
+        deny={"nouser@example.org"},
+        data_deny={"badcontent@example.org"},
+        data_defer={"busy@example.org"},
     ) as server:
         replies = deliver_all(server.port, messages, window=4, timeout=10)
         delivered = server.deliver()
+        assert_clean(server, 5)
     shown = [(r, re.sub(r"^250 .*OK id=.*", "250 OK", o, flags=re.S)) for r, o in replies]
     assert shown == [
         ("a@example.org", "250 OK"),
         ("later@example.org", "RCPT TO: 451"),
         ("nouser@example.org", "RCPT TO: 550"),
         ("b@example.org", "250 OK"),
-        ("badcontent@example.org", "BDAT: 550"),
+        ("badcontent@example.org", f"{data_stage(server)}: 550"),
         ("c@example.org", "250 OK"),
+        ("busy@example.org", f"{data_stage(server)}: 451"),
         ("d@example.org", "250 OK"),
         ("e@example.org", "250 OK"),
     ]
     assert counts(delivered) == {f"{n}@example.org": 1 for n in "abcde"}
     for d in delivered:
-        assert d.received == dotted  # no dot-stuffing with BDAT, the long line whole
-        assert d.command == f"BDAT {len(dotted)} LAST"
+        # The bytes made, the long line whole: BDAT needs no dot-stuffing, Exim undid DATA's.
+        assert d.received == dotted
+        assert d.command == carried_by(server, d)
 
 
 # ---- the whole send ----
@@ -102,6 +136,7 @@ def test_a_send_over_exim_delivers_the_bytes_digest_made_once_each(
         smtp_env(server.port, DIGEST_GREETING=".Hi {name},")
         result = _send(run, csv, "--window", "3")
         delivered = server.deliver()
+        assert_clean(server, len(people))
     assert result.exit_code == 0, result.stderr
     rows = journal_rows(ws)
     assert {k: v[0] for k, v in rows.items()} == {e: "sent" for e, _ in people}
@@ -109,7 +144,7 @@ def test_a_send_over_exim_delivers_the_bytes_digest_made_once_each(
     got = {d.recipient: d for d in delivered}
     for email, _name in people:
         d = got[email]
-        assert d.command == f"BDAT {len(d.received)} LAST"  # BDAT, and the size it announced is what came
+        assert d.command == carried_by(server, d)  # with BDAT, the size it announced is what came
         msg = message_from_bytes(d.received, policy=policy.default)
         assert rows[email][3] == msg["Message-ID"]
         assert re.search(rb"(?m)^\.Hi ", d.received)
@@ -129,11 +164,17 @@ def test_exim_faults_in_a_send_land_on_the_right_subscribers(
 ) -> None:
     people = [(f"{x}@example.org", x.upper()) for x in "abcdefgh"]
     csv = subscribers(ws, people)
-    with exim(defer={"b@example.org"}, deny={"c@example.org"}, data_deny={"d@example.org"}) as server:
+    with exim(
+        defer={"b@example.org"},
+        deny={"c@example.org"},
+        data_deny={"d@example.org"},
+        data_defer={"e@example.org"},
+    ) as server:
         smtp_env(server.port)
         result = _send(run, csv, "--window", "4", "--retries", "2", "--retry-delay", "0.01")
         delivered = server.deliver()
         log = server.log()
+        assert_clean(server, len(people) - 4)
     assert result.exit_code == 1, result.stderr
     rows = journal_rows(ws)
     assert {k: v[0] for k, v in rows.items()} == {
@@ -141,15 +182,17 @@ def test_exim_faults_in_a_send_land_on_the_right_subscribers(
         "b@example.org": "deferred",
         "c@example.org": "failed",
         "d@example.org": "failed",
+        "e@example.org": "deferred",
     }
+    stage = data_stage(server)
     assert rows["b@example.org"][1:3] == (451, "RCPT TO: 4.2.0 try again later")
     assert rows["c@example.org"][1:3] == (550, "RCPT TO: 5.1.1 no such user")
-    assert rows["d@example.org"][1:3] == (550, "BDAT: 5.6.0 content refused")
-    assert counts(delivered) == {
-        e: 1 for e, _ in people if e not in ("b@example.org", "c@example.org", "d@example.org")
-    }
-    # b was asked again on each retry, and each time Exim said 451 to its RCPT.
+    assert rows["d@example.org"][1:3] == (550, f"{stage}: 5.6.0 content refused")
+    assert rows["e@example.org"][1:3] == (451, f"{stage}: 4.3.0 content deferred")
+    assert counts(delivered) == {e: 1 for e, _ in people if e[0] not in "bcde"}
+    # b and e were asked again on each retry, and each time Exim said 451: to b's RCPT, after e's data.
     assert log.count("temporarily rejected RCPT <b@example.org>") == 3
+    assert len(re.findall(r"F=<[^>]*> temporarily rejected after DATA: 4\.3\.0", log)) == 3
 
 
 def _sent_now(ws: Path) -> set[str]:
@@ -194,7 +237,9 @@ def test_a_send_killed_mid_window_resumes_without_re_sending_what_exim_accepted(
         final = subprocess.run(command, cwd=ws, env=env, capture_output=True, text=True, timeout=120)
         assert final.returncode == 0, final.stderr
         delivered = counts(server.deliver())
+        assert_clean(server, sum(delivered.values()))
     assert set(delivered) == {e for e, _ in people}
     assert all(delivered[e] == 1 for e in recorded)  # nothing recorded as sent went again
-    # Only what was in flight, unrecorded, at the kill may have gone twice: at most the window.
-    assert sum(delivered.values()) - total <= window
+    # Only what was in flight, unrecorded, at the kill may have gone twice: at most the window with BDAT, the
+    # one message whose data was written with DATA (the next one's envelope, written with it, has no data).
+    assert sum(delivered.values()) - total <= (window if server.chunking else 1)
