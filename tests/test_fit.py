@@ -353,20 +353,22 @@ def test_a_fitted_build_is_not_stale_and_the_manifest_reads_back(
     (workspace / "digest.toml").write_text(
         text.replace("[email]\n", "[email]\nfit = true\nfit_budget = 20\n")
     )
-    (workspace / "items" / "later.md").write_text(
-        "---\ntitle: Later\ndate: 2021-03-20\ncategory: News\nsummary: S.\npublish_after: 2021-05-01\n---\n"
-    )
-    assert run("build", "--month", "2021-03").exit_code == 0
+    item = "---\ntitle: {0}\ndate: 2021-03-20\ncategory: News\nsummary: S.\npublish_after: {1}\n---\n"
+    (workspace / "items" / "later.md").write_text(item.format("Later", "2021-03-30"))
+    (workspace / "items" / "may.md").write_text(item.format("May", "2021-05-01"))  # due in May, not March
+    assert run("--now", "2021-03-28T12:00:00+00:00", "build", "--month", "2021-03").exit_code == 0
     config = load_config(workspace / "digest.toml")
     built = outdir.load(workspace / "out" / "2021-03")
     assert built.manifest.moved and {m.by for m in built.manifest.moved} == {"fit"}
-    assert changes_since(config, built, now=NOW) == []  # moved items are part of the build; "later" waits
+    # Moved items are part of the build; "later" waits for its embargo; "may" never joins March.
+    before = datetime(2021, 3, 29, tzinfo=TZ)
+    assert changes_since(config, built, now=before) == []
     assert changes_since(config, built, now=datetime(2021, 5, 2, tzinfo=TZ)) == ["added:   items/later.md"]
     moved = built.manifest.moved[0]
     (workspace / "items" / Path(moved.source).name).write_text(
         (workspace / moved.source).read_text(encoding="utf-8").replace("\ntitle: ", "\ntitle: Edited ", 1)
     )
-    assert changes_since(config, built, now=NOW) == [f"edited:  {moved.source}"]
+    assert changes_since(config, built, now=before) == [f"edited:  {moved.source}"]
     again = outdir.Manifest.from_json(built.manifest.to_json())
     assert again == built.manifest
     old = json.loads(built.manifest.to_json())
