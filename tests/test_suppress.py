@@ -1,5 +1,6 @@
 """The suppression list on its own (digest/suppress.py) and `digest suppress`: normalisation shared with the
-subscriber list, first entry kept, history, privacy, concurrent writers, CSV import and export."""
+subscriber list, first entry kept, history, privacy, concurrent writers, CSV import and export
+(digest/suppresscsv.py)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,8 @@ from click.testing import Result
 from digest.errors import SuppressionError
 from digest.send import bad_address
 from digest.subscribers import iter_subscribers
-from digest.suppress import (
-    REASONS,
-    Entry,
-    Suppressions,
-    export_csv,
-    import_csv,
-    normalise,
-    read_csv,
-)
+from digest.suppress import REASONS, Entry, Suppressions, normalise
+from digest.suppresscsv import export_csv, import_csv, read_csv
 
 Run = Callable[..., Result]
 T0 = datetime(2021, 3, 1, 9, 30, tzinfo=UTC)
