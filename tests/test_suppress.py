@@ -254,6 +254,35 @@ def test_bad_rows_are_each_named_and_nothing_is_imported(tmp_path: Path) -> None
         assert store.suppressed() == {"ok@example.org"}
 
 
+def test_short_rows_blank_rows_and_utc_dates(tmp_path: Path) -> None:
+    csv = tmp_path / "esp.csv"
+    csv.write_text(
+        "email,reason,date\n"
+        "a@example.org,bounced,2021-03-01 09:30:00 UTC\n"
+        ",,\n"  # a blank row (commas only) is skipped, not a bad row
+        "b@example.org,bounced\n"
+        "c@example.org,,2021-03-01T10:30:00+01:00\n",
+        encoding="utf-8",
+    )
+    rows, problems = read_csv(csv)
+    assert problems == [f"{csv}:4: 2 fields, the header has 3"]
+    assert [(a, r, t) for a, r, t, _e in rows] == [
+        ("a@example.org", "bounced", T0),
+        ("c@example.org", "manual", T0),
+    ]
+
+
+def test_many_bad_rows_are_listed_up_to_fifty(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("email\n" + "".join(f"nope{n}\n" for n in range(53)), encoding="utf-8")
+    with Suppressions(tmp_path / "s.sqlite") as store, pytest.raises(SuppressionError) as caught:
+        import_csv(store, csv)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"53 bad rows in {csv}; nothing imported:"
+    assert lines[1].startswith(f"{csv}:2: 'nope0'") and lines[50].startswith(f"{csv}:51: 'nope49'")
+    assert lines[51:] == ["... and 3 more", "Fix them, or pass --skip-invalid to import the good rows only."]
+
+
 def test_files_that_cannot_be_imported(tmp_path: Path) -> None:
     no_email = tmp_path / "x.csv"
     no_email.write_text("address\na@example.org\n", encoding="utf-8")
