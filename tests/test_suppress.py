@@ -1,5 +1,6 @@
 """The suppression list on its own (digest/suppress.py) and `digest suppress`: normalisation shared with the
-subscriber list, first entry kept, history, privacy, concurrent writers, CSV import and export."""
+subscriber list, first entry kept, history, privacy, concurrent writers, CSV import and export
+(digest/suppresscsv.py)."""
 
 from __future__ import annotations
 
@@ -19,15 +20,8 @@ from click.testing import Result
 from digest.errors import SuppressionError
 from digest.send import bad_address
 from digest.subscribers import iter_subscribers
-from digest.suppress import (
-    REASONS,
-    Entry,
-    Suppressions,
-    export_csv,
-    import_csv,
-    normalise,
-    read_csv,
-)
+from digest.suppress import REASONS, Entry, Suppressions, normalise
+from digest.suppresscsv import export_csv, import_csv, read_csv
 
 Run = Callable[..., Result]
 T0 = datetime(2021, 3, 1, 9, 30, tzinfo=UTC)
@@ -258,6 +252,35 @@ def test_bad_rows_are_each_named_and_nothing_is_imported(tmp_path: Path) -> None
         done = import_csv(store, csv, skip_invalid=True)
         assert (done.rows, done.added, len(done.problems)) == (1, 1, 3)
         assert store.suppressed() == {"ok@example.org"}
+
+
+def test_short_rows_blank_rows_and_utc_dates(tmp_path: Path) -> None:
+    csv = tmp_path / "esp.csv"
+    csv.write_text(
+        "email,reason,date\n"
+        "a@example.org,bounced,2021-03-01 09:30:00 UTC\n"
+        ",,\n"  # a blank row (commas only) is skipped, not a bad row
+        "b@example.org,bounced\n"
+        "c@example.org,,2021-03-01T10:30:00+01:00\n",
+        encoding="utf-8",
+    )
+    rows, problems = read_csv(csv)
+    assert problems == [f"{csv}:4: 2 fields, the header has 3"]
+    assert [(a, r, t) for a, r, t, _e in rows] == [
+        ("a@example.org", "bounced", T0),
+        ("c@example.org", "manual", T0),
+    ]
+
+
+def test_many_bad_rows_are_listed_up_to_fifty(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("email\n" + "".join(f"nope{n}\n" for n in range(53)), encoding="utf-8")
+    with Suppressions(tmp_path / "s.sqlite") as store, pytest.raises(SuppressionError) as caught:
+        import_csv(store, csv)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"53 bad rows in {csv}; nothing imported:"
+    assert lines[1].startswith(f"{csv}:2: 'nope0'") and lines[50].startswith(f"{csv}:51: 'nope49'")
+    assert lines[51:] == ["... and 3 more", "Fix them, or pass --skip-invalid to import the good rows only."]
 
 
 def test_files_that_cannot_be_imported(tmp_path: Path) -> None:

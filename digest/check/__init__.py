@@ -11,9 +11,9 @@ items/ is not read (an item file added or edited since the build changes nothing
 only serves to name the template file and line where a finding is fixed.
 
 The package follows the data: built.py reads the folder, html.py parses the HTML, digest.mjmlschema lints
-the MJML, rules.py holds the rules, report.py the findings and their report; clients.py looks the features
-the email uses up in the caniemail data for [check] clients; spam.py scores a sent-shape message in
-SpamAssassin (`digest check --spam`).
+the MJML, rules.py holds the rules, report.py the findings and their report; features.py names the
+caniemail features the email uses and clients.py looks them up in the caniemail data for [check] clients;
+spam.py scores a sent-shape message in SpamAssassin (`digest check --spam`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import click
 
 from digest.cli.base import State, fail_cleanly, main
 from digest.fsutil import shown
-from digest.suppress import REASONS, Entry, export_csv, import_csv, normalise, open_suppressions, why
+from digest.suppress import REASONS, Entry, normalise, open_suppressions, why
+from digest.suppresscsv import export_csv, import_csv
 from digest.words import plural
 
 _REASON = click.Choice(REASONS)
