@@ -331,9 +331,10 @@ def personaliser(
     texts = config.texts(lang or config.language)
     greeting, fallback = config.send.greeting, config.send.greeting_fallback
     if lang and lang != config.language:
-        from digest.render import translations
+        from digest.i18n import translations
 
-        words = translations(lang)  # the default greetings are in the catalogs; a team's own are not
+        # The default greetings are in the catalogs (the workspace's too); a team's own are not.
+        words = translations(lang, config.paths.locale)
         greeting = texts.greeting or words.gettext(greeting)
         fallback = texts.greeting_fallback or words.gettext(fallback)
     url, mailto, secret = (

@@ -48,6 +48,8 @@ class Paths:
     templates: Path = Path("templates")
     out: Path = Path("out")
     cache: Path = Path(".digest-cache")
+    # The workspace's own gettext catalogs (<lang>/LC_MESSAGES/digest.po), in front of the packaged ones.
+    locale: Path = Path("locale")
     # Who must not get mail (unsubscribed, bounced, complained): personal data the team keeps, not a cache and
     # not for git (an address committed once stays in the history), so a SQLite file in the workspace.
     suppressions: Path = Path("suppressions.sqlite")
@@ -355,7 +357,7 @@ def load_config(
         (grouped[group] if group else top)[name] = value
     paths = grouped.pop("paths")
     defaults = Paths(root=root)
-    for name in ("items", "templates", "out", "cache", "suppressions"):
+    for name in ("items", "templates", "out", "cache", "locale", "suppressions"):
         paths.setdefault(name, root / getattr(defaults, name))
     return Config(
         paths=Paths(root=root, config_file=path, **paths),
