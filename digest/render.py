@@ -4,7 +4,7 @@ Templates: the workspace's templates/ folder first, the packaged defaults behind
 overridden and still `{% extends "default/digest.mjml.j2" %}`. StrictUndefined: a typo is an error.
 
 One Renderer per language: the templates' strings go through gettext (Jinja2's i18n extension, with the
-workspace's catalogs in front of the packaged ones: digest/i18n.py), dates through Babel.
+workspace's catalogs in front of the packaged ones: digest/i18n.py), dates through Babel (digest/i18n.py).
 
 MJML and premailer run once per digest. What differs per recipient (greeting, unsubscribe link) is left
 in the rendered parts as placeholder tokens that digest/message.py fills in with escaped values.
@@ -27,14 +27,13 @@ from urllib.parse import urlsplit
 import jinja2
 import mjml
 from babel import Locale
-from babel.dates import format_date, format_datetime
 from markupsafe import Markup
 
 from digest.config import Config
 from digest.css import inline_css
 from digest.errors import TemplateError
 from digest.fsutil import bytecode_cache
-from digest.i18n import translations
+from digest.i18n import format_date, format_datetime, translations
 from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
 from digest.select import Digest
