@@ -359,7 +359,7 @@ def personaliser(
         html=parts.html,
         text=parts.text,
         content_hash=parts.content_hash,
-        sender=config.sender,
+        sender=config.sender_in(lang),  # the address is [email] from's; the name may be the language's
         date=now,
         reply_to=config.reply_to,
         list_id=list_id(config),

@@ -175,7 +175,7 @@ class Renderer:
             "web": web,
             "greeting": "" if web else GREETING,
             "unsubscribe_url": "" if web else UNSUBSCRIBE_URL,
-            "from_name": c.sender.display_name or c.sender.addr_spec,
+            "from_name": texts.from_name or c.sender.addr_spec,
             "now": self.now,
         }
         ctx["subject"] = self._render_string("subject", texts.subject, ctx)

@@ -198,6 +198,7 @@ class Config:
             greeting=table.greeting,
             greeting_fallback=table.greeting_fallback,
             order=table.order or self.categories.order,
+            from_name=table.from_name or self.sender.display_name,
         )
 
     def language_order(self) -> list[str]:
@@ -222,6 +223,13 @@ class Config:
     def sender(self) -> Address:
         """The From address, parsed."""
         return v.parse_address(self.email.sender, what="email.from")
+
+    def sender_in(self, lang: str | None) -> Address:
+        """The From address of a language's messages: [email] from's address, with the language's
+        from_name when its [languages.xx] table gives one."""
+        sender = self.sender
+        name = self.texts(lang or self.language).from_name
+        return sender if name == sender.display_name else Address(name, addr_spec=sender.addr_spec)
 
     @property
     def reply_to(self) -> Address | None:
