@@ -92,9 +92,9 @@ def read_po(raw: bytes, *, where: str, lang: str) -> Po:
     fuzzy = False
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
-        if not s or s.startswith("#~"):  # obsolete messages, kept by pybabel update, are not read
+        if not s:
             continue
-        if s.startswith("#"):
+        if s.startswith("#"):  # comments, flags, and obsolete messages ("#~ msgid ...") kept by pybabel
             fuzzy = fuzzy or (s.startswith("#,") and "fuzzy" in s[2:].replace(",", " ").split())
             continue
         keyword, index, value = None, None, s

@@ -155,7 +155,7 @@ def test_fuzzy_and_untranslated_messages_are_left_to_the_packaged_catalog(tmp_pa
     catalog(
         tmp_path,
         "fr",
-        '#, fuzzy\nmsgid "In this issue"\nmsgstr "Au sommaire"\n\n'
+        '#, fuzzy\n#. a note for the translator\nmsgid "In this issue"\nmsgstr "Au sommaire"\n\n'
         'msgid "Unsubscribe"\nmsgstr ""\n\n'
         '#, python-format\nmsgid "Read more"\nmsgstr "Lire"\n',
     )
@@ -185,10 +185,19 @@ def test_continuations_escapes_and_contexts() -> None:
         "# a comment\n"
         'msgid ""\n"In this "\n"issue"\nmsgstr ""\n"Au "\n"sommaire\\n\\"ici\\"\\t\\\\"\n\n'
         'msgctxt "menu"\nmsgid "Open"\nmsgstr "Ouvrir"\n\n'
+        'msgid "%(num)d one"\nmsgid_plural "%(num)d "\n"in %(section)s"\nmsgstr[0] "%(num)d un"\n'
+        'msgstr[1] "%(num)d "\n"dans %(section)s"\nmsgstr[2] "x"\n\n'
         'msgid "Open"\nmsgstr "Ouvert"\n\n'
         '#~ msgid "Old"\n#~ msgstr "Vieux"\n'
     )
-    assert messages == {"In this issue": 'Au sommaire\n"ici"\t\\', "menu\x04Open": "Ouvrir", "Open": "Ouvert"}
+    assert messages == {
+        "In this issue": 'Au sommaire\n"ici"\t\\',
+        "menu\x04Open": "Ouvrir",
+        "Open": "Ouvert",
+        ("%(num)d one", 0): "%(num)d un",
+        ("%(num)d one", 1): "%(num)d dans %(section)s",
+        ("%(num)d one", 2): "x",
+    }
 
 
 def test_the_usual_plural_rule_when_the_header_has_none() -> None:
@@ -221,6 +230,18 @@ def test_the_usual_plural_rule_when_the_header_has_none() -> None:
         ('msgid "a"\nmsgid_plural "as"\nmsgstr "x"\n', "3: a message with msgid_plural has msgstr[0]"),
         ('msgid "a"\nmsgstr[0] "x"\n', "2: msgstr[0] is for a message with msgid_plural"),
         ('msgid "a"\nmsgid_plural "as"\nmsgstr[1] "x"\n', "3: expected msgstr[0] here, not msgstr[1]"),
+        (
+            'msgid "a"\nmsgid_plural "as"\nmsgstr[0] "x"\nmsgstr[0] "y"\n',
+            "4: expected msgstr[1] here, not msgstr[0]",
+        ),
+        (
+            'msgid "a"\nmsgid_plural "as"\nmsgstr[0] "x"\nmsgstr[1] "y"\nmsgstr[2] "z"\nmsgstr[3] "w"\n',
+            "1: 'a' has 4 plural forms, the catalog's Plural-Forms (fr's usual one) says 3",
+        ),
+        (
+            'msgid ""\nmsgstr "Plural-Forms: nplurals=0; plural=0;\\n"\n',
+            "1: the Plural-Forms header 'nplurals=0; plural=0;'",
+        ),
         ('msgid "a"\nmsgstr "x"\nmsgid_plural "as"\n', "3: msgid_plural goes right after its msgid"),
         (
             'msgid "Read %(title)s"\nmsgstr "Lire %(titre)s"\n',
