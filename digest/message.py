@@ -331,9 +331,10 @@ def personaliser(
     texts = config.texts(lang or config.language)
     greeting, fallback = config.send.greeting, config.send.greeting_fallback
     if lang and lang != config.language:
-        from digest.render import translations
+        from digest.i18n import translations
 
-        words = translations(lang)  # the default greetings are in the catalogs; a team's own are not
+        # The default greetings are in the catalogs (the workspace's too); a team's own are not.
+        words = translations(lang, config.paths.locale)
         greeting = texts.greeting or words.gettext(greeting)
         fallback = texts.greeting_fallback or words.gettext(fallback)
     url, mailto, secret = (
@@ -358,7 +359,7 @@ def personaliser(
         html=parts.html,
         text=parts.text,
         content_hash=parts.content_hash,
-        sender=config.sender,
+        sender=config.sender_in(lang),  # the address is [email] from's; the name may be the language's
         date=now,
         reply_to=config.reply_to,
         list_id=list_id(config),

@@ -1,7 +1,7 @@
 """A live preview: build into a private folder, serve it on 127.0.0.1, rebuild when a file changes.
 
-What is watched: every file under the items and templates folders, and the config file (polled by their
-stat signature: mtime, size, inode, several times a second; no extra dependency). A change rebuilds the
+What is watched: every file under the items, templates and locale folders, and the config file (polled by
+their stat signature: mtime, size, inode, several times a second; no extra dependency). A change rebuilds the
 digest; the page learns of it over server-sent events (/events) and reloads its frame. A failed build is
 shown in the page (and /digest.html answers 500 with the error) until a later build succeeds; the server
 keeps running. The preview never writes to out/.
@@ -146,7 +146,12 @@ class Preview:
             config = self._load()  # once per build; if it fails, what was watched stays watched
             watched = [
                 p
-                for p in (config.paths.config_file, config.paths.items, config.paths.templates)
+                for p in (
+                    config.paths.config_file,
+                    config.paths.items,
+                    config.paths.templates,
+                    config.paths.locale,
+                )
                 if p is not None
             ]
             with self._changed:

@@ -4,7 +4,7 @@ Templates: the workspace's templates/ folder first, the packaged defaults behind
 overridden and still `{% extends "default/digest.mjml.j2" %}`. StrictUndefined: a typo is an error.
 
 One Renderer per language: the templates' strings go through gettext (Jinja2's i18n extension, with the
-catalogs in digest/locale/, made with Babel's usual commands: see CONTRIBUTING.md), dates through Babel.
+workspace's catalogs in front of the packaged ones: digest/i18n.py), dates through Babel (digest/i18n.py).
 
 MJML and premailer run once per digest. What differs per recipient (greeting, unsubscribe link) is left
 in the rendered parts as placeholder tokens that digest/message.py fills in with escaped values.
@@ -27,14 +27,13 @@ from urllib.parse import urlsplit
 import jinja2
 import mjml
 from babel import Locale
-from babel.dates import format_date, format_datetime
-from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
 from digest.config import Config
 from digest.css import inline_css
 from digest.errors import TemplateError
 from digest.fsutil import bytecode_cache
+from digest.i18n import format_date, format_datetime, translations
 from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
 from digest.select import Digest
@@ -58,18 +57,6 @@ def default_templates_dir() -> Path:
     here = Path(__file__).resolve().parent
     packaged = here / "templates"
     return packaged if packaged.is_dir() else here.parent / "templates"
-
-
-LOCALE_DIR = Path(__file__).resolve().parent / "locale"
-DOMAIN = "digest"
-
-
-@functools.cache
-def translations(lang: str) -> NullTranslations:
-    """The packaged catalog of a language (digest/locale/<lang>/LC_MESSAGES/digest.mo): English, French
-    and Spanish ship; any other language shows the templates' English strings."""
-    found = Translations.load(str(LOCALE_DIR), locales=[lang], domain=DOMAIN)
-    return found if isinstance(found, Translations) else NullTranslations()
 
 
 def _wrap(text: str, width: int = WIDTH, indent: str = "", first: str | None = None) -> str:
@@ -163,7 +150,8 @@ class Renderer:
             extensions=["jinja2.ext.i18n"],
         )
         # New-style gettext: `_("Read more: %(title)s", title=...)` escapes its values in HTML templates.
-        env.install_gettext_translations(translations(self.lang), newstyle=True)  # type: ignore[attr-defined]
+        words = translations(self.lang, self.config.paths.locale)  # the workspace's catalogs in front
+        env.install_gettext_translations(words, newstyle=True)  # type: ignore[attr-defined]
         env.filters["date"] = lambda d, fmt="long": format_date(d, fmt, locale=self.locale)
         env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt, locale=self.locale)
         env.filters["wrap"] = _wrap
@@ -187,7 +175,7 @@ class Renderer:
             "web": web,
             "greeting": "" if web else GREETING,
             "unsubscribe_url": "" if web else UNSUBSCRIBE_URL,
-            "from_name": c.sender.display_name or c.sender.addr_spec,
+            "from_name": texts.from_name or c.sender.addr_spec,
             "now": self.now,
         }
         ctx["subject"] = self._render_string("subject", texts.subject, ctx)

@@ -12,9 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_interval
-
 from digest.errors import EmptyWindow, WindowError
+from digest.i18n import format_date, format_interval  # Babel's, with French's "1er"
 
 
 @dataclass(frozen=True)

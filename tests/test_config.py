@@ -176,7 +176,7 @@ def test_nearest_config_upwards(tmp_path: Path) -> None:
         (
             '[languages.fr]\ntitel = "T"\n',
             "languages: [languages.fr]: unknown key 'titel'; keys are title, intro, subject, preheader, "
-            "greeting, greeting_fallback, order",
+            "greeting, greeting_fallback, order, from_name",
         ),
     ],
 )

@@ -22,7 +22,7 @@ from conftest import REPO, write_item
 from smtpserver import MONTH, Handler, Server, journal_rows
 
 from digest import outdir
-from digest.render import LOCALE_DIR
+from digest.i18n import LOCALE_DIR
 
 Run = Callable[..., Result]
 

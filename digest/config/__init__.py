@@ -48,6 +48,8 @@ class Paths:
     templates: Path = Path("templates")
     out: Path = Path("out")
     cache: Path = Path(".digest-cache")
+    # The workspace's own gettext catalogs (<lang>/LC_MESSAGES/digest.po), in front of the packaged ones.
+    locale: Path = Path("locale")
     # Who must not get mail (unsubscribed, bounced, complained): personal data the team keeps, not a cache and
     # not for git (an address committed once stays in the history), so a SQLite file in the workspace.
     suppressions: Path = Path("suppressions.sqlite")
@@ -196,6 +198,7 @@ class Config:
             greeting=table.greeting,
             greeting_fallback=table.greeting_fallback,
             order=table.order or self.categories.order,
+            from_name=table.from_name or self.sender.display_name,
         )
 
     def language_order(self) -> list[str]:
@@ -220,6 +223,13 @@ class Config:
     def sender(self) -> Address:
         """The From address, parsed."""
         return v.parse_address(self.email.sender, what="email.from")
+
+    def sender_in(self, lang: str | None) -> Address:
+        """The From address of a language's messages: [email] from's address, with the language's
+        from_name when its [languages.xx] table gives one."""
+        sender = self.sender
+        name = self.texts(lang or self.language).from_name
+        return sender if name == sender.display_name else Address(name, addr_spec=sender.addr_spec)
 
     @property
     def reply_to(self) -> Address | None:
@@ -355,7 +365,7 @@ def load_config(
         (grouped[group] if group else top)[name] = value
     paths = grouped.pop("paths")
     defaults = Paths(root=root)
-    for name in ("items", "templates", "out", "cache", "suppressions"):
+    for name in ("items", "templates", "out", "cache", "locale", "suppressions"):
         paths.setdefault(name, root / getattr(defaults, name))
     return Config(
         paths=Paths(root=root, config_file=path, **paths),

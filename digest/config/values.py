@@ -352,9 +352,41 @@ class LanguageTexts:
     greeting: str = ""
     greeting_fallback: str = ""
     order: tuple[str, ...] = ()  # the sections' order in this language's digest (): [categories] order
+    from_name: str = ""  # the From display name of this language's messages ("": [email] from's)
 
 
-_LANGUAGE_KEYS = ("title", "intro", "subject", "preheader", "greeting", "greeting_fallback", "order")
+_LANGUAGE_KEYS = (
+    "title",
+    "intro",
+    "subject",
+    "preheader",
+    "greeting",
+    "greeting_fallback",
+    "order",
+    "from_name",
+)
+
+
+def display_name(v: Any) -> str:
+    """A From display name: one line without control characters (a header value; the address stays
+    [email] from's). Non-ASCII is fine: the message encodes it (RFC 2047)."""
+    s = line(v).strip()
+    bad = next((c for c in s if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ValueError(f"no control characters in a header value ({s!r})")
+    if not s:
+        raise ValueError("must not be empty")
+    return s
+
+
+def _named(key: str, check: Any, table: dict[str, Any]) -> Any:
+    """A key of a [languages.xx] table, checked; its errors name the key."""
+    if key not in table:
+        return ""
+    try:
+        return check(table[key])
+    except ValueError as err:
+        raise ValueError(f"{key}: {err}") from err
 
 
 def languages(v: Any) -> tuple[LanguageTexts, ...]:
@@ -380,6 +412,7 @@ def languages(v: Any) -> tuple[LanguageTexts, ...]:
                     if "greeting_fallback" in table
                     else "",
                     order=categories(table["order"]) if "order" in table else (),
+                    from_name=_named("from_name", display_name, table),
                 )
             )
         except ValueError as err:

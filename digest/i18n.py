@@ -1,0 +1,124 @@
+"""The digest's words in its language: gettext catalogs (the workspace's in front of the packaged ones) and
+dates (Babel's, but for French's "1er", the first of a month).
+
+The packaged catalogs are compiled (digest/locale/<lang>/LC_MESSAGES/digest.mo, made with Babel's commands).
+A workspace's own are the .po files its team edits (locale/<lang>/LC_MESSAGES/digest.po), read by
+digest/po.py as they are: no compile step.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from babel import Locale
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.dates import format_interval as _babel_interval
+from babel.dates import tokenize_pattern, untokenize_pattern
+
+if TYPE_CHECKING:
+    from babel.support import NullTranslations
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "digest"
+_STANDARD = ("short", "medium", "long", "full")
+
+# ---- dates ----
+
+
+def _french(locale: Locale | str) -> bool:
+    return Locale.parse(locale).language == "fr"
+
+
+def _first_of_month(pattern: str) -> str:
+    """A date pattern that writes the day as "1er": French's ordinal for the first of a month (only the
+    plain day field "d"; "dd", "01", is a number in a table, not the day of a sentence)."""
+    tokens: list[tuple[str, Any]] = []
+    for token in tokenize_pattern(pattern):
+        tokens.append(token)
+        if token == ("field", ("d", 1)):
+            tokens.append(("chars", "er"))
+    return untokenize_pattern(tokens)
+
+
+def format_date(day: date | datetime, format: str = "medium", locale: Locale | str = "en") -> str:
+    """Babel's format_date; in French the first of a month is "1er" ("1er décembre 2026")."""
+    if day.day != 1 or not _french(locale):
+        return _babel_date(day, format, locale=locale)
+    pattern = Locale.parse(locale).date_formats[format].pattern if format in _STANDARD else format
+    return _babel_date(day, _first_of_month(pattern), locale=locale)
+
+
+def format_datetime(when: datetime, format: str = "medium", locale: Locale | str = "en") -> str:
+    """Babel's format_datetime; in French the first of a month is "1er"."""
+    if when.day != 1 or not _french(locale):
+        return _babel_datetime(when, format, locale=locale)
+    pattern = format
+    if format in _STANDARD:
+        loc = Locale.parse(locale)
+        # The date-time pattern with the date's and time's patterns in it (Babel fills in formatted text).
+        pattern = (
+            str(loc.datetime_formats[format])
+            .replace("{0}", loc.time_formats[format].pattern)
+            .replace("{1}", loc.date_formats[format].pattern)
+        )
+    return _babel_datetime(when, _first_of_month(pattern), locale=locale)
+
+
+def format_interval(start: date, end: date, skeleton: str, locale: Locale | str = "en") -> str:
+    """Babel's format_interval of two dates; in French a first of a month is "1er" ("1er–7 déc. 2026")."""
+    if 1 not in (start.day, end.day) or not _french(locale):
+        return _babel_interval(start, end, skeleton, locale=locale)
+    loc = Locale.parse(locale)
+    if start == end and skeleton in loc.datetime_skeletons:
+        return format_date(start, loc.datetime_skeletons[skeleton].pattern, loc)
+    pieces = loc.interval_formats.get(skeleton, {})
+    # The largest field that differs picks the pattern pair, as Babel (and CLDR) do.
+    for field, differs in (("y", start.year != end.year), ("M", start.month != end.month), ("d", True)):
+        if differs and field in pieces:
+            first, second = pieces[field]
+            return format_date(start, first, loc) + format_date(end, second, loc)
+    return _babel_interval(start, end, skeleton, locale=locale)
+
+
+# ---- catalogs ----
+
+
+@functools.cache
+def packaged(lang: str) -> NullTranslations:
+    """The packaged catalog of a language (digest/locale/<lang>/LC_MESSAGES/digest.mo): English, French
+    and Spanish ship; any other language shows the templates' English strings."""
+    from babel.support import (
+        NullTranslations,
+        Translations,
+    )  # the catalogs' modules: only a render needs them
+
+    found = Translations.load(str(LOCALE_DIR), locales=[lang], domain=DOMAIN)
+    return found if isinstance(found, Translations) else NullTranslations()
+
+
+def catalog_path(folder: Path, tag: str) -> Path:
+    """Where a workspace keeps a language's catalog: <folder>/<tag>/LC_MESSAGES/digest.po."""
+    return folder / tag / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def translations(lang: str, folder: Path | None = None) -> NullTranslations:
+    """The words of a language: the workspace's catalogs in `folder` (the regional one first: fr_CA, then
+    fr), each string they leave out looked up behind them, in the packaged catalog."""
+    words = packaged(lang)
+    if folder is None:
+        return words
+    from digest.po import Catalog, read_catalog
+
+    parts = lang.split("_")
+    for tag in ("_".join(parts[:n]) for n in range(1, len(parts) + 1)):  # fr, then fr_CA in front of it
+        path = catalog_path(folder, tag)
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        words = Catalog(read_catalog(path, stat, tag), fallback=words)
+    return words
