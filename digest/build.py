@@ -98,18 +98,21 @@ def scan_and_render(config: Config, window: Window, *, now: datetime) -> tuple[S
     of the build), and rendered again only when the listing changed the window.
     """
     scanner = _scanner(config)
-    scanner.start_walk(background=True)
-    # The renderer (Jinja2, MJML, babel, the mail modules: ~60 ms of imports) is imported at its first use,
-    # after the listing of a large archive has started, so that the two overlap.
-    renderers = _Renderers(config, now)
-    guess = scanner.speculate(window.start, window.end) if scanner.warm else None
-    drafts = None
-    # A template error here is reported by the render below, after any bad item file, as without a guess.
-    with suppress(DigestError):
-        drafts = _render(renderers, config, window, guess) if guess else None
-    found = scanner.finish(window.start, window.end)
-    if drafts is None or found.items != guess:
-        drafts = _render(renderers, config, window, found.items)
+    try:
+        scanner.start_walk(background=True)
+        # The renderer (Jinja2, MJML, babel, the mail modules: ~60 ms of imports) is imported at its first
+        # use, after the listing of a large archive has started, so that the two overlap.
+        renderers = _Renderers(config, now)
+        guess = scanner.speculate(window.start, window.end) if scanner.warm else None
+        drafts = None
+        # A template error here is reported by the render below, after any bad item file, as without a guess.
+        with suppress(DigestError):
+            drafts = _render(renderers, config, window, guess) if guess else None
+        found = scanner.finish(window.start, window.end)
+        if drafts is None or found.items != guess:
+            drafts = _render(renderers, config, window, found.items)
+    finally:
+        scanner.close()  # a render that failed leaves no listing process behind
     return found, drafts
 
 
@@ -257,6 +260,9 @@ def assemble(
         warnings=tuple(warnings),
         lang=drafts.lang,
         languages=languages,
+        already_sent=tuple(sorted({i.slug for i in found.items if i.slug in window.sent}))
+        if drafts.main
+        else (),
     )
     files[outdir.MANIFEST] = manifest.to_json()
     return files, manifest
@@ -293,11 +299,12 @@ def changes_since(config: Config, built: outdir.Built, *, now: datetime | None =
     """What changed in the built window's items since the build: one line per item added, edited or
     removed (empty when the folder still shows the items as they are). A send refuses a stale build.
     An item still under embargo at `now` (default: the clock) is not there yet."""
-    window = Window(built.manifest.start, built.manifest.end, built.manifest.label, built.manifest.slug)
+    m = built.manifest
+    window = Window(m.start, m.end, m.label, m.slug, sent=frozenset(m.already_sent))
     at = now or datetime.now().astimezone()
     _digest, found = collect(config, window, now=at)
     then = {r.source: r for b in [built, *built.languages()] for r in b.manifest.built_items}
-    current = [i for i in found.items if not embargoed(i, at)]
+    current = [i for i in found.items if not embargoed(i, at) and i.slug not in window.sent]
     now_ = {r.source: r for r in (_record(config, i) for i in current)}
     lines = [f"added:   {src}" for src in sorted(now_.keys() - then.keys())]
     lines += [f"edited:  {src}" for src in sorted(now_.keys() & then.keys()) if now_[src] != then[src]]

@@ -17,6 +17,7 @@ Listing the folder, the index and the window are digest/scan.py's.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import re
@@ -93,12 +94,12 @@ class Item:
 
 
 class BadItem(Exception):
-    """An item file that cannot be used: the line and the reason, and its date when that much is readable
-    (a scan then knows whether the file belongs to the window it builds)."""
+    """An item file that cannot be used: the line and the reason, and its date and when it is due (see
+    Item.due) when that much is readable (a scan then knows whether the file belongs to its window)."""
 
     def __init__(self, line: int, why: str, *, when: datetime | None = None) -> None:
         super().__init__(f"{line}: {why}")
-        self.line, self.why, self.when = line, why, when
+        self.line, self.why, self.when, self.due = line, why, when, when
 
 
 def check_url(value: str, *, what: str) -> str:
@@ -235,7 +236,9 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
             raise problem
         return _item(rel, data, lines, body, tz)
     except BadItem as bad:
-        bad.when = _readable_date(data, tz)
+        bad.when = bad.due = _readable_date(data, tz)
+        with contextlib.suppress(KeyError, ValueError):  # an embargo, when it can be read, may come later
+            bad.due = max(bad.when, parse_date(data["publish_after"], tz)[0]) if bad.when else None
         raise
 
 

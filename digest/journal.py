@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -163,14 +164,17 @@ class Journal:
             self.db.execute("commit")
             self.db.execute("pragma synchronous=normal")
 
-    def sent_in_full(self, *, newest_end: datetime | None, content_hash: str, sent_now: bool) -> None:
+    def sent_in_full(
+        self, *, newest_end: datetime | None, content_hash: str, items: Iterable[str], sent_now: bool
+    ) -> None:
         """Record that a run found everyone on its list done (for `build --since-last-send`)."""
         done = {"completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        # What went out: the newest item of this version. A run that sent nothing keeps the record of an
-        # earlier version that the list did get.
+        # What went out: this version's items and the newest of them. A run that sent nothing keeps the
+        # record of an earlier version that the list did get.
         if newest_end is not None and (sent_now or self.get("sent_content_hash") in (None, content_hash)):
             done["newest_item_end"] = newest_end.isoformat()
             done["sent_content_hash"] = content_hash
+            done["sent_items"] = json.dumps(sorted(items))
         self.set_meta(**done)
 
     def bind(self, *, content_hash: str, subject: str, subscribers: Path, allow_changed: bool) -> None:

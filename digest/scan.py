@@ -1,23 +1,26 @@
 """The items folder -> Scan: the window's items, every bad file reported, all in one run, as `path:line: why`.
 
-A bad file is an error when it belongs to the window (its date is inside it) or when its date cannot be
-read; a bad file dated outside the window is a warning (Scan.warnings), so one unfinished item does not
-block every other digest. With no window at all, every bad file is an error.
+A bad file is an error when it belongs to the window (it is due inside it: its date, or its embargo's end
+when later; see Item.due) or when its date cannot be read; a bad file due outside the window is a warning
+(Scan.warnings), so one unfinished item does not block every other digest. With no window at all, every
+bad file is an error.
 
 Large archives: parsing every front matter of 100,000 files takes many seconds, so a scan keeps an index
 in the cache folder (digest/index.py) and parses only the files that changed since the last scan, those
-that were bad, and those whose date falls inside the window: no item inside a window is missed, whatever
-its file is called.
+that were bad, and those due inside the window: no item inside a window is missed, whatever its file is
+called.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
+import signal
 import sys
 import threading
 import time as clock
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -48,10 +51,12 @@ class Scan:
 
 
 class _Problem(NamedTuple):
-    """A bad file: `path:line: why`, and its date when readable (which says whether it is in the window)."""
+    """A bad file: `path:line: why`, and when readable, when it is due (which says whether it is in the
+    window: see Item.due) and its date."""
 
     what: str
-    when: datetime | None
+    due: datetime | None
+    dated: datetime | None
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def scan(
     cache_dir: Path | None = None,
     relative_to: Path | None = None,
 ) -> Scan:
-    """Items whose date is in [start, end) (all when no bounds); drafts are left out.
+    """Items due in [start, end) (all when no bounds; see Item.due); drafts are left out.
 
     Raises ItemError listing every bad file of the window, and every bad file whose date cannot be read;
     the other bad files are Scan.warnings. With a cache_dir, an index there (see digest/index.py) spares
@@ -159,6 +164,7 @@ class Scanner:
         self.unrecorded: set[str] = set()  # unchanged files parsed, as the index kept no record of them
         self.read_as: dict[str, Stat | None] = {}  # each file parsed: its stat as it was read
         self._walk: Callable[[], Walk] = self._walk_here
+        self._listers: _Listers | None = None
 
     def _walk_here(self, share: tuple[int, int] = (0, 1)) -> Walk:
         dirs: dict[str, int] = {}
@@ -179,10 +185,18 @@ class Scanner:
         if background and listed >= FORK_FROM and sys.platform == "linux" and threading.active_count() == 1:
             parts = max(1, min(MAX_LISTERS, len(os.sched_getaffinity(0))))
             works = [partial(self._walk_here, (k, parts)) for k in range(parts)]
-            self._walk = _in_children(works, fallback=self._walk_here)
+            self._listers = _Listers(works, fallback=self._walk_here)
+            self._walk = self._listers.join
         else:
             walk = self._walk_here()
             self._walk = lambda: walk
+
+    def close(self) -> None:
+        """Let go of what a scan that will not finish holds: its listing processes, the index."""
+        if self._listers:
+            self._listers.close()
+        if self.index:
+            self.index.close()
 
     @property
     def warm(self) -> bool:
@@ -248,13 +262,13 @@ class Scanner:
         except FileNotFoundError:
             return False
         except OSError as err:
-            self.problems[key] = _Problem(f"{self._display(key)}:1: cannot read: {err.strerror}", None)
+            self.problems[key] = _Problem(f"{self._display(key)}:1: cannot read: {err.strerror}", None, None)
             return True
         self.reads += 1
         try:
             self.parsed[key] = parse_item(Path(key), raw, self.tz)
         except BadItem as bad:
-            self.problems[key] = _Problem(f"{self._display(key)}:{bad.line}: {bad.why}", bad.when)
+            self.problems[key] = _Problem(f"{self._display(key)}:{bad.line}: {bad.why}", bad.due, bad.when)
         return True
 
     def finish(self, start: datetime | None, end: datetime | None) -> Scan:
@@ -308,15 +322,16 @@ class Scanner:
     def _sort_problems(
         self, start: datetime | None, end: datetime | None
     ) -> tuple[list[str], tuple[str, ...]]:
-        """(errors, warnings): a bad file dated outside the window is only a warning."""
+        """(errors, warnings): a bad file due outside the window is only a warning."""
         errors, warnings = [], []
         for key in sorted(self.problems, key=self._display):
-            what, when = self.problems[key]
-            if when is None or _inside(when, start, end):
+            what, due, dated = self.problems[key]
+            if due is None or dated is None or _inside(due, start, end):
                 errors.append(what)
             else:
-                day = when.date().isoformat()
-                warnings.append(f"{what} (dated {day}, outside the window: left out)")
+                day = dated.date().isoformat()
+                later = f", due {due.date().isoformat()}" if due.date() != dated.date() else ""
+                warnings.append(f"{what} (dated {day}{later}, outside the window: left out)")
         return errors, tuple(warnings)
 
     def _check_slugs(self) -> None:
@@ -329,59 +344,76 @@ class Scanner:
             if item.slug in owners:
                 first = self._display(owners[item.slug])
                 why = f"duplicate slug {item.slug!r}: {first} has the same file name"
-                self.problems[key] = _Problem(f"{self._display(key)}:1: {why}", item.when)
+                self.problems[key] = _Problem(f"{self._display(key)}:1: {why}", item.due, item.when)
                 del self.parsed[key]
             else:
                 owners[item.slug] = key
 
 
-def _in_children(works: Sequence[Callable[[], Walk]], *, fallback: Callable[[], Walk]) -> Callable[[], Walk]:
-    """Run each of `works` in a forked process (their system calls then overlap the parent's rendering and
-    each other); the returned function waits for them and joins their walks. Any failure of a child means
-    `fallback` runs here instead."""
-    started: list[tuple[int, int]] = []  # (pid, read end of its pipe)
-    for work in works:
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            break
-        if pid == 0:  # the child: list, send the result, leave without any clean-up of the parent's
-            status = 1
-            try:
-                os.close(read_end)
-                walk = work()
-                data = marshal.dumps((walk.count, walk.changed, walk.dirs))
-                with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(data)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        started.append((pid, read_end))
+class _Listers:
+    """Each of `works` run in a forked process (their system calls then overlap the parent's rendering and
+    each other). join() waits for them and joins their walks; any failure of a child means `fallback` runs
+    here instead. close() ends the children of a listing that is never joined (a build that failed first).
+    """
 
-    def join() -> Walk:
+    def __init__(self, works: Sequence[Callable[[], Walk]], *, fallback: Callable[[], Walk]) -> None:
+        self.wanted, self.fallback = len(works), fallback
+        self.started: list[tuple[int, int]] = []  # (pid, read end of its pipe), until joined or closed
+        for work in works:
+            # Out of files or processes: fewer children than works, and the join lists the folder here.
+            try:
+                read_end, write_end = os.pipe()
+            except OSError:
+                break
+            try:
+                pid = os.fork()
+            except OSError:
+                os.close(read_end)
+                os.close(write_end)
+                break
+            if pid == 0:  # the child: list, send the result, leave without any clean-up of the parent's
+                status = 1
+                try:
+                    os.close(read_end)
+                    walk = work()
+                    data = marshal.dumps((walk.count, walk.changed, walk.dirs))
+                    with os.fdopen(write_end, "wb") as pipe:
+                        pipe.write(data)
+                    status = 0
+                finally:
+                    os._exit(status)
+            os.close(write_end)
+            self.started.append((pid, read_end))
+
+    def join(self) -> Walk:
+        """The walks of every child joined, or the fallback's."""
         walks = []
-        for pid, read_end in started:
+        while self.started:
+            pid, read_end = self.started[0]
             with os.fdopen(read_end, "rb") as pipe:
                 data = pipe.read()
             _, status = os.waitpid(pid, 0)
+            self.started.pop(0)
             if status == 0 and data:
                 walks.append(marshal.loads(data))  # noqa: S302 - our own child's output, through a pipe
-        if len(walks) != len(works):
-            return fallback()
-        # Each child listed every folder and stat'ed its share of the files: the folders are the same in
-        # all (a folder made meanwhile is in some: the union), the files add up.
-        dirs: dict[str, int] = {}
-        for _, _, found in walks:
-            dirs.update(found)
-        return Walk(
-            sum(count for count, _, _ in walks), [tuple(c) for _, changed, _ in walks for c in changed], dirs
-        )
+        # Each child listed every folder and stat'ed its share of the files. The folders must be the same
+        # in all: one renamed or moved in between two children's listings would have part of its files
+        # under each name, and the index would learn of the folder under a name whose files it never
+        # saw. Then (rarely) the folder is listed again here, by one process.
+        if len(walks) != self.wanted or any(dirs != walks[0][2] for _, _, dirs in walks):
+            return self.fallback()
+        changed = [tuple(c) for _, found, _ in walks for c in found]
+        return Walk(sum(count for count, _, _ in walks), changed, walks[0][2])
 
-    return join
+    def close(self) -> None:
+        """Stop and reap the children not joined yet."""
+        for pid, read_end in self.started:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            os.close(read_end)
+            with suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.started = []
 
 
 def _inside(when: datetime, start: datetime | None, end: datetime | None) -> bool:

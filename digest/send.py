@@ -290,6 +290,7 @@ def _finish(
         journal.sent_in_full(
             newest_end=ready.built.newest_end(config.tz),
             content_hash=ready.content_hash,
+            items=ready.built.item_slugs(),
             sent_now=work.tally["sent"] > 0,
         )
     return SendReport(

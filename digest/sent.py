@@ -1,12 +1,14 @@
 """The digests sent to a whole list, and what they held: where `--since-last-send` starts.
 
-Read from each send's journal (digest/journal.py: when a send found everyone done, the newest item of the
-version it sent and that version's hash) and from the folder's manifests (digest/outdir), when the folder
-still holds the version that went out.
+Read from each send's journal (digest/journal.py): when a send found everyone done, it recorded the
+items of the version it sent, the newest item's end and that version's hash. A journal written before
+the items were recorded is read with the folder's manifests (digest/outdir), when the folder still
+holds the version that went out.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -19,10 +21,11 @@ from digest.window import Sent
 def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
     """The folder of the newest digest sent to a whole list, and what every digest sent in full held.
 
-    A journal records, when a send finds everyone on its list done, the newest item of the version it sent
-    (`newest_item_end`) and its hash: the largest end is the newest digest. Their items are read from each
-    folder's manifests when it still holds the version sent; a folder rebuilt with other items since does
-    not say what went out, and only its newest item's end counts (`Sent.unknown_end`).
+    A journal records, when a send finds everyone on its list done, the items of the version it sent
+    (`sent_items`), the newest one's end (`newest_item_end`) and its hash: the largest end is the newest
+    digest. An older journal has no `sent_items`: its items are read from the folder's manifests when it
+    still holds the version sent; a folder rebuilt with other items since does not say what went out, and
+    only its newest item's end counts (`Sent.unknown_end`).
     """
     found: list[tuple[datetime, Path, set[str] | None]] = []
     for path in journals(out_dir):
@@ -32,7 +35,10 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
         except (JournalError, KeyError, ValueError):
             continue
         if meta.get("completed_at") and end.tzinfo is not None:
-            found.append((end, path.parent, _items_sent(path.parent, meta.get("sent_content_hash"))))
+            held = _recorded(meta.get("sent_items"))
+            if held is None:
+                held = _items_sent(path.parent, meta.get("sent_content_hash"))
+            found.append((end, path.parent, held))
     if not found:
         return None
     end, folder, _ = max(found, key=lambda f: f[0])
@@ -45,6 +51,15 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
     )
 
 
+def _recorded(value: str | None) -> set[str] | None:
+    """The slugs a journal recorded as sent; None when it recorded none (or not readably)."""
+    try:
+        slugs = json.loads(value) if value is not None else None
+    except ValueError:
+        return None
+    return {str(s) for s in slugs} if isinstance(slugs, list) else None
+
+
 def _items_sent(folder: Path, sent_hash: str | None) -> set[str] | None:
     """The slugs of every item (email and web version, every language) of the version sent, or None when
     the folder no longer holds that version."""
@@ -52,6 +67,6 @@ def _items_sent(folder: Path, sent_hash: str | None) -> set[str] | None:
         built = outdir.load(folder)
         if built.digest_hash() != sent_hash:
             return None
-        return {i.slug for b in [built, *built.languages()] for i in b.manifest.built_items}
+        return set(built.item_slugs())
     except DigestError:
         return None

@@ -116,18 +116,17 @@ def test_results_survive_a_process_that_never_closed_the_journal(tmp_path: Path)
     journal.close()
 
 
-def _sent_in_full(folder: Path, day: str, *, sent_now: bool = True) -> None:
+def _sent_in_full(folder: Path, day: str, *, items: tuple[str, ...] = (), sent_now: bool = True) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with Journal(journal_path(folder)) as journal:
-        journal.sent_in_full(
-            newest_end=datetime.fromisoformat(day).replace(tzinfo=UTC), content_hash="h1", sent_now=sent_now
-        )
+        end = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        journal.sent_in_full(newest_end=end, content_hash="h1", items=items, sent_now=sent_now)
 
 
 def test_last_sent_in_full_is_the_newest_item_of_any_complete_journal(tmp_path: Path) -> None:
     assert last_sent_in_full(tmp_path, UTC) is None
-    _sent_in_full(tmp_path / "2021-03", "2021-04-01")
-    _sent_in_full(tmp_path / "2021-02", "2021-03-01")  # an older digest sent later does not move it back
+    _sent_in_full(tmp_path / "2021-03", "2021-04-01", items=("march-a", "march-b"))
+    _sent_in_full(tmp_path / "2021-02", "2021-03-01", items=("feb",))  # sent later: does not move it back
     (tmp_path / "2021-04").mkdir()
     with Journal(journal_path(tmp_path / "2021-04")) as journal:  # begun, never complete
         journal.set_meta(newest_item_end="2021-05-01T00:00:00+00:00")
@@ -138,20 +137,37 @@ def test_last_sent_in_full_is_the_newest_item_of_any_complete_journal(tmp_path: 
     assert found is not None
     folder, sent = found
     assert (folder, sent.newest_end) == (tmp_path / "2021-03", datetime(2021, 4, 1, tzinfo=UTC))
-    # No built folder holds what these sent: their items are not known, their newest item's end is.
-    assert (sent.items, sent.unknown_end) == (frozenset(), datetime(2021, 4, 1, tzinfo=UTC))
+    # What they sent is in their journals, whatever the folders hold now (here: nothing).
+    assert (sent.items, sent.unknown_end) == ({"march-a", "march-b", "feb"}, None)
     assert sent.folders == {"2021-03", "2021-02"}
+
+
+def test_a_journal_from_before_the_items_were_recorded_is_read_with_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "2021-03"
+    folder.mkdir()
+    with Journal(journal_path(folder)) as journal:
+        journal.set_meta(
+            newest_item_end="2021-04-01T00:00:00+00:00",
+            completed_at="2021-04-02T00:00:00+00:00",
+            sent_content_hash="h1",
+        )
+    found = last_sent_in_full(tmp_path, UTC)
+    assert found is not None
+    # No built folder holds what it sent: its items are not known, its newest item's end is.
+    assert (found[1].items, found[1].unknown_end) == (frozenset(), datetime(2021, 4, 1, tzinfo=UTC))
 
 
 def test_a_run_that_sent_nothing_keeps_the_version_the_list_got(tmp_path: Path) -> None:
     _sent_in_full(tmp_path / "2021-03", "2021-04-01")
     with Journal(journal_path(tmp_path / "2021-03")) as journal:
         end = datetime(2021, 4, 2, tzinfo=UTC)
-        journal.sent_in_full(newest_end=end, content_hash="h2", sent_now=False)
+        journal.sent_in_full(newest_end=end, content_hash="h2", items=("new",), sent_now=False)
         assert journal.get("newest_item_end") == "2021-04-01T00:00:00+00:00"
-        journal.sent_in_full(newest_end=end, content_hash="h2", sent_now=True)
+        assert journal.get("sent_items") == "[]"
+        journal.sent_in_full(newest_end=end, content_hash="h2", items=("new",), sent_now=True)
         assert journal.get("newest_item_end") == "2021-04-02T00:00:00+00:00"
         assert journal.get("sent_content_hash") == "h2"
+        assert journal.get("sent_items") == '["new"]'
 
 
 def test_a_journal_from_before_suppressions_is_upgraded_and_keeps_its_rows(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from conftest import write_item
 
 from digest.errors import ItemError
 from digest.index import Index
-from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _in_children, iter_item_files, scan
+from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _Listers, iter_item_files, scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -531,16 +531,22 @@ def test_a_file_mended_while_the_build_renders_is_read_as_it_ends(tmp_path: Path
 def test_the_children_walks_are_joined_and_any_failure_falls_back_to_listing_here() -> None:
     here = Walk(1, [("a.md", "/x/a.md")], {"": 7})
     one = Walk(2, [("b.md", "/x/b.md")], {"": 8, "sub": 9})
-    two = Walk(3, [("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9, "new": 10})
+    two = Walk(3, [("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9})
 
     def boom() -> Walk:
         raise RuntimeError("the child fails")
 
-    assert _in_children([lambda: one], fallback=lambda: here)() == one
-    joined = Walk(5, [("b.md", "/x/b.md"), ("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9, "new": 10})
-    assert _in_children([lambda: one, lambda: two], fallback=lambda: here)() == joined
-    assert _in_children([lambda: one, boom], fallback=lambda: here)() == here
-    assert _in_children([boom, lambda: two], fallback=lambda: here)() == here
+    assert _Listers([lambda: one], fallback=lambda: here).join() == one
+    joined = Walk(5, [("b.md", "/x/b.md"), ("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9})
+    assert _Listers([lambda: one, lambda: two], fallback=lambda: here).join() == joined
+    assert _Listers([lambda: one, boom], fallback=lambda: here).join() == here
+    assert _Listers([boom, lambda: two], fallback=lambda: here).join() == here
+    # "sub" renamed to "new" between the two children's listings: each saw part of its files under one
+    # name. Their walks are not joined; the folder is listed again, here.
+    renamed = Walk(3, [("new/c.md", "/x/new/c.md")], {"": 8, "new": 9})
+    assert _Listers([lambda: one, lambda: renamed], fallback=lambda: here).join() == here
+    moved_in = Walk(3, [], {"": 8, "sub": 9, "more": 11})
+    assert _Listers([lambda: one, lambda: moved_in], fallback=lambda: here).join() == here
 
 
 def test_the_shares_of_a_listing_cover_every_file_once(tmp_path: Path) -> None:
@@ -670,3 +676,60 @@ def test_an_item_embargoed_past_its_month_is_found_in_the_window_it_is_due_in(
     assert found.parsed_files == 2  # unchanged, but outside the last window: the index kept no record
     again = scan_march(items, cache)
     assert (again.items, again.parsed_files) == (found.items, 0)
+
+
+def test_a_bad_or_duplicate_item_is_judged_by_when_it_is_due(tmp_path: Path) -> None:
+    """A broken file dated in February but embargoed into March belongs to March: an error there, only a
+    warning in February."""
+    items = tmp_path / "items"
+    make_archive(items, 3)
+    embargo = "2020-02-20\npublish_after: 2020-03-02"
+    write_item(items, "broken.md", GOOD.replace("2021-03-10", embargo).replace("title: A good item\n", ""))
+    write_item(items / "sub", "0001.md", GOOD.replace("2021-03-10", embargo))  # the slug of 0001.md
+    february = (datetime(2020, 2, 1, tzinfo=TZ), datetime(2020, 3, 1, tzinfo=TZ))
+    found = scan_march(items, None, february)
+    assert [i.slug for i in found.items] == ["0001"]
+    assert found.warnings == (
+        "items/broken.md:1: title: required field is missing or empty"
+        " (dated 2020-02-20, due 2020-03-02, outside the window: left out)",
+        "items/sub/0001.md:1: duplicate slug '0001': items/0001.md has the same file name"
+        " (dated 2020-02-20, due 2020-03-02, outside the window: left out)",
+    )
+    with pytest.raises(ItemError) as raised:
+        scan_march(items, None)
+    assert raised.value.problems == [
+        "items/broken.md:1: title: required field is missing or empty",
+        "items/sub/0001.md:1: duplicate slug '0001': items/0001.md has the same file name",
+    ]
+
+
+def test_a_scan_that_never_finishes_leaves_no_process_or_open_file(
+    tmp_path: Path, listers: Callable[[int], None]
+) -> None:
+    listers(2)
+    items, cache = tmp_path / "items", tmp_path / "cache"
+    make_archive(items, 12)
+    scan(items, tz=TZ, cache_dir=cache)
+    open_files = sorted(os.listdir("/proc/self/fd"))
+    scanner = Scanner(items, tz=TZ, cache_dir=cache, relative_to=tmp_path)
+    scanner.start_walk(background=True)
+    children = Path(f"/proc/self/task/{os.getpid()}/children")
+    assert len(children.read_text().split()) == 2
+    scanner.close()  # as a build whose render failed does
+    assert children.read_text().split() == []  # killed and reaped: no zombie either
+    assert sorted(os.listdir("/proc/self/fd")) == open_files
+
+
+def test_a_build_whose_render_fails_leaves_no_listing_process(
+    workspace: Path, run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, listers: Callable[[int], None]
+) -> None:
+    assert run("build", "--month", "2021-03").exit_code == 0  # fills the index
+    listers(2)
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("a bug in the render")
+
+    monkeypatch.setattr("digest.build._render", broken)
+    with pytest.raises(RuntimeError, match="a bug in the render"):
+        run("build", "--month", "2021-03")
+    assert Path(f"/proc/self/task/{os.getpid()}/children").read_text().split() == []

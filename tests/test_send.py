@@ -699,11 +699,13 @@ def test_since_last_send_is_what_was_sent_not_what_was_rebuilt_since(
     assert run("build", *MONTH).exit_code == 0
     result = run("build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
-    assert "-> out/2021-03-31_2021-04-15/" in result.stderr
+    # The journal says what went out: from the day of the newest item sent, less the items sent.
+    assert "-> out/2021-03-30_2021-04-15/" in result.stderr
     import json
 
-    manifest = json.loads((workspace / "out" / "2021-03-31_2021-04-15" / "manifest.json").read_text())
+    manifest = json.loads((workspace / "out" / "2021-03-30_2021-04-15" / "manifest.json").read_text())
     assert [i["date"] for i in manifest["items"]] == ["2021-03-31"]
+    assert manifest["window"]["already_sent"]  # the items of 30 March that went out
 
 
 def test_since_last_send_is_not_moved_back_by_an_older_digest_sent_late(

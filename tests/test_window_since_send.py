@@ -203,3 +203,40 @@ def test_the_items_the_web_version_held_were_sent_too(
     assert "Eve B" not in _titles(workspace, "out/2021-03/")
     result = run("list", "--since-last-send")
     assert (result.exit_code, result.stdout) == (0, ""), result.stderr
+
+
+def test_build_check_then_send_since_the_last_send_is_not_refused_as_stale(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """The team's order: build, look, send. The items of the window's first day that went out already
+    are left out by the build and by the send's check that the build is current alike."""
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        _send(workspace, run, "2021-04-01T08:00:00+00:00", *MONTH)
+        _item(workspace, "late31", "2021-03-31", title="Late March")
+        _item(workspace, "april1", "2021-04-01", title="April one")
+        built = run("--now", "2021-04-02T08:00:00+00:00", "build", "--since-last-send")
+        assert built.exit_code == 0, built.stderr
+        assert _titles(workspace, built.stderr) == ["April one", "Late March"]
+        assert run("--now", "2021-04-02T08:01:00+00:00", "check", "--since-last-send").exit_code == 0
+        sent = _send(workspace, run, "2021-04-02T08:05:00+00:00", "--since-last-send")
+        assert "1 sent" in sent.stderr
+        assert len(server.handler.received) == 2  # March's, and this one
+
+
+def test_an_embargoed_item_is_not_sent_again_after_its_digest_is_rebuilt(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """What a send took is in its journal: a rebuild of the sent folder (a typo fixed) changes nothing."""
+    _item(workspace, "emb", "2021-03-20", title="Embargoed", extra="publish_after: 2021-03-31T20:00:00+00:00")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        first = _send(workspace, run, "2021-04-01T08:00:00+00:00", *MONTH)
+        assert "Embargoed" in _titles(workspace, first.stderr)
+    sample = next((workspace / "items").glob("2021-03-31-*.md"))
+    sample.write_text(sample.read_text(encoding="utf-8").replace("title: ", "title: (fixed) ", 1))
+    assert run("--now", "2021-04-10T08:00:00+00:00", "build", *MONTH).exit_code == 0  # a new version
+    _item(workspace, "april5", "2021-04-05", title="April 5")
+    result = run("--now", "2021-04-15T08:00:00+00:00", "build", "--since-last-send")
+    assert result.exit_code == 0, result.stderr
+    assert _titles(workspace, result.stderr) == ["April 5"]

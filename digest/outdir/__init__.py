@@ -136,6 +136,8 @@ class Manifest:
     # In the digest's own folder: the further languages built beside it, each in out/<slug>/<lang>/.
     languages: tuple[str, ...] = ()
     moved: tuple[MovedRecord, ...] = ()  # in the window, in the web version only (older manifests: none)
+    # --since-last-send: the slugs of the window's items left out as a digest sent in full held them.
+    already_sent: tuple[str, ...] = ()
 
     @property
     def built_items(self) -> tuple[ItemRecord, ...]:
@@ -162,6 +164,8 @@ class Manifest:
                 "label": self.label,
                 "start": self.start.isoformat(),
                 "end": self.end.isoformat(),
+                # only after a send (--since-last-send): an ordinary build's manifest is as before
+                **({"already_sent": list(self.already_sent)} if self.already_sent else {}),
             },
             "subject": self.subject,
             "preheader": self.preheader,
@@ -194,6 +198,7 @@ class Manifest:
                 label=str(window["label"]),
                 start=datetime.fromisoformat(window["start"]),
                 end=datetime.fromisoformat(window["end"]),
+                already_sent=tuple(str(s) for s in window.get("already_sent", ())),
                 subject=str(data["subject"]),
                 preheader=str(data["preheader"]),
                 web_url=str(data["web_url"]),
@@ -296,6 +301,10 @@ class Built:
             return self.manifest.content_hash
         hashes = [self.manifest.content_hash, *(b.manifest.content_hash for b in self.languages())]
         return hashlib.sha256("\0".join(hashes).encode()).hexdigest()
+
+    def item_slugs(self) -> frozenset[str]:
+        """Every item this digest holds: every language's, in the email or in the web version only."""
+        return frozenset(i.slug for b in [self, *self.languages()] for i in b.manifest.built_items)
 
     def newest_end(self, tz: tzinfo) -> datetime | None:
         """The instant just after the newest item of any language: where the next digest starts."""
