@@ -299,8 +299,8 @@ def _item(rel: Path, data: dict[str, Any], lines: dict[str, int], body: str, tz:
     def optional(name: str, check: Any) -> Any:
         return None if data.get(name) is None else _field(data, lines, name, check)
 
-    url = optional("url", lambda v: check_url(_text(v, multiline=False), what="url"))
-    image = optional("image", lambda v: check_url(_text(v, multiline=False), what="image"))
+    url = optional("url", lambda v: check_url(_text(v, multiline=False), what="the address"))
+    image = optional("image", lambda v: check_url(_text(v, multiline=False), what="the address"))
     image_alt = optional("image_alt", lambda v: _text(v, multiline=False))
     if image and not image_alt:
         raise BadItem(

@@ -271,7 +271,7 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-def server(config: Config, *, host: str = "127.0.0.1", port: int = 8025) -> WSGIServer:
+def server(config: Config, *, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
     """The endpoint in a wsgiref server bound to host:port (port 0: any free one), not yet serving."""
     app = make_app(config)
     try:
@@ -281,7 +281,7 @@ def server(config: Config, *, host: str = "127.0.0.1", port: int = 8025) -> WSGI
 
 
 def serve(
-    config: Config, *, host: str = "127.0.0.1", port: int = 8025, ready: Callable[[str], None] | None = None
+    config: Config, *, host: str = "127.0.0.1", port: int = 8080, ready: Callable[[str], None] | None = None
 ) -> None:
     """Run the endpoint with wsgiref until interrupted; `ready` gets the URL once it listens."""
     with server(config, host=host, port=port) as httpd:

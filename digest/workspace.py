@@ -11,6 +11,8 @@ from digest.config import CONFIG_NAME
 from digest.errors import DigestError
 from digest.render import default_templates_dir
 
+IGNORED = "out/\n.digest-cache/\nsuppressions.sqlite*\nsubscribers*.csv\n"
+
 
 def create_workspace(folder: Path, *, today: date) -> list[Path]:
     """Create folder/digest.toml, templates/, items/<example>.md and .gitignore; refuse to overwrite."""
@@ -38,7 +40,9 @@ def create_workspace(folder: Path, *, today: date) -> list[Path]:
         created.append(example)
         ignore = folder / ".gitignore"
         if not ignore.exists():
-            ignore.write_text("out/\n.digest-cache/\nsuppressions.sqlite*\n", encoding="utf-8")
+            # What holds subscribers' addresses stays out of git history: the lists, the suppressions,
+            # and out/ (each sent digest's journal is in its folder).
+            ignore.write_text(IGNORED, encoding="utf-8")
             created.append(ignore)
     except OSError as err:
         raise DigestError(f"{folder}: cannot create the workspace: {err.strerror or err}") from err

@@ -268,3 +268,31 @@ def test_long_running_commands_collect_garbage_at_pythons_pace(
         assert gc.get_threshold()[0] == pace
     finally:
         gc.set_threshold(*before)
+
+
+def test_init_keeps_subscriber_data_out_of_git(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team that runs `git add -A` in its workspace commits no address: lists, suppressions, journals."""
+    monkeypatch.chdir(tmp_path)
+    assert run("init", "letter").exit_code == 0
+    ws = tmp_path / "letter"
+    for name in (
+        "subscribers.csv",
+        "subscribers-fr.csv",
+        "suppressions.sqlite",
+        "out/2021-03/journal.sqlite",
+    ):
+        (ws / name).parent.mkdir(parents=True, exist_ok=True)
+        (ws / name).write_text("x", encoding="utf-8")
+    subprocess.run(["git", "init", "-q", str(ws)], check=True)
+    subprocess.run(["git", "-C", str(ws), "add", "-A"], check=True)
+    staged = subprocess.run(
+        ["git", "-C", str(ws), "diff", "--cached", "--name-only"], check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert sorted(staged) == [
+        ".gitignore",
+        "digest.toml",
+        *sorted(f"items/{p.name}" for p in (ws / "items").iterdir()),
+        *sorted(f"templates/{p.name}" for p in (ws / "templates").iterdir()),
+    ]

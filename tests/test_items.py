@@ -107,15 +107,15 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript:alert(1)\n",
-            "items/bad.md:6: url: url must be an absolute http:// or https:// address, got 'javascript:alert(1)'",
+            "items/bad.md:6: url: the address must be an absolute http:// or https:// address, got 'javascript:alert(1)'",
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: https:///no-host\n",
-            "items/bad.md:6: url: url must be an absolute http:// or https:// address, got 'https:///no-host'",
+            "items/bad.md:6: url: the address must be an absolute http:// or https:// address, got 'https:///no-host'",
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: javascript://e.org/%0Aalert(1)\n",
-            "items/bad.md:6: url: url must be an absolute http:// or https:// address, "
+            "items/bad.md:6: url: the address must be an absolute http:// or https:// address, "
             "got 'javascript://e.org/%0Aalert(1)'",
         ),
         (
@@ -124,7 +124,7 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nurl: 'https://e.org/\"><script>'\n",
-            'items/bad.md:6: url: url has characters that must be percent-encoded: " < >',
+            'items/bad.md:6: url: the address has characters that must be percent-encoded: " < >',
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\nimage: https://e.org/x.png\n",

@@ -14,7 +14,7 @@ def unsubscribe() -> None:
 
 @unsubscribe.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
-@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), help="The port.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="The port.")
 @click.pass_obj
 @fail_cleanly
 def serve(state: State, host: str, port: int) -> None:
