@@ -173,6 +173,8 @@ def _why(
             return "before_last_send", f"{gap} before the window: before the day of the newest item sent"
         return "before_window", f"{gap} before the window"
     if item.when >= window.end:
+        if item.when == window.end:  # a whole day just after: "less than a minute after" would puzzle
+            return "after_window", "at the window's end: the window stops just before it"
         return "after_window", f"{_span(item.when - window.end)} after the window"
     if item.slug in window.sent:
         return "sent", "already in a digest sent in full"

@@ -223,12 +223,14 @@ def test_the_window_edges_are_the_builds(workspace: Path) -> None:
     add(workspace, "next.md", date="2021-04-01")  # the end is not in the window
     add(workspace, "eve.md", date="2021-03-31T23:59:00+02:00")
     add(workspace, "before.md", date="2021-02-28T23:59:30+01:00")
+    add(workspace, "after.md", date="2021-04-01T00:00:30+02:00")
     config = load_config(workspace / "digest.toml")
     found = explain(config, month("2021-03", config.tz, "en"), now=NOW)
     got = {v.title: (v.reason, v.detail) for v in found.verdicts}
     assert got["First"] == ("selected", "in the email")
     assert got["Eve"] == ("selected", "in the email")
-    assert got["Next"] == ("after_window", "less than a minute after the window")
+    assert got["Next"] == ("after_window", "at the window's end: the window stops just before it")
+    assert got["After"] == ("after_window", "less than a minute after the window")
     assert got["Before"] == ("before_window", "less than a minute before the window")
 
 
