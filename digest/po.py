@@ -193,6 +193,7 @@ def _compile(entries: list[_Entry], lang: str, fail: Callable[[int, str], Templa
         if e.fuzzy or not all(e.strings):
             continue  # not translated yet: the packaged catalog (or the template's English) speaks instead
         _check_placeholders(e, fail)
+        _check_markup(e, fail)
         key = e.msgid if e.context is None else f"{e.context}\x04{e.msgid}"
         if e.plural is None:
             messages[key] = e.strings[0]
@@ -269,6 +270,21 @@ def _check_placeholders(e: _Entry, fail: Callable[[int, str], TemplateError]) ->
                     f"the translation of {e.msgid!r} has %({m[1]}){m[2]} where its original has "
                     f"%({m[1]}){min(kinds[m[1]])} (keep the letter after the name)",
                 )
+
+
+def _check_markup(e: _Entry, fail: Callable[[int, str], TemplateError]) -> None:
+    """A translation adds no HTML its original has not: Jinja's gettext marks the translated text safe
+    (its %(values)s are escaped, the text is not), so a tag in a catalog would reach the digest's HTML
+    as it is (`<img onerror=...>`). No packaged string has a tag or an entity."""
+    source = (e.msgid or "") + (e.plural or "")
+    for char in "<&":
+        if char not in source and any(char in text for text in e.strings or []):
+            raise fail(
+                e.line,
+                f"the translation of {e.msgid!r} has {char!r}, its original has not: a translation goes into "
+                "the HTML as it is, so it may add no tag or entity (write the characters themselves: é, "
+                "not &eacute;)",
+            )
 
 
 def _check_greeting(e: _Entry, source: str, fail: Callable[[int, str], TemplateError]) -> None:

@@ -203,3 +203,65 @@ def test_a_bad_catalog_stops_the_build_with_its_file_and_line(
 def test_the_packaged_catalogs_pass_the_workspace_checks(lang: str) -> None:
     raw = (LOCALE_DIR / lang / "LC_MESSAGES" / "digest.po").read_bytes()
     assert read_po(raw, where="digest.po", lang=lang).messages
+
+
+# ---- HTML: a translation goes into the HTML as it is (Jinja's gettext marks it safe) ----
+
+ATTACK = (
+    'Lire : <a href=\\"javascript:alert(1)\\">clic</a> <img src=\\"x\\" onerror=\\"alert(2)\\"/> %(title)s'
+)
+
+
+@pytest.mark.parametrize(
+    ("msgid", "msgstr", "char"),
+    [
+        ("Read more: %(title)s", ATTACK, "<"),
+        ("Unsubscribe", "Se d&eacute;sabonner", "&"),
+        ("Unsubscribe", "<b>Se désabonner</b>", "<"),
+        ("Terms & conditions", "Conditions <i>générales</i>", "<"),  # its & allows no <
+        ("Read <b>more</b>", "Lire &amp; plus", "&"),  # its < allows no &
+    ],
+)
+def test_a_translation_may_not_add_html(msgid: str, msgstr: str, char: str) -> None:
+    message = fails(f'msgid "{msgid}"\nmsgstr "{msgstr}"\n')
+    assert message == (
+        f"x.po:1: the translation of {msgid!r} has {char!r}, its original has not: a translation goes into the "
+        "HTML as it is, so it may add no tag or entity (write the characters themselves: é, not &eacute;)"
+    ), message
+
+
+def test_a_plural_translation_may_not_add_html() -> None:
+    message = fails(
+        'msgid "%(num)d item"\nmsgid_plural "%(num)d items"\n'
+        'msgstr[0] "%(num)d billet"\nmsgstr[1] "%(num)d billets"\nmsgstr[2] "%(num)d <s>billets</s>"\n'
+    )
+    assert message.startswith("x.po:1: the translation of '%(num)d item' has '<', its original has not"), (
+        message
+    )
+
+
+def test_html_its_original_has_may_stay() -> None:
+    read = read_po(
+        b'msgid "Terms & conditions"\nmsgstr "Conditions & termes"\n\n'
+        b'msgid "Read <b>more</b>"\nmsgstr "Lire <b>la suite</b> >>"\n\n'
+        b'msgid "Unsubscribe"\nmsgstr "Se d\xc3\xa9sabonner >"\n\n'
+        b'#, fuzzy\nmsgid "Menu"\nmsgstr "<script>"\n',  # fuzzy: never used, so never checked
+        where="x.po",
+        lang="fr",
+    )
+    assert read.messages == {
+        "Terms & conditions": "Conditions & termes",
+        "Read <b>more</b>": "Lire <b>la suite</b> >>",
+        "Unsubscribe": "Se désabonner >",
+    }
+
+
+def test_a_translation_with_html_stops_the_build(workspace: Path, run: Run) -> None:
+    french_workspace(workspace, f'#, python-format\nmsgid "Read more: %(title)s"\nmsgstr "{ATTACK}"\n')
+    result = run("build", *MONTH)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(
+        "Error: locale/fr/LC_MESSAGES/digest.po:6: the translation of 'Read more: %(title)s' has '<', its "
+        "original has not"
+    ), result.stderr
+    assert not (workspace / "out" / "2021-03" / "fr" / "digest.html").exists()
