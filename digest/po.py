@@ -47,11 +47,15 @@ class Po:
 
 def read_catalog(path: Path, stat: os.stat_result, tag: str) -> Po:
     """The catalog at path (its stat says which version), for language `tag`; TemplateError if broken."""
-    return _read(str(path), stat.st_mtime_ns, stat.st_size, tag)
+    # A version is more than its time and size: a save of the same length in the same tick of a coarse
+    # clock keeps both, but not its inode (an editor's save renames a new file over the old one) nor its
+    # change time (which a save in place moves, and which no one can set back).
+    version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino, stat.st_dev)
+    return _read(str(path), version, tag)
 
 
 @functools.lru_cache(maxsize=32)
-def _read(path: str, mtime_ns: int, size: int, tag: str) -> Po:
+def _read(path: str, version: tuple[int, ...], tag: str) -> Po:
     try:
         raw = Path(path).read_bytes()
     except OSError as err:
