@@ -17,7 +17,7 @@ from babel import Locale
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
 from babel.dates import format_interval as _babel_interval
-from babel.dates import tokenize_pattern, untokenize_pattern
+from babel.dates import match_skeleton, tokenize_pattern, untokenize_pattern
 
 if TYPE_CHECKING:
     from babel.support import NullTranslations
@@ -33,9 +33,23 @@ def _french(locale: Locale | str) -> bool:
     return Locale.parse(locale).language == "fr"
 
 
-def _first_of_month(pattern: str) -> str:
-    """A date pattern that writes the day as "1er": French's ordinal for the first of a month (only the
-    plain day field "d"; "dd", "01", is a number in a table, not the day of a sentence)."""
+def _in_words(pattern: str) -> bool:
+    """Whether a pattern writes its day in words, where French says "1er" ("1er avril", "jeudi 1er"): it has
+    a month's name (M or L, 3 letters or more) or a weekday's (E; c or e, 3 or more). A day in figures,
+    "1/4/2021" or a bare "d", stays a number ("1er/4/2021" is no French)."""
+    fields = [v for kind, v in tokenize_pattern(pattern) if kind == "field" and isinstance(v, tuple)]
+    return any(
+        (letter in "ML" and width >= 3) or letter == "E" or (letter in "ce" and width >= 3)
+        for letter, width in fields
+    )
+
+
+def _first_of_month(pattern: str, words: bool | None = None) -> str:
+    """A date pattern that writes the day as "1er", French's ordinal for the first of a month, when the
+    pattern (or `words`: the whole interval it is half of) writes the day in words; only the plain day
+    field "d" ("dd", "01", is a number in a table, not the day of a sentence)."""
+    if not (_in_words(pattern) if words is None else words):
+        return pattern
     tokens: list[tuple[str, Any]] = []
     for token in tokenize_pattern(pattern):
         tokens.append(token)
@@ -45,7 +59,8 @@ def _first_of_month(pattern: str) -> str:
 
 
 def format_date(day: date | datetime, format: str = "medium", locale: Locale | str = "en") -> str:
-    """Babel's format_date; in French the first of a month is "1er" ("1er décembre 2026")."""
+    """Babel's format_date; in French the first of a month is "1er" ("1er décembre 2026", not in
+    "01/12/2026" or "1/12/2026")."""
     if day.day != 1 or not _french(locale):
         return _babel_date(day, format, locale=locale)
     pattern = Locale.parse(locale).date_formats[format].pattern if format in _STANDARD else format
@@ -53,7 +68,7 @@ def format_date(day: date | datetime, format: str = "medium", locale: Locale | s
 
 
 def format_datetime(when: datetime, format: str = "medium", locale: Locale | str = "en") -> str:
-    """Babel's format_datetime; in French the first of a month is "1er"."""
+    """Babel's format_datetime; in French the first of a month is "1er" when the day is in words."""
     if when.day != 1 or not _french(locale):
         return _babel_datetime(when, format, locale=locale)
     pattern = format
@@ -73,15 +88,39 @@ def format_interval(start: date, end: date, skeleton: str, locale: Locale | str 
     if 1 not in (start.day, end.day) or not _french(locale):
         return _babel_interval(start, end, skeleton, locale=locale)
     loc = Locale.parse(locale)
-    if start == end and skeleton in loc.datetime_skeletons:
-        return format_date(start, loc.datetime_skeletons[skeleton].pattern, loc)
-    pieces = loc.interval_formats.get(skeleton, {})
-    # The largest field that differs picks the pattern pair, as Babel (and CLDR) do.
-    for field, differs in (("y", start.year != end.year), ("M", start.month != end.month), ("d", True)):
+    # Babel's (and CLDR's) steps, with the day written by format_date: the skeleton, or the nearest one...
+    if skeleton not in loc.interval_formats:
+        skeleton = match_skeleton(skeleton, loc.interval_formats) or skeleton
+    if start == end or skeleton not in loc.interval_formats:
+        return _fallback_interval(start, end, skeleton, loc)
+    pieces = loc.interval_formats[skeleton]
+    # ... the largest field that differs picks the pattern pair ...
+    for field, differs in (
+        ("y", start.year != end.year),
+        ("M", start.month != end.month),
+        ("d", start.day != end.day),
+    ):
         if differs and field in pieces:
             first, second = pieces[field]
-            return format_date(start, first, loc) + format_date(end, second, loc)
-    return _babel_interval(start, end, skeleton, locale=locale)
+            # Its halves are one date in two ("1er–7 mars" has its month in the second half).
+            words = _in_words(first + second)
+            return "".join(
+                _babel_date(day, _first_of_month(half, words) if day.day == 1 else half, locale=loc)
+                for half, day in ((first, start), (second, end))
+            )
+    # ... and where none of the pattern's fields differs, each date by the skeleton, once if they read alike.
+    return _fallback_interval(start, end, skeleton, loc)
+
+
+def _fallback_interval(start: date, end: date, skeleton: str, loc: Locale) -> str:
+    if skeleton in loc.datetime_skeletons:
+        pattern = loc.datetime_skeletons[skeleton].pattern
+        first, last = format_date(start, pattern, loc), format_date(end, pattern, loc)
+    else:
+        first, last = format_date(start, "medium", loc), format_date(end, "medium", loc)
+    if first == last:
+        return first
+    return str(loc.interval_formats.get(None, "{0}-{1}")).replace("{0}", first).replace("{1}", last)
 
 
 # ---- catalogs ----

@@ -13,6 +13,7 @@ import functools
 import gettext
 import os
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from babel.support import NullTranslations, Translations
 
+from digest.config.values import greeting_fields
 from digest.errors import TemplateError
 from digest.fsutil import shown
 from digest.i18n import DOMAIN
@@ -45,11 +47,15 @@ class Po:
 
 def read_catalog(path: Path, stat: os.stat_result, tag: str) -> Po:
     """The catalog at path (its stat says which version), for language `tag`; TemplateError if broken."""
-    return _read(str(path), stat.st_mtime_ns, stat.st_size, tag)
+    # A version is more than its time and size: a save of the same length in the same tick of a coarse
+    # clock keeps both, but not its inode (an editor's save renames a new file over the old one) nor its
+    # change time (which a save in place moves, and which no one can set back).
+    version = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino, stat.st_dev)
+    return _read(str(path), version, tag)
 
 
 @functools.lru_cache(maxsize=32)
-def _read(path: str, mtime_ns: int, size: int, tag: str) -> Po:
+def _read(path: str, version: tuple[int, ...], tag: str) -> Po:
     try:
         raw = Path(path).read_bytes()
     except OSError as err:
@@ -61,8 +67,9 @@ _KEYWORD = re.compile(r"(msgctxt|msgid_plural|msgid|msgstr(?:\[(\d+)\])?)\s+(.*)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 _PLURAL_FORMS = re.compile(r"\s*nplurals\s*=\s*(\d+)\s*;\s*plural\s*=\s*(.+?)\s*;?\s*")
-_PERCENT = re.compile(r"%%|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]|%")
-_BRACES = re.compile(r"\{(\w+)\}")
+_PERCENT = re.compile(r"%%|%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?([diouxXeEfFgGcrsa])|%")
+_BRACES = re.compile(r"\{(\w+)\}")  # a greeting's {name}
+_FORMATTER = string.Formatter()
 
 
 @dataclass
@@ -190,6 +197,7 @@ def _compile(entries: list[_Entry], lang: str, fail: Callable[[int, str], Templa
         if e.fuzzy or not all(e.strings):
             continue  # not translated yet: the packaged catalog (or the template's English) speaks instead
         _check_placeholders(e, fail)
+        _check_markup(e, fail)
         key = e.msgid if e.context is None else f"{e.context}\x04{e.msgid}"
         if e.plural is None:
             messages[key] = e.strings[0]
@@ -218,25 +226,80 @@ def _plural_rule(
     try:
         if not m or int(m[1]) < 1:
             raise ValueError("write it as: nplurals=2; plural=(n > 1);")
-        return int(m[1]), gettext.c2py(m[2]), f"line {header.line}"
+        forms, rule = int(m[1]), gettext.c2py(m[2])
+        _try_rule(rule, forms)
+        return forms, rule, f"line {header.line}"
     except ValueError as err:
         raise fail(header.line, f"the Plural-Forms header {text.strip()!r}: {err}") from None
+
+
+# The counts a rule is tried on: every rule of CLDR's languages turns on n below 1000 (n % 100, n % 1000)
+# or on a million (French's "1 000 000 de"); a rule is a few comparisons: all of these take well under 1 ms.
+_COUNTS = (*range(1001), 10_000, 100_000, 1_000_000, 1_000_001, 10**9)
+
+
+def _try_rule(rule: Callable[[int], int], forms: int) -> None:
+    """ValueError unless the rule gives a form from 0 to forms - 1 for each count: at render time a
+    division by zero would be a traceback, and a form the catalog has not a word silently left English."""
+    for n in _COUNTS:
+        try:
+            form = rule(n)
+        except ArithmeticError:
+            raise ValueError(f"divides by zero (n = {n})") from None
+        if not 0 <= form < forms:
+            raise ValueError(f"gives form {form} for n = {n}, and there are forms 0 to {forms - 1} only")
 
 
 def _check_placeholders(e: _Entry, fail: Callable[[int, str], TemplateError]) -> None:
     """A translation may use only the placeholders of its original ({name} in a greeting, %(title)s in
     the templates' words, whose every text is %-formatted: a lone % would break the template)."""
     source = (e.msgid or "") + (e.plural or "")
-    braces = set(_BRACES.findall(source))
+    if _BRACES.search(source):
+        _check_greeting(e, source, fail)
+        return
+    kinds: dict[str, set[str]] = {}
+    for m in _PERCENT.finditer(source):
+        if m[1]:
+            kinds.setdefault(m[1], set()).add(m[2])
     for text in e.strings or []:
-        if braces:
-            extra = sorted(set(_BRACES.findall(text)) - braces)
-            if extra:
-                raise fail(e.line, f"the translation of {e.msgid!r} has {{{extra[0]}}}, its original has not")
-            continue
-        names = {m[1] for m in _PERCENT.finditer(source) if m[1]}
         for m in _PERCENT.finditer(text):
             if m[0] == "%":
                 raise fail(e.line, f"a lone % in the translation of {e.msgid!r} (a percent sign is %%)")
-            if m[1] and m[1] not in names:
+            if m[1] and m[1] not in kinds:
                 raise fail(e.line, f"the translation of {e.msgid!r} has %({m[1]})s, its original has not")
+            if m[1] and m[2] not in kinds[m[1]]:
+                # %(title)d for a title is a ValueError at render time, %(title)c a TypeError.
+                raise fail(
+                    e.line,
+                    f"the translation of {e.msgid!r} has %({m[1]}){m[2]} where its original has "
+                    f"%({m[1]}){min(kinds[m[1]])} (keep the letter after the name)",
+                )
+
+
+def _check_markup(e: _Entry, fail: Callable[[int, str], TemplateError]) -> None:
+    """A translation adds no HTML its original has not: Jinja's gettext marks the translated text safe
+    (its %(values)s are escaped, the text is not), so a tag in a catalog would reach the digest's HTML
+    as it is (`<img onerror=...>`). No packaged string has a tag or an entity."""
+    source = (e.msgid or "") + (e.plural or "")
+    for char in "<&":
+        if char not in source and any(char in text for text in e.strings or []):
+            raise fail(
+                e.line,
+                f"the translation of {e.msgid!r} has {char!r}, its original has not: a translation goes into "
+                "the HTML as it is, so it may add no tag or entity (write the characters themselves: é, "
+                "not &eacute;)",
+            )
+
+
+def _check_greeting(e: _Entry, source: str, fail: Callable[[int, str], TemplateError]) -> None:
+    """A greeting's translation ("Hello {name},") passes the check the config's own greeting passes,
+    and uses only the columns its original uses (a greeting is str.format-ted with a subscriber's)."""
+    names = {f for _, f, _, _ in _FORMATTER.parse(source) if f is not None}
+    for text in e.strings or []:
+        try:
+            greeting_fields(text)
+        except ValueError as err:
+            raise fail(e.line, f"the translation of {e.msgid!r}: {err}") from None
+        extra = sorted({f for _, f, _, _ in _FORMATTER.parse(text) if f is not None} - names)
+        if extra:
+            raise fail(e.line, f"the translation of {e.msgid!r} has {{{extra[0]}}}, its original has not")

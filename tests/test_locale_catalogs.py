@@ -301,3 +301,33 @@ def test_the_preview_watches_the_catalogs(workspace: Path) -> None:
         assert not state.ok and state.error.startswith("locale/en/LC_MESSAGES/digest.po:6: a text goes")
     finally:
         server.close()
+
+
+def test_an_edit_of_the_same_size_in_the_same_tick_is_read_again(tmp_path: Path) -> None:
+    """The cache knows a version of a catalog by more than its time and size: a save in the same tick of a
+    coarse clock, of the same length, is another version (the live preview rebuilds on it)."""
+    path = catalog(tmp_path, "fr", 'msgid "In this issue"\nmsgstr "Au sommaire"\n')
+    first = path.stat()
+    assert translations("fr", tmp_path).gettext("In this issue") == "Au sommaire"
+    # An editor's save: a new file of the same size, renamed over the old one, with the old one's mtime.
+    new = path.with_suffix(".tmp")
+    new.write_text(HEADER + '\nmsgid "In this issue"\nmsgstr "Au contenus"\n', encoding="utf-8")
+    os.utime(new, ns=(first.st_atime_ns, first.st_mtime_ns))
+    os.replace(new, path)
+    second = path.stat()
+    assert (second.st_size, second.st_mtime_ns) == (first.st_size, first.st_mtime_ns)
+    assert translations("fr", tmp_path).gettext("In this issue") == "Au contenus"
+    # Written in place, same size, same mtime: the inode is the same, the change time is not.
+    path.write_text(HEADER + '\nmsgid "In this issue"\nmsgstr "Au somaire!"\n', encoding="utf-8")
+    for _ in range(100_000):  # until the change time leaves the tick of the read above
+        os.utime(path, ns=(second.st_atime_ns, second.st_mtime_ns))
+        if path.stat().st_ctime_ns != second.st_ctime_ns:
+            break
+    third = path.stat()
+    assert (third.st_size, third.st_mtime_ns, third.st_ino) == (
+        second.st_size,
+        second.st_mtime_ns,
+        second.st_ino,
+    )
+    assert third.st_ctime_ns != second.st_ctime_ns
+    assert translations("fr", tmp_path).gettext("In this issue") == "Au somaire!"

@@ -36,6 +36,7 @@ NOW = datetime(2027, 1, 15, tzinfo=UTC)
         ("short", "01/12/2026", "02/12/2026"),  # "dd": a number in a table, not a day in a sentence
         ("d MMMM", "1er décembre", "2 décembre"),
         ("EEEE d", "mardi 1er", "mercredi 2"),
+        ("d/M/y", "1/12/2026", "2/12/2026"),  # a day in figures: no "1er"
     ],
 )
 def test_french_days(fmt: str, first: str, second: str) -> None:
@@ -48,6 +49,83 @@ def test_french_days(fmt: str, first: str, second: str) -> None:
 def test_every_french_says_1er(lang: str) -> None:
     assert format_date(FIRST, "long", lang).startswith("1er ")
     assert format_date(SECOND, "long", lang).startswith("2 ")
+
+
+FRENCHES = ["fr", "fr_CA", "fr_CH"]
+
+
+@pytest.mark.parametrize("lang", FRENCHES)
+@pytest.mark.parametrize("fmt", ["d/M/y", "d.M.y", "y-M-d", "d/MM/yy", "d-M", "M/d", "d", "d LL y"])
+def test_a_numeric_date_has_no_1er(lang: str, fmt: str) -> None:
+    # "1er" belongs to a day in words ("1er avril"), never to one in figures ("1er/4/2021" is wrong).
+    assert format_date(date(2021, 4, 1), fmt, lang) == babel_date(date(2021, 4, 1), fmt, locale=lang)
+    when = datetime(2021, 4, 1, 9, 30, tzinfo=UTC)
+    assert format_datetime(when, fmt + " HH:mm", lang) == babel_datetime(when, fmt + " HH:mm", locale=lang)
+
+
+@pytest.mark.parametrize("lang", FRENCHES)
+@pytest.mark.parametrize(
+    ("fmt", "first"),
+    [
+        ("d MMM y", "1er avr. 2021"),
+        ("d MMMM", "1er avril"),
+        ("d LLL", "1er avr."),
+        ("d MMMMM", "1er A"),  # a narrow month is a letter: still words
+        ("EEEE d", "jeudi 1er"),  # a weekday's name: a day in words too
+        ("EEE d/M", "jeu. 1er/4"),  # ... but then the month is a figure: CLDR has no such pattern
+        ("d/M/y (MMMM)", "1er/4/2021 (avril)"),
+    ],
+)
+def test_a_day_in_words_has_1er(lang: str, fmt: str, first: str) -> None:
+    assert format_date(date(2021, 4, 1), fmt, lang) == first
+    assert format_date(date(2021, 4, 2), fmt, lang) == babel_date(date(2021, 4, 2), fmt, locale=lang)
+
+
+def test_the_short_standard_dates_have_no_1er() -> None:
+    day = date(2021, 4, 1)
+    assert format_date(day, "short", "fr_BE") == "1/04/21"  # CLDR's "d/MM/yy": a day in figures
+    assert format_date(day, "medium", "fr_BE") == "1er avr. 2021"
+    for lang in FRENCHES:
+        assert format_date(day, "short", lang) == babel_date(day, "short", locale=lang)
+        assert format_datetime(datetime(2021, 4, 1, 9, tzinfo=UTC), "short", lang) == babel_datetime(
+            datetime(2021, 4, 1, 9, tzinfo=UTC), "short", locale=lang
+        )
+
+
+@pytest.mark.parametrize("lang", FRENCHES)
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (date(2021, 4, 1), date(2021, 4, 7)),
+        (date(2021, 3, 29), date(2021, 4, 1)),
+        (date(2021, 3, 1), date(2021, 4, 1)),
+        (date(2021, 1, 1), date(2022, 1, 1)),
+        (date(2021, 4, 1), date(2021, 4, 1)),
+    ],
+)
+@pytest.mark.parametrize("skeleton", ["yMd", "Md", "d", "yMEd", "MEd"])
+def test_a_numeric_interval_has_no_1er(lang: str, start: date, end: date, skeleton: str) -> None:
+    assert format_interval(start, end, skeleton, lang) == babel_interval(start, end, skeleton, locale=lang)
+
+
+@pytest.mark.parametrize("lang", FRENCHES)
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (date(2021, 4, 1), date(2021, 4, 7)),
+        (date(2021, 3, 29), date(2021, 4, 1)),
+        (date(2021, 3, 1), date(2021, 4, 1)),
+        (date(2021, 1, 1), date(2022, 1, 1)),
+        (date(2020, 12, 28), date(2021, 1, 1)),
+    ],
+)
+@pytest.mark.parametrize("skeleton", ["yMMMd", "MMMd", "yMMMEd", "yMMMMd"])
+def test_a_textual_interval_is_babel_s_with_1er(lang: str, start: date, end: date, skeleton: str) -> None:
+    ours = format_interval(start, end, skeleton, lang)
+    assert ours.replace("1er", "1") == babel_interval(start, end, skeleton, locale=lang)
+    # The first of a month says "1er" wherever it is shown (two dates that read alike are shown once).
+    shown = (start, end) if "\u2013" in ours else (start,)
+    assert ours.count("1er") == sum(day.day == 1 for day in shown)
 
 
 @pytest.mark.parametrize("lang", ["en", "en_GB", "es", "de", "pt_BR"])

@@ -4,6 +4,7 @@ RFC 2047 when not ASCII. A real send (aiosmtpd on loopback) gives a French subsc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.headerregistry import Address
@@ -55,7 +56,20 @@ def test_the_workspace_language_s_table_may_name_it_too(workspace: Path) -> None
     [
         ('"Evil\\r\\nBcc: victim@example.org"', "must be a single line (no line breaks)"),
         ('"Evil\\nBcc: victim@example.org"', "must be a single line (no line breaks)"),
-        ('"Bell\\u0007"', "no control characters in a header value ('Bell\\x07')"),
+        ('"Bell\\u0007"', "no control characters in a header value (U+0007 in 'Bell\\x07')"),
+        # Not a way into the headers (the name is RFC 2047-encoded), but no name has them: an invisible
+        # line break, a C1 control, or a bidi control that shows "Bank" for what is written "knaB".
+        ('"Evil\\u0085Bcc: x@example.org"', "no control characters in a header value (U+0085 in "),
+        ('"Evil\\u2028Bcc: x@example.org"', "no control characters in a header value (U+2028 in "),
+        ('"Evil\\u2029"', "no control characters in a header value (U+2029 in 'Evil\\u2029')"),
+        ('"\\u0085Evil"', "no control characters in a header value (U+0085 in '\\x85Evil')"),
+        ('"A\\u0080"', "no control characters in a header value (U+0080 in 'A\\x80')"),
+        ('"A\\u009fB"', "no control characters in a header value (U+009F in 'A\\x9fB')"),
+        ('"\\u202eknaB"', "no control characters in a header value (U+202E in '\\u202eknaB')"),
+        ('"A\\u202aB"', "no control characters in a header value (U+202A in "),
+        ('"A\\u2066B\\u2069"', "no control characters in a header value (U+2066 in "),
+        ('"AB\\u2069"', "no control characters in a header value (U+2069 in "),
+        ('"A\\u007f"', "no control characters in a header value (U+007F in "),
         ('"   "', "must not be empty"),
         ("3", "expected a string, got int"),
     ],
@@ -64,7 +78,38 @@ def test_a_bad_from_name_is_a_config_error_naming_the_key(workspace: Path, value
     french(workspace, value)
     with pytest.raises(ConfigError) as err:
         load_config(cwd=workspace)
-    assert str(err.value) == f"{workspace / 'digest.toml'}: languages: [languages.fr]: from_name: {why}"
+    assert str(err.value).startswith(
+        f"{workspace / 'digest.toml'}: languages: [languages.fr]: from_name: {why}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["Actualités coopératives", "Café\u00a0&\u202fCo", "עדכונים", "Nouvelles \u2014 mars", "A\u200dB"]
+)
+def test_a_from_name_in_any_script_is_taken(workspace: Path, name: str) -> None:
+    french(workspace, '"' + name.encode("ascii", "backslashreplace").decode().replace("\\x", "\\u00") + '"')
+    assert load_config(cwd=workspace).texts("fr").from_name == name
+
+
+@pytest.mark.parametrize("char", ["\\u0007", "\\u0085", "\\u2028", "\\u009b", "\\u202e", "\\u2068"])
+@pytest.mark.parametrize("key", ["from", "reply_to"])
+def test_email_from_s_name_is_held_to_the_same_check(workspace: Path, char: str, key: str) -> None:
+    # [languages.xx] from_name falls back to [email] from's name: the same characters are refused there.
+    config = workspace / "digest.toml"
+    text, found = re.subn(
+        f"^{key} = .*$",
+        lambda _: f'{key} = "Evil{char} <a@example.org>"',
+        config.read_text(encoding="utf-8"),
+        flags=re.M,
+    )
+    assert found == 1
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(cwd=workspace)
+    code = char.replace("\\u", "U+").upper()
+    assert f"email.{key}: no control characters in a header value ({code} in 'Evil" in str(err.value), (
+        err.value
+    )
 
 
 def test_a_bad_from_name_stops_the_build(workspace: Path, run: Run) -> None:

@@ -84,12 +84,26 @@ def parse_address(value: str, *, what: str) -> Address:
         raise ConfigError(f"{what}: not a valid email address: {value!r}") from err
 
 
+# Not in a name: C0 and C1 controls (U+0085 is a line break), the line and paragraph separators (Zl, Zp),
+# and the bidi embeddings, overrides and isolates that make a name read otherwise than it is written.
+# None of them gets into the header (the message encodes a name that is not ASCII, RFC 2047); a name
+# that shows the reader something else than it holds is refused all the same.
+_NOT_IN_A_NAME = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _no_controls(s: str) -> None:
+    bad = _NOT_IN_A_NAME.search(s)
+    if bad is not None:
+        raise ValueError(f"no control characters in a header value (U+{ord(bad[0]):04X} in {s!r})")
+
+
 def address(v: Any) -> str:
     s = nonempty_line(v)
     try:
         parse_address(s, what="address")
     except ConfigError as err:
         raise ValueError(str(err).removeprefix("address: ")) from err
+    _no_controls(s)  # [email] from's name is the From name of every language without one of its own
     return s
 
 
@@ -370,10 +384,9 @@ _LANGUAGE_KEYS = (
 def display_name(v: Any) -> str:
     """A From display name: one line without control characters (a header value; the address stays
     [email] from's). Non-ASCII is fine: the message encodes it (RFC 2047)."""
-    s = line(v).strip()
-    bad = next((c for c in s if ord(c) < 32 or ord(c) == 127), None)
-    if bad is not None:
-        raise ValueError(f"no control characters in a header value ({s!r})")
+    s = line(v)
+    _no_controls(s)  # before strip(), which takes U+0085 and U+2028 for spaces
+    s = s.strip()
     if not s:
         raise ValueError("must not be empty")
     return s
