@@ -105,7 +105,7 @@ class Preview:
         self._stop = threading.Event()
         self._state = BuildState(0, False, "not built yet", "", 0, {})
         self._watched: list[Path] = []
-        self._seen: tuple[tuple[str, int, int, int], ...] = ()
+        self._seen: tuple[tuple[str, int, int, int, int], ...] = ()
         self._threads: list[threading.Thread] = []
         self._serving = False
         # The port first: when it cannot be had (OSError, e.g. in use), no folder has been made to leak.
@@ -182,11 +182,12 @@ class Preview:
             self._changed.notify_all()
             return self._state
 
-    def _signature(self) -> tuple[tuple[str, int, int, int], ...]:
-        """The stat signature of every watched file: any edit, addition or removal changes it."""
+    def _signature(self) -> tuple[tuple[str, int, int, int, int], ...]:
+        """The stat signature of every watched file: any edit, addition or removal changes it (ctime too:
+        a save of the same size within one tick of the clock keeps the mtime, never the ctime)."""
         with self._changed:
             roots = list(self._watched)
-        sig: list[tuple[str, int, int, int]] = []
+        sig: list[tuple[str, int, int, int, int]] = []
         for root in roots:
             candidates = [root] if not root.is_dir() else sorted(p for p in root.rglob("*") if p.is_file())
             for path in candidates:
@@ -194,7 +195,7 @@ class Preview:
                     st = path.stat()
                 except OSError:
                     continue
-                sig.append((str(path), st.st_mtime_ns, st.st_size, st.st_ino))
+                sig.append((str(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
         return tuple(sig)
 
     def changed(self) -> bool:
