@@ -114,6 +114,16 @@ class _Body:
         return out
 
 
+class _Columns(dict[str, str]):
+    """A subscriber's values by column name, as the list's header spells it or in any case: columns are
+    matched case aside ({Name} in a greeting is the `name` column), as greeting_fields checks them."""
+
+    def __missing__(self, key: str) -> str:
+        if key.lower() in self:
+            return self[key.lower()]
+        raise KeyError(key)
+
+
 class Personaliser:
     """The digest's parts prepared once; `message(email, ...)` makes one recipient's message quickly.
 
@@ -202,7 +212,7 @@ class Personaliser:
         values["name"] = " ".join(name.split())
         if any(not values.get(k) for k in self.greeting_uses):
             return self.greeting_fallback
-        return self.greeting.format_map(values)
+        return self.greeting.format_map(_Columns(values))
 
     def unsubscribe_for(self, email: str) -> tuple[str, str]:
         """(the link shown in the body, the List-Unsubscribe header value) for one address."""

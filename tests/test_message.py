@@ -179,6 +179,13 @@ def test_the_greeting_falls_back_when_a_column_it_uses_is_empty() -> None:
     assert m.greeting_for("Ann\tLee", {"city": "Lyon"}) == "Dear Ann Lee from Lyon,"
 
 
+def test_the_greeting_s_columns_are_matched_case_aside() -> None:
+    """The list's columns are read in lower case; a greeting may spell them as the header does."""
+    m = maker(greeting="Dear {Name} from {CITY},", greeting_fallback="Dear reader,")
+    assert m.greeting_for("Ann", {"city": "Lyon"}) == "Dear Ann from Lyon,"
+    assert m.greeting_for("Ann", {"city": ""}) == "Dear reader,"
+
+
 def test_message_ids_are_unique_per_recipient_and_stable() -> None:
     m = maker()
     a, b = m.message_id("ann@example.org"), m.message_id("bob@example.org")
