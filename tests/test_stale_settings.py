@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from smtpserver import MONTH, PEOPLE, Handler, Server, subscribers
 from digest.config import load_config
 from digest.config.content import CONTENT, NOT_CONTENT, changed_settings, content_settings, setting_name
 from digest.config.schema import SCHEMA
+from digest.errors import SendError
 from digest.outdir import Manifest
-from digest.presend import rebuild_command
-from digest.window import resolve
+from digest.presend import dry_run, rebuild_command
+from digest.sent import last_sent_in_full
+from digest.window import after, resolve
 
 Run = Callable[..., Result]
 MODES = [(("--yes",), "send"), (("--dry-run",), "dry-run"), (("--test", "me@example.org"), "send a test of")]
@@ -138,6 +141,19 @@ def test_a_language_table_added_after_the_build_is_refused(
     assert refused.stderr == _refusal("[languages.fr]", "dry-run")
 
 
+def test_a_language_table_changed_after_the_build_is_refused(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with (workspace / "digest.toml").open("a", encoding="utf-8") as f:
+        f.write('\n[languages.fr]\ntitle = "Nouvelles coopératives"\n')
+    assert run("build", *MONTH).exit_code == 0
+    _toml(workspace, 'title = "Nouvelles coopératives"', 'title = "Nouvelles"')
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        refused = run("send", *MONTH, "--subscribers", str(subscribers(workspace, ANN)), "--dry-run")
+    assert refused.stderr == _refusal("[languages.fr]", "dry-run")
+
+
 def test_every_changed_setting_is_named_from_the_file_or_the_environment(
     ws: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
@@ -248,6 +264,40 @@ def test_a_stale_since_last_send_build_is_rebuilt_by_since_last_send(
         )
         assert sent.exit_code == 0, sent.stderr
         assert len(server.handler.received) == 2
+
+
+def test_a_since_last_send_window_is_known_by_its_start_and_name_or_by_what_it_left_out(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    csv = str(subscribers(workspace, ANN))
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        first = run("--now", "2021-04-01T08:00:00+00:00", "send", *MONTH, "--subscribers", csv, "--yes")
+        assert first.exit_code == 0, first.stderr
+    _item(workspace, "april1", "2021-04-01", "April one")
+    at = datetime.fromisoformat("2021-04-02T08:00:00+00:00")
+    assert run("--now", at.isoformat(), "build", "--since-last-send").exit_code == 0
+    config = load_config(cwd=workspace, environ={})
+    found = last_sent_in_full(config.paths.out, config.tz)
+    assert found is not None
+    chosen = after(found[1], config.tz, config.language, now=at)
+    assert chosen.sent  # the March items of its first day, sent already
+    # Known by its start and name even when it left nothing out...
+    assert (
+        rebuild_command(config, replace(chosen, sent=frozenset()), now=at) == "digest build --since-last-send"
+    )
+    # ...and a window by dates with the same name is not taken for it.
+    by_dates = resolve(tz=config.tz, locale=config.language, now=at, since_="2021-03-31T12:30")
+    assert by_dates.slug == chosen.slug
+    assert rebuild_command(config, by_dates, now=at) == "digest build --since 2021-03-31T12:30:00"
+    # A folder sent by its path, days later: what its build left out says how it was chosen.
+    _item(workspace, "april1", "2021-04-01", "April one (fixed)")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        later = datetime.fromisoformat("2021-04-09T08:00:00+00:00")
+        config = load_config(cwd=workspace)
+        with pytest.raises(SendError, match=r"Rebuild it \(`digest build --since-last-send`\)"):
+            dry_run(config, workspace / "out" / chosen.slug, Path(csv), now=later)
 
 
 NOW = datetime.fromisoformat("2021-04-15T12:00:00+00:00")
