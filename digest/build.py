@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from digest import __version__, outdir
 from digest.config import Config
+from digest.config.content import changed_settings, content_settings
 from digest.errors import DigestError, EmptyWindow, OutputError
 from digest.fsutil import rel_path, shown
 from digest.items import Item
@@ -263,6 +264,7 @@ def assemble(
         already_sent=tuple(sorted({i.slug for i in found.items if i.slug in window.sent}))
         if drafts.main
         else (),
+        settings=content_settings(config),
     )
     files[outdir.MANIFEST] = manifest.to_json()
     return files, manifest
@@ -312,13 +314,36 @@ def changes_since(config: Config, built: outdir.Built, *, now: datetime | None =
     return lines
 
 
-def stale_message(folder: Path, changes: list[str], *, what: str) -> str:
-    """The refusal of a send (or a test, or a dry run) of a build the items have moved on from."""
-    listed = "\n".join(f"  {c}" for c in changes[:20])
-    more = f"\n  ... and {len(changes) - 20} more" if len(changes) > 20 else ""
+def settings_since(config: Config, built: outdir.Built) -> list[str]:
+    """The settings that shape the digest or its messages and differ from those of the build (named as
+    digest.toml names them); none for an older build, which did not record them."""
+    then = built.manifest.settings
+    return [] if then is None else changed_settings(then, content_settings(config))
+
+
+def stale_message(
+    folder: Path,
+    changes: list[str],
+    *,
+    what: str,
+    settings: list[str] | None = None,
+    rebuild: str = "digest build",
+) -> str:
+    """The refusal of a send (or a test, or a dry run) of a build the items or the settings have moved on
+    from; `rebuild` is the command that builds the same window again."""
+    said = []
+    if changes:
+        listed = "\n".join(f"  {c}" for c in changes[:20])
+        more = f"\n  ... and {len(changes) - 20} more" if len(changes) > 20 else ""
+        said.append(f"is out of date: the window's items changed since it was built:\n{listed}{more}\n")
+    if settings:
+        said.append(
+            f"{'was also' if changes else 'was'} built with other settings than digest.toml and the "
+            f"environment give now: {', '.join(settings)}\n"
+        )
     return (
-        f"{shown(folder)}/ is out of date: the window's items changed since it was built:\n{listed}{more}\n"
-        f"Rebuild it (`digest build`) and check it, or pass --as-built to {what} the folder as it is."
+        f"{shown(folder)}/ {'It '.join(said)}"
+        f"Rebuild it (`{rebuild}`) and check it, or pass --as-built to {what} the folder as it is."
     )
 
 

@@ -7,9 +7,10 @@ digest/send.py re-exports them, so Python callers find every call of `digest sen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from digest import outdir, smtp
@@ -111,12 +112,22 @@ def prepare(
         built = outdir.load(result.folder)
     else:
         built = outdir.load(folder)
-        if not as_built:
-            from digest.build import changes_since, stale_message
+        from digest.build import changes_since, settings_since, stale_message
 
-            changes = changes_since(config, built, now=now)
-            if changes:
-                raise SendError(stale_message(folder, changes, what=what))
+        other = settings_since(config, built)
+        if as_built and other and say is not None:
+            say(
+                f"Warning: {shown(folder)}/ was built with other settings ({', '.join(other)}): "
+                "--as-built sends it as built, with From, Reply-To, List-Id and the greeting made from the "
+                "current ones"
+            )
+        changes = [] if as_built else changes_since(config, built, now=now)
+        if not as_built and (changes or other):
+            m = built.manifest
+            window = target if isinstance(target, Window) else Window(m.start, m.end, m.label, m.slug)
+            window = window if window.sent else replace(window, sent=frozenset(m.already_sent))
+            rebuild = rebuild_command(config, window, now=now)
+            raise SendError(stale_message(folder, changes, what=what, settings=other, rebuild=rebuild))
     parts = built.parts()
     lang = built.manifest.lang or None
     others = {
@@ -125,6 +136,57 @@ def prepare(
     }
     maker = Makers(personaliser(config, parts, now=now, lang=lang), others, lang=lang or config.language)
     return Prepared(folder, built, parts, maker, settings, config.sender.addr_spec, built.digest_hash())
+
+
+def rebuild_command(config: Config, window: Window, *, now: datetime) -> str:
+    """The `digest build` that makes a window's folder again, with the window options that chose it: a
+    --since-last-send window is rebuilt by --since-last-send (so what was sent stays out), not by dates."""
+    out = "" if config.paths.out == config.paths.root / "out" else f" --out {shown(config.paths.out)}"
+    slug, tz = window.slug, config.tz
+    if re.fullmatch(r"\d{4}-\d{2}", slug):
+        return f"digest build --month {slug}{out}"
+    if re.fullmatch(r"\d{4}-W\d{2}", slug):
+        return f"digest build --week {slug}{out}"
+    if window.sent or _since_last_send(config, window, now=now):
+        return f"digest build --since-last-send{out}"
+    start, end = window.start.astimezone(tz), window.end.astimezone(tz)
+    if end == now.astimezone(tz):  # up to now: --last, or --since without --until
+        span = end.astimezone(UTC) - start.astimezone(UTC)
+        hours = span / timedelta(hours=1)
+        if start.time() != time() and hours == int(hours):
+            n, unit = next(
+                (int(hours) // h, u) for h, u in ((168, "w"), (24, "d"), (1, "h")) if hours % h == 0
+            )
+            return f"digest build --last {n}{unit}{out}"
+        return f"digest build --since {_when(start)}{out}"
+    until = (end - timedelta(days=1)).date().isoformat() if end.time() == time() else _when(end - _TICK)
+    return f"digest build --since {_when(start)} --until {until}{out}"
+
+
+_TICK = timedelta(microseconds=1)  # a --until time takes in that very instant: the window ends just after
+
+
+def _when(at: datetime) -> str:
+    """A --since/--until value: the date at midnight, else the time in the configured zone."""
+    if at.time() == time():
+        return at.date().isoformat()
+    return at.replace(tzinfo=None).isoformat(timespec="seconds" if not at.microsecond else "microseconds")
+
+
+def _since_last_send(config: Config, window: Window, *, now: datetime) -> bool:
+    """Whether `--since-last-send` chooses this window now (its items sent before are left out)."""
+    from digest.errors import EmptyWindow
+    from digest.sent import last_sent_in_full
+    from digest.window import after
+
+    found = last_sent_in_full(config.paths.out, config.tz)
+    if found is None:
+        return False
+    try:
+        chosen = after(found[1], config.tz, config.language, now=now)
+    except EmptyWindow:
+        return False
+    return (chosen.slug, chosen.start) == (window.slug, window.start)
 
 
 def send_test(

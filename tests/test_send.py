@@ -951,7 +951,8 @@ def test_a_build_the_items_moved_on_from_is_not_sent_unless_as_built(
             "  added:   items/late.md\n  removed: items/2021-03-31-"
         )
         assert refused.stderr.endswith(
-            f"Rebuild it (`digest build`) and check it, or pass --as-built to {what} the folder as it is.\n"
+            f"Rebuild it (`digest build --month 2021-03`) and check it, or pass --as-built to {what} the folder "
+            "as it is.\n"
         )
         anyway = run("send", *MONTH, "--subscribers", csv, *mode, "--as-built")
         assert anyway.exit_code == 0, anyway.stderr

@@ -115,6 +115,7 @@ def test_a_send_over_bdat_records_what_the_server_got(
         (ws / "out/2021-03/journal.sqlite").unlink(missing_ok=True)
         with Server(handler) as server:
             smtp_env(server.port, DIGEST_GREETING=".Hi {name},")
+            assert run("build", *MONTH).exit_code == 0  # built with that greeting, as a send wants
             result = run("send", *MONTH, "--subscribers", str(csv), "--yes", "--window", "2")
         assert result.exit_code == 0, result.stderr
         assert handler.bdats == (len(people) if chunking else 0)

@@ -89,6 +89,7 @@ def test_a_greeting_naming_a_column_the_list_lacks_is_an_error(
     path.write_text("email,name,city\nann@example.org,Ann,Geneva\n", encoding="utf-8")
     with Server(Handler()) as server:
         smtp_env(server.port, DIGEST_GREETING="Dear {nmae} of {city},")
+        assert run("build", *MONTH).exit_code == 0  # built with that greeting, as a send wants
         result = run("send", *MONTH, "--subscribers", "subscribers.csv", mode)
         assert result.exit_code == 1
         assert result.stderr == (

@@ -134,6 +134,7 @@ def test_a_send_over_exim_delivers_the_bytes_digest_made_once_each(
     csv = subscribers(ws, people)
     with exim() as server:
         smtp_env(server.port, DIGEST_GREETING=".Hi {name},")
+        assert run("build", *MONTH).exit_code == 0  # built with that greeting, as a send wants
         result = _send(run, csv, "--window", "3")
         delivered = server.deliver()
         assert_clean(server, len(people))

@@ -138,6 +138,8 @@ class Manifest:
     moved: tuple[MovedRecord, ...] = ()  # in the window, in the web version only (older manifests: none)
     # --since-last-send: the slugs of the window's items left out as a digest sent in full held them.
     already_sent: tuple[str, ...] = ()
+    # The settings it was built with (digest.config.content); None: an older build, not compared.
+    settings: Mapping[str, Any] | None = None
 
     @property
     def built_items(self) -> tuple[ItemRecord, ...]:
@@ -180,6 +182,7 @@ class Manifest:
             "lang": self.lang,
             "languages": list(self.languages),
             "moved": [asdict(m) for m in self.moved],
+            **({"settings": dict(self.settings)} if self.settings is not None else {}),
         }
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
@@ -211,6 +214,7 @@ class Manifest:
                 lang=str(data.get("lang", "")),
                 languages=tuple(str(x) for x in data.get("languages", ())),
                 moved=tuple(MovedRecord(**m) for m in data.get("moved", ())),
+                settings=dict(data["settings"].items()) if "settings" in data else None,
             )
         except (KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"missing or malformed field {err}") from err
