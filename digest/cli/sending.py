@@ -77,7 +77,9 @@ def _window(_ctx: click.Context, _param: click.Parameter, value: int | None) -> 
     "--allow-changed", is_flag=True, help="Resume a send although the digest changed since it began."
 )
 @click.option(
-    "--as-built", is_flag=True, help="Send the built folder although the window's items changed since."
+    "--as-built",
+    is_flag=True,
+    help="Send the built folder although the window's items or the settings changed since.",
 )
 @click.option(
     "--retries", type=click.IntRange(0, 20), default=5, show_default=True, help="Retries per message."
