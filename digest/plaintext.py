@@ -102,9 +102,7 @@ def _block(node: Any, width: int, first: str, rest: str) -> list[str]:
         return [(rest if n else first) + CODE_INDENT + line for n, line in enumerate(code)]
     if kind == "hr":
         return [first + RULE]
-    if node.children:
-        return _blocks(node.children, width, first, rest, tight=False)
-    # Anything else markdown-it may produce is shown as its source text: nothing is interpreted or lost.
+    # Nothing else comes out of CommonMark without raw HTML; another block would show as its source text.
     return _fill([_Run(node.content)], width, first, rest)
 
 
@@ -233,10 +231,8 @@ def _fill(runs: Sequence[_Run], width: int, first: str, rest: str) -> list[str]:
             segments[-1].append(run)
     lines: list[str] = []
     for segment in segments:
-        words = _words(segment)
-        if not words and lines:
-            continue
-        lines += _fill_words(words, width, rest if lines else first, rest)
+        # Two hard breaks in a row leave an empty line, as two <br> do in the HTML.
+        lines += _fill_words(_words(segment), width, rest if lines else first, rest)
     return lines
 
 
@@ -245,17 +241,17 @@ def _fill_words(words: list[_Word], width: int, first: str, rest: str) -> list[s
     line, used, empty = first, display_width(first), True
     for word in words:
         size = display_width(word.text)
-        gap = 1 if word.space and not empty else 0
+        gap = 1 if word.space else 0  # never before the first word of a segment
         if not empty and used + gap + size > width:
             lines.append(line)
             line, used, empty, gap = rest, display_width(rest), True, 0
         text = word.text
         if empty and word.cut and used + size > width:
             # A word longer than a line is cut, so that no line is wider than the width.
-            pieces = _cut(text, max(width - used, 1))
-            lines += [line + p for p in pieces[:-1]]
-            line = rest if len(pieces) > 1 else line
-            text = pieces[-1]
+            *full, text = _cut(text, max(width - used, 1))
+            for piece in full:
+                lines.append(line + piece)
+                line = rest
             used = display_width(line)
         line += " " * gap + text
         used += gap + display_width(text)

@@ -130,8 +130,18 @@ def test_nested_list() -> None:
     )
 
 
-def test_an_empty_list_item() -> None:
+def test_empty_list_items() -> None:
     assert text("-\n- two\n") == "   -\n   - two"
+    assert text("-\n-\n") == "   -\n   -"  # no paragraph at all: a tight list
+
+
+def test_a_list_that_starts_a_list_item() -> None:
+    assert text("- - a\n  - b\n- c") == "   - - a\n     - b\n   - c"
+
+
+def test_hard_breaks_in_a_list_item_and_twice_in_a_row() -> None:
+    assert text("- a\\\n  b") == "   - a\n     b"
+    assert text("a\\\n\\\nb") == "   a\n\n   b"  # two <br> in the HTML: an empty line
 
 
 def test_paragraphs_soft_and_hard_breaks() -> None:
@@ -216,6 +226,21 @@ def test_a_long_word_that_is_no_address_is_cut_to_the_width() -> None:
     assert out == f"   A\n   {'x' * 75}\n   {'x' * 25} b"
     mail = "mailto:" + "m" * 90 + "@example.org"
     assert text(f"[write]({mail})") == f"   write\n   ({mail})"
+    assert text(f"Typed: {mail} now") == f"   Typed:\n   {mail}\n   now"
+
+
+def test_a_long_word_in_a_list_item_is_cut_under_its_text() -> None:
+    assert text("- " + "x" * 100) == f"   - {'x' * 73}\n     {'x' * 27}"
+
+
+def test_a_combining_mark_never_starts_a_line() -> None:
+    """After an address that overflows the line, a decomposed "が" (か + U+3099) still stays in one piece."""
+    url = "https://example.org/" + "a" * 80
+    assert markdown_text(f"[x]({url})か\u3099", 78, INDENT) == f"   x\n   ({url})か\u3099"
+
+
+def test_a_short_code_span_is_not_cut_with_the_word_it_is_glued_to() -> None:
+    assert markdown_text("x`abcdefghijklmnopqrstuvwxyz`", 20, INDENT) == "   x`abcdefghijklmnopqrstuvwxyz`"
 
 
 def test_emphasis_markers_dropped_and_headings_plain() -> None:
@@ -388,11 +413,27 @@ def test_cjk_body_breaks_between_characters_by_columns() -> None:
     assert all(display_width(line) <= 40 for line in out.splitlines())
 
 
-def test_cjk_punctuation_never_starts_a_line() -> None:
-    # 37 columns of text before the full stop: the stop goes down with the character before it.
-    source = "あ" * 18 + "い。" + "う" * 10
-    out = markdown_text(source, 40, INDENT)
-    assert out.splitlines() == ["   " + "あ" * 18, "   い。" + "う" * 10]
+def test_cjk_punctuation_stays_with_its_character() -> None:
+    """A full stop or closing bracket never starts a line, an opening bracket never ends one."""
+    # 3 + 17 * 2 + 2 = 39 columns: "い" fits on the first line but its "。" would not, so both go down.
+    assert markdown_text("あ" * 17 + "い。" + "う" * 3, 40, INDENT).splitlines() == [
+        "   " + "あ" * 17,
+        "   い。ううう",
+    ]
+    # "「" would fit at the end of the first line, but it goes down with what it opens.
+    assert markdown_text("あ" * 17 + "「い」" + "う" * 3, 40, INDENT).splitlines() == [
+        "   " + "あ" * 17,
+        "   「い」ううう",
+    ]
+
+
+def test_cjk_text_breaks_before_a_latin_word_and_between_fullwidth_letters() -> None:
+    assert markdown_text("あ" * 17 + "ABCDEF", 40, INDENT).splitlines() == ["   " + "あ" * 17, "   ABCDEF"]
+    assert markdown_text("x " + "Ａ" * 40, 40, INDENT).splitlines() == [
+        "   x " + "Ａ" * 17,
+        "   " + "Ａ" * 18,
+        "   " + "Ａ" * 5,
+    ]
 
 
 def test_empty_bodies() -> None:
@@ -418,10 +459,9 @@ _MARKDOWN_BITS = st.sampled_from(
         "\n# ",
         "\u00a0!",
         "x" * 90,
-        " ",
         "\n",
     ]
-)
+)  # joined with one space: never the four spaces of a code block, whose lines are not wrapped
 
 
 @settings(max_examples=200, deadline=None)
