@@ -36,6 +36,7 @@ from digest.fsutil import bytecode_cache
 from digest.i18n import format_date, format_datetime, translations
 from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
+from digest.plaintext import markdown_text
 from digest.select import Digest
 from digest.window import in_language
 
@@ -157,6 +158,7 @@ class Renderer:
         env.filters["wrap"] = _wrap
         env.filters["host"] = _host
         env.filters["markdown"] = markdown_html
+        env.filters["markdown_text"] = markdown_text  # the same body, as plain text for digest.txt.j2
         return env
 
     def _context(self, digest: Digest, *, web: bool) -> dict[str, Any]:

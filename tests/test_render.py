@@ -116,7 +116,7 @@ def test_body_markdown_is_rendered(workspace: Path, run: Run) -> None:
     )
     html, text = build(run, workspace)
     assert "<em>emphasis</em>" in html
-    assert "Some *emphasis*.\n\n   Second paragraph." in text
+    assert "Some emphasis.\n\n   Second paragraph." in text  # the text part drops the markers
 
 
 def test_language_and_direction(workspace: Path, run: Run) -> None:
