@@ -36,7 +36,7 @@ from digest.fsutil import bytecode_cache
 from digest.i18n import format_date, format_datetime, translations
 from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
-from digest.plaintext import markdown_text
+from digest.plaintext import markdown_text, safe_link
 from digest.select import Digest
 from digest.window import in_language
 
@@ -96,7 +96,7 @@ def _markdown() -> Any:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     # In an email only absolute links work, and only these schemes are safe: anything else
     # (javascript:, data:, relative paths, "java&#x09;script:") stays plain text.
-    md.validateLink = lambda url: url.strip().lower().startswith(("https://", "http://", "mailto:"))  # type: ignore[method-assign]
+    md.validateLink = safe_link  # type: ignore[method-assign]  # the text part's rule too
     return md
 
 
