@@ -36,7 +36,6 @@ from digest.fsutil import bytecode_cache
 from digest.i18n import format_date, format_datetime, translations
 from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
-from digest.plaintext import markdown_text, safe_link
 from digest.select import Digest
 from digest.window import in_language
 
@@ -93,11 +92,20 @@ def _host(url: str) -> str:
 def _markdown() -> Any:
     from markdown_it import MarkdownIt  # only items with a body need it
 
+    from digest.plaintext import safe_link
+
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     # In an email only absolute links work, and only these schemes are safe: anything else
     # (javascript:, data:, relative paths, "java&#x09;script:") stays plain text.
     md.validateLink = safe_link  # type: ignore[method-assign]  # the text part's rule too
     return md
+
+
+def _markdown_text(text: str, *args: Any, **kwargs: Any) -> str:
+    """plaintext.markdown_text, imported at its first use: only items with a body need it."""
+    from digest.plaintext import markdown_text
+
+    return markdown_text(text, *args, **kwargs)
 
 
 def markdown_html(text: str) -> Markup:
@@ -158,7 +166,7 @@ class Renderer:
         env.filters["wrap"] = _wrap
         env.filters["host"] = _host
         env.filters["markdown"] = markdown_html
-        env.filters["markdown_text"] = markdown_text  # the same body, as plain text for digest.txt.j2
+        env.filters["markdown_text"] = _markdown_text  # the same body, as plain text for digest.txt.j2
         return env
 
     def _context(self, digest: Digest, *, web: bool) -> dict[str, Any]:
