@@ -159,5 +159,5 @@ def translations(lang: str, folder: Path | None = None) -> NullTranslations:
             stat = path.stat()
         except OSError:
             continue
-        words = Catalog(read_catalog(path, stat, tag), fallback=words)
+        words = Catalog(read_catalog(path, stat, tag), fallback=words, domain=DOMAIN)
     return words

@@ -24,14 +24,13 @@ from babel.support import NullTranslations, Translations
 from digest.config.values import greeting_fields
 from digest.errors import TemplateError
 from digest.fsutil import shown
-from digest.i18n import DOMAIN
 
 
 class Catalog(Translations):
     """One workspace catalog, in front of the catalogs behind it (its fallback)."""
 
-    def __init__(self, parsed: Po, *, fallback: NullTranslations) -> None:
-        super().__init__(fp=None, domain=DOMAIN)
+    def __init__(self, parsed: Po, *, fallback: NullTranslations, domain: str) -> None:
+        super().__init__(fp=None, domain=domain)
         self._catalog = dict(parsed.messages)  # gettext's own lookup table: msgid or (msgid, form) -> text
         self.plural = parsed.plural
         self.add_fallback(fallback)
