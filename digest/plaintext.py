@@ -27,6 +27,8 @@ CODE_SPAN_WHOLE = 30  # columns: a longer code span may break at its spaces
 # The schemes an email may link to: the same rule as the HTML's (render.markdown_html), so a link that is
 # plain text there (javascript:, data:, a relative path) never shows its address here either.
 SAFE_SCHEMES = ("https://", "http://", "mailto:")
+# Link words that a reader (and a mail client) takes for an address: a scheme, "www.", or user@host.
+ADDRESS_LIKE = re.compile(r"(?i)[a-z][a-z0-9+.-]*:\S|www\.\S|[^\s@]+@[^\s@]+\.[^\s@]+$")
 
 # Ordinary spaces are where lines break; a no-break space (French "Bonjour !", "10 000") is not one.
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
@@ -160,7 +162,10 @@ def _link(node: Any) -> list[_Run]:
     if not safe_link(href):
         # Shown as its words only; an autolink's words are its address, which must not show either.
         return [] if node.markup == "autolink" else label
-    if not text or text in (href, href.removeprefix("mailto:")):
+    # Words that read as an address show the address itself, once: the same one written otherwise
+    # (decoded, without its last "/") would show twice, and another one would mislead ("www.bank.example"
+    # linking elsewhere), as the reader's mail client makes a link of what looks like one.
+    if not text or text in (href, href.removeprefix("mailto:")) or ADDRESS_LIKE.match(text):
         return [_Run(href, atom=True)]
     return [*label, _Run(" ("), _Run(href, atom=True), _Run(")")]
 

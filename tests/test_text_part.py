@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from conftest import REPO
 from hypothesis import given, settings
@@ -513,3 +514,22 @@ def test_sample_without_bodies_is_unchanged(workspace: Path, run: Run) -> None:
     """No sample item has a body: the text part is byte for byte the one reviewed before bodies were laid out."""
     assert run("build", "--month", "2021-03").exit_code == 0
     assert (workspace / "out" / "2021-03" / "digest.txt").read_bytes() == GOLDEN.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        # Words that read as another address than the link's: the link's own address only.
+        ("[https://bank.example.com/login](https://evil.example.net/)", "https://evil.example.net/"),
+        ("[www.bank.example](http://evil.example.net)", "http://evil.example.net"),
+        ("[news@bank.example](mailto:phish@evil.example.net)", "mailto:phish@evil.example.net"),
+        # The same address written otherwise: once.
+        ("<https://example.org/ä>", "https://example.org/%C3%A4"),
+        ("[https://example.org](https://example.org/)", "https://example.org/"),
+        # Words that are words keep their address beside them.
+        ("[Node.js](https://nodejs.org)", "Node.js (https://nodejs.org)"),
+        ("[the map](https://example.org/map)", "the map (https://example.org/map)"),
+    ],
+)
+def test_link_words_that_look_like_an_address_show_the_real_one_only(body: str, text: str) -> None:
+    assert markdown_text(body) == text
