@@ -29,7 +29,7 @@ from digest.config.values import language
 from digest.errors import FeedError
 from digest.feedfetch import Fetched, fetch, load_validators, save_validators
 from digest.items import BadItem, check_url, parse_item
-from digest.scan import iter_item_files
+from digest.listing import iter_item_files
 from digest.words import slugify
 
 __all__ = ["FeedError", "FeedReport", "NewItem", "Source", "import_feeds", "plain_text", "shorten"]

@@ -13,14 +13,11 @@ called.
 
 from __future__ import annotations
 
-import marshal
 import os
-import signal
 import sys
 import threading
 import time as clock
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -30,14 +27,10 @@ from zoneinfo import ZoneInfo
 
 from digest.errors import ItemError
 from digest.index import Index, Stat, item_of, record_of, stat_of
-from digest.items import SUFFIXES, BadItem, Item, parse_item
+from digest.items import BadItem, Item, parse_item
+from digest.listing import FORK_FROM, MAX_LISTERS, Listers, Walk, iter_item_files
 
 INDEX_NAME = "items-index.sqlite"
-# A folder the index knows to hold this many item files or more is listed by forked processes while the
-# build renders; a smaller one is listed in a few milliseconds, less than forking costs.
-FORK_FROM = 2_000
-# One lister per usable processor, up to this many: each lists every folder, so more add that cost again.
-MAX_LISTERS = 4
 
 
 @dataclass(frozen=True)
@@ -59,15 +52,6 @@ class _Problem(NamedTuple):
     dated: datetime | None
 
 
-@dataclass(frozen=True)
-class Walk:
-    """What listing the items folder found: how many item files, the ones to parse, and the folders."""
-
-    count: int
-    changed: list[tuple[str, str]]
-    dirs: dict[str, int]
-
-
 def scan(
     items_dir: Path,
     *,
@@ -86,59 +70,6 @@ def scan(
     scanner = Scanner(items_dir, tz=tz, cache_dir=cache_dir, relative_to=relative_to)
     scanner.start_walk(background=False)
     return scanner.finish(start, end)
-
-
-def iter_item_files(
-    items_dir: Path,
-    *,
-    known_dirs: dict[str, int],
-    since_ns: int,
-    dirs: dict[str, int],
-    share: tuple[int, int] = (0, 1),
-) -> Iterator[tuple[str, str, bool]]:
-    """(key, path, changed) of every item file below items_dir, recursively, in no particular order.
-
-    The key is the path relative to items_dir with "/" separators; names starting with "." or "_" are
-    skipped. `changed` is true when the file's ctime is `since_ns` or later, or when it lies in a folder
-    the index does not know under that name and inode (a folder moved in, renamed or replaced keeps the
-    old ctimes of the files inside it). `dirs` receives every folder's key and inode, for the next scan.
-    Plain strings and os.scandir, not pathlib: this runs once per file of a 100,000-file archive.
-
-    share=(k, n): only the files whose name hashes to k among n (every folder is still listed), so that n
-    forked processes, which share the interpreter's string hashing, each stat a part of the archive.
-    """
-    part, parts = share
-    root = str(items_dir)
-    root_inode = os.stat(root).st_ino
-    dirs[""] = root_inode
-    # Listing an open folder makes each stat relative to it (fstatat): no walk down the path per file,
-    # about a fifth of the listing's time on a 100,000-file archive.
-    by_fd = os.scandir in os.supports_fd
-    stack = [("", root, known_dirs.get("") != root_inode)]
-    while stack:
-        prefix, folder, new = stack.pop()
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY) if by_fd else -1
-        try:
-            with os.scandir(fd if by_fd else folder) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name[0] in "._":
-                        continue
-                    # The common case first: an item file (d_type tells is_file without a system call).
-                    if name.endswith(SUFFIXES) and entry.is_file():
-                        if parts > 1 and hash(name) % parts != part:
-                            continue
-                        changed = new or entry.stat().st_ctime_ns >= since_ns
-                        yield prefix + name, f"{folder}{os.sep}{name}", changed
-                    elif entry.is_dir():
-                        key = prefix + name
-                        inode = entry.stat().st_ino
-                        dirs[key] = inode
-                        moved = known_dirs.get(key) != inode
-                        stack.append((f"{key}/", f"{folder}{os.sep}{name}", new or moved))
-        finally:
-            if by_fd:
-                os.close(fd)
 
 
 class Scanner:
@@ -164,7 +95,7 @@ class Scanner:
         self.unrecorded: set[str] = set()  # unchanged files parsed, as the index kept no record of them
         self.read_as: dict[str, Stat | None] = {}  # each file parsed: its stat as it was read
         self._walk: Callable[[], Walk] = self._walk_here
-        self._listers: _Listers | None = None
+        self._listers: Listers | None = None
 
     def _walk_here(self, share: tuple[int, int] = (0, 1)) -> Walk:
         dirs: dict[str, int] = {}
@@ -185,7 +116,7 @@ class Scanner:
         if background and listed >= FORK_FROM and sys.platform == "linux" and threading.active_count() == 1:
             parts = max(1, min(MAX_LISTERS, len(os.sched_getaffinity(0))))
             works = [partial(self._walk_here, (k, parts)) for k in range(parts)]
-            self._listers = _Listers(works, fallback=self._walk_here)
+            self._listers = Listers(works, fallback=self._walk_here)
             self._walk = self._listers.join
         else:
             walk = self._walk_here()
@@ -348,72 +279,6 @@ class Scanner:
                 del self.parsed[key]
             else:
                 owners[item.slug] = key
-
-
-class _Listers:
-    """Each of `works` run in a forked process (their system calls then overlap the parent's rendering and
-    each other). join() waits for them and joins their walks; any failure of a child means `fallback` runs
-    here instead. close() ends the children of a listing that is never joined (a build that failed first).
-    """
-
-    def __init__(self, works: Sequence[Callable[[], Walk]], *, fallback: Callable[[], Walk]) -> None:
-        self.wanted, self.fallback = len(works), fallback
-        self.started: list[tuple[int, int]] = []  # (pid, read end of its pipe), until joined or closed
-        for work in works:
-            # Out of files or processes: fewer children than works, and the join lists the folder here.
-            try:
-                read_end, write_end = os.pipe()
-            except OSError:
-                break
-            try:
-                pid = os.fork()
-            except OSError:
-                os.close(read_end)
-                os.close(write_end)
-                break
-            if pid == 0:  # the child: list, send the result, leave without any clean-up of the parent's
-                status = 1
-                try:
-                    os.close(read_end)
-                    walk = work()
-                    data = marshal.dumps((walk.count, walk.changed, walk.dirs))
-                    with os.fdopen(write_end, "wb") as pipe:
-                        pipe.write(data)
-                    status = 0
-                finally:
-                    os._exit(status)
-            os.close(write_end)
-            self.started.append((pid, read_end))
-
-    def join(self) -> Walk:
-        """The walks of every child joined, or the fallback's."""
-        walks = []
-        while self.started:
-            pid, read_end = self.started[0]
-            with os.fdopen(read_end, "rb") as pipe:
-                data = pipe.read()
-            _, status = os.waitpid(pid, 0)
-            self.started.pop(0)
-            if status == 0 and data:
-                walks.append(marshal.loads(data))  # noqa: S302 - our own child's output, through a pipe
-        # Each child listed every folder and stat'ed its share of the files. The folders must be the same
-        # in all: one renamed or moved in between two children's listings would have part of its files
-        # under each name, and the index would learn of the folder under a name whose files it never
-        # saw. Then (rarely) the folder is listed again here, by one process.
-        if len(walks) != self.wanted or any(dirs != walks[0][2] for _, _, dirs in walks):
-            return self.fallback()
-        changed = [tuple(c) for _, found, _ in walks for c in found]
-        return Walk(sum(count for count, _, _ in walks), changed, walks[0][2])
-
-    def close(self) -> None:
-        """Stop and reap the children not joined yet."""
-        for pid, read_end in self.started:
-            with suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            os.close(read_end)
-            with suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        self.started = []
 
 
 def _inside(when: datetime, start: datetime | None, end: datetime | None) -> bool:

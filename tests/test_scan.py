@@ -18,7 +18,8 @@ from conftest import write_item
 
 from digest.errors import ItemError
 from digest.index import Index
-from digest.scan import INDEX_NAME, Scan, Scanner, Walk, _Listers, iter_item_files, scan
+from digest.listing import Listers, Walk, iter_item_files
+from digest.scan import INDEX_NAME, Scan, Scanner, scan
 
 TZ = ZoneInfo("Europe/Zurich")
 
@@ -536,17 +537,17 @@ def test_the_children_walks_are_joined_and_any_failure_falls_back_to_listing_her
     def boom() -> Walk:
         raise RuntimeError("the child fails")
 
-    assert _Listers([lambda: one], fallback=lambda: here).join() == one
+    assert Listers([lambda: one], fallback=lambda: here).join() == one
     joined = Walk(5, [("b.md", "/x/b.md"), ("sub/c.md", "/x/sub/c.md")], {"": 8, "sub": 9})
-    assert _Listers([lambda: one, lambda: two], fallback=lambda: here).join() == joined
-    assert _Listers([lambda: one, boom], fallback=lambda: here).join() == here
-    assert _Listers([boom, lambda: two], fallback=lambda: here).join() == here
+    assert Listers([lambda: one, lambda: two], fallback=lambda: here).join() == joined
+    assert Listers([lambda: one, boom], fallback=lambda: here).join() == here
+    assert Listers([boom, lambda: two], fallback=lambda: here).join() == here
     # "sub" renamed to "new" between the two children's listings: each saw part of its files under one
     # name. Their walks are not joined; the folder is listed again, here.
     renamed = Walk(3, [("new/c.md", "/x/new/c.md")], {"": 8, "new": 9})
-    assert _Listers([lambda: one, lambda: renamed], fallback=lambda: here).join() == here
+    assert Listers([lambda: one, lambda: renamed], fallback=lambda: here).join() == here
     moved_in = Walk(3, [], {"": 8, "sub": 9, "more": 11})
-    assert _Listers([lambda: one, lambda: moved_in], fallback=lambda: here).join() == here
+    assert Listers([lambda: one, lambda: moved_in], fallback=lambda: here).join() == here
 
 
 def test_the_shares_of_a_listing_cover_every_file_once(tmp_path: Path) -> None:
