@@ -15,8 +15,8 @@ from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.check.rules import display_width, text_urls
-from digest.plaintext import markdown_text, safe_link
+from digest.check.rules import text_urls
+from digest.plaintext import display_width, markdown_text, safe_link
 from digest.render import markdown_html
 
 Run = Callable[..., Result]

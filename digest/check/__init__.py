@@ -26,9 +26,10 @@ from digest.check.built import BuiltDigest, load_built
 from digest.check.clients import client_findings
 from digest.check.html import Doc, Image, Link, parse_html
 from digest.check.report import Finding, Report, Severity, format_report
-from digest.check.rules import RULES, WEB_RULES, display_width
+from digest.check.rules import RULES, WEB_RULES
 from digest.config import Config
 from digest.mjmlschema import MjmlProblem, lint_mjml
+from digest.plaintext import display_width
 from digest.window import Window
 
 __all__ = [

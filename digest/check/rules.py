@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-import unicodedata
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -21,6 +20,7 @@ from digest.check.invisible import rule_invisible_characters
 from digest.check.report import Finding
 from digest.mjmlschema import lint_mjml
 from digest.outdir.files import GMAIL_CLIP_BYTES
+from digest.plaintext import display_width  # the text part is laid out and checked by one measure
 from digest.render import HTML_TEMPLATE, TEXT_TEMPLATE
 
 GMAIL_WARN_BYTES = 90 * 1024
@@ -270,16 +270,6 @@ def rule_links_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
 def _of_item(parts: BuiltDigest, url: str) -> str:
     item = parts.item_for(url)
     return f" (of {item.source})" if item else ""
-
-
-def display_width(line: str) -> int:
-    """Columns a line takes in a terminal or a monospaced mail client (wide characters count two)."""
-    width = 0
-    for c in line:
-        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
-            continue
-        width += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
-    return width
 
 
 def _phrases(line: str) -> list[str]:
