@@ -208,11 +208,11 @@ class Personaliser:
 
     def greeting_for(self, name: str, fields: Mapping[str, str]) -> str:
         """The greeting with this subscriber's values, or the fallback when a value it uses is empty."""
-        values = {k: " ".join(v.split()) for k, v in fields.items()}
+        values = _Columns({k: " ".join(v.split()) for k, v in fields.items()})
         values["name"] = " ".join(name.split())
         if any(not values.get(k) for k in self.greeting_uses):
             return self.greeting_fallback
-        return self.greeting.format_map(_Columns(values))
+        return self.greeting.format_map(values)
 
     def unsubscribe_for(self, email: str) -> tuple[str, str]:
         """(the link shown in the body, the List-Unsubscribe header value) for one address."""
