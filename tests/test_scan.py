@@ -567,6 +567,30 @@ def test_the_shares_of_a_listing_cover_every_file_once(tmp_path: Path) -> None:
         assert sorted(f for share in shares for f in share) == every
 
 
+def test_the_listing_tells_files_from_folders_by_their_stat(tmp_path: Path) -> None:
+    """Names are listed without their types: the one stat of each name says what it is. A folder with an
+    item suffix is gone into, a link is followed, a broken link and hidden or underscored names are not
+    items, and a file that is an item in name only (a socket, say) is not one either."""
+    items = tmp_path / "items"
+    make_archive(items, 3)
+    make_archive(items / "notes.md", 2)  # a folder, whatever its name says
+    (items / "linked.md").symlink_to(items / "0000.md")
+    (items / "gone.md").symlink_to(items / "missing.md")
+    (items / "elsewhere").symlink_to(items / "notes.md", target_is_directory=True)
+    write_item(items, "_draft.md", GOOD)
+    write_item(items, ".hidden.md", GOOD)
+    (items / "readme.txt").write_text("not an item")
+    os.mkfifo(items / "pipe.md")
+    dirs: dict[str, int] = {}
+    keys = sorted(k for k, _, _ in iter_item_files(items, known_dirs={}, since_ns=0, dirs=dirs))
+    assert keys == [
+        "0000.md", "0001.md", "0002.md", "elsewhere/0000.md", "elsewhere/0001.md",
+        "linked.md", "notes.md/0000.md", "notes.md/0001.md",
+    ]  # fmt: skip
+    assert dirs == {"": items.stat().st_ino, "notes.md": (items / "notes.md").stat().st_ino,
+                    "elsewhere": (items / "notes.md").stat().st_ino}  # fmt: skip
+
+
 @pytest.mark.parametrize("listing", ["forked", "here", "by-path"])
 def test_an_edit_in_place_deep_in_the_archive_is_seen(
     tmp_path: Path,
