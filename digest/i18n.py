@@ -161,3 +161,43 @@ def translations(lang: str, folder: Path | None = None) -> NullTranslations:
             continue
         words = Catalog(read_catalog(path, stat, tag), fallback=words, domain=DOMAIN)
     return words
+
+
+# ---- words in HTML ----
+
+
+def _as_html(original: str, translated: str, autoescape: bool) -> str:
+    """A translation as it goes into a template. Where the original has no markup (no `<`, no `&`), the
+    translation is text: escaped in an HTML template like any other value, so a `"` in it cannot end an
+    attribute it is put in (`alt="{{ _('Our logo') }}"`). An original with markup keeps it in its
+    translation (digest/po.py refuses a workspace translation that adds a `<` or `&`)."""
+    if autoescape and "<" not in original and "&" not in original:
+        from markupsafe import escape
+
+        return escape(translated)
+    return translated
+
+
+def html_gettext(words: NullTranslations) -> dict[str, Any]:
+    """The gettext callables for Jinja2's i18n extension (install_gettext_callables): `words`' translations,
+    as text where their originals are text (see _as_html)."""
+    from jinja2 import pass_context
+
+    @pass_context
+    def gettext(ctx: Any, message: str) -> str:
+        return _as_html(message, words.gettext(message), ctx.eval_ctx.autoescape)
+
+    @pass_context
+    def ngettext(ctx: Any, singular: str, plural: str, n: int) -> str:
+        return _as_html(singular + plural, words.ngettext(singular, plural, n), ctx.eval_ctx.autoescape)
+
+    @pass_context
+    def pgettext(ctx: Any, context: str, message: str) -> str:
+        return _as_html(message, str(words.pgettext(context, message)), ctx.eval_ctx.autoescape)
+
+    @pass_context
+    def npgettext(ctx: Any, context: str, singular: str, plural: str, n: int) -> str:
+        translated = words.npgettext(context, singular, plural, n)
+        return _as_html(singular + plural, translated, ctx.eval_ctx.autoescape)
+
+    return {"gettext": gettext, "ngettext": ngettext, "pgettext": pgettext, "npgettext": npgettext}

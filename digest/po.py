@@ -276,17 +276,18 @@ def _check_placeholders(e: _Entry, fail: Callable[[int, str], TemplateError]) ->
 
 
 def _check_markup(e: _Entry, fail: Callable[[int, str], TemplateError]) -> None:
-    """A translation adds no HTML its original has not: Jinja's gettext marks the translated text safe
-    (its %(values)s are escaped, the text is not), so a tag in a catalog would reach the digest's HTML
-    as it is (`<img onerror=...>`). No packaged string has a tag or an entity."""
+    """A translation adds no HTML its original has not. The translation of an original with markup goes
+    into the digest's HTML as it is (Jinja's gettext marks it safe; only its %(values)s are escaped), so a
+    tag there would reach the digest (`<img onerror=...>`); that of a text original is escaped
+    (i18n.html_gettext), so a tag or entity there would show as typed. No packaged string has either."""
     source = (e.msgid or "") + (e.plural or "")
     for char in "<&":
         if char not in source and any(char in text for text in e.strings or []):
             raise fail(
                 e.line,
-                f"the translation of {e.msgid!r} has {char!r}, its original has not: a translation goes into "
-                "the HTML as it is, so it may add no tag or entity (write the characters themselves: é, "
-                "not &eacute;)",
+                f"the translation of {e.msgid!r} has {char!r}, its original has not: a translation may "
+                "add no tag or entity, which would show as typed or go into the HTML (write the characters "
+                "themselves: é, not &eacute;)",
             )
 
 

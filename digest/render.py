@@ -33,7 +33,7 @@ from digest.config import Config
 from digest.css import inline_css
 from digest.errors import TemplateError
 from digest.fsutil import bytecode_cache
-from digest.i18n import format_date, format_datetime, translations
+from digest.i18n import format_date, format_datetime, html_gettext, translations
 from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
 from digest.select import Digest
@@ -158,9 +158,10 @@ class Renderer:
             bytecode_cache=bytecode_cache(self.config.paths.cache),
             extensions=["jinja2.ext.i18n"],
         )
-        # New-style gettext: `_("Read more: %(title)s", title=...)` escapes its values in HTML templates.
+        # New-style gettext: `_("Read more: %(title)s", title=...)` escapes its values in HTML templates,
+        # and the translation itself where its original is text (i18n.html_gettext).
         words = translations(self.lang, self.config.paths.locale)  # the workspace's catalogs in front
-        env.install_gettext_translations(words, newstyle=True)  # type: ignore[attr-defined]
+        env.install_gettext_callables(**html_gettext(words), newstyle=True)  # type: ignore[attr-defined]
         env.filters["date"] = lambda d, fmt="long": format_date(d, fmt, locale=self.locale)
         env.filters["datetime"] = lambda d, fmt="medium": format_datetime(d, fmt, locale=self.locale)
         env.filters["wrap"] = _wrap

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,51 @@ def test_a_workspace_string_wins_and_the_packaged_ones_fill_in(workspace: Path, 
     assert "Bonjour" in text  # the default greeting, from the packaged catalog
     en_html, _ = words(workspace, "")
     assert "In this issue" in en_html and "Au sommaire" not in en_html
+
+
+class _Attributes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, dict(attrs)))
+
+
+def test_a_translation_of_text_is_escaped_and_one_of_markup_keeps_it(workspace: Path, run: Run) -> None:
+    """A `"` in a translation cannot end the attribute a team's template puts it in: the translation of a
+    text original is escaped like any value. An original with markup (a `{% trans %}` block with a tag)
+    keeps its markup translated. The text part has the words as written."""
+    item(workspace, "fr.md", "fr", "Une nouvelle")
+    template = workspace / "templates" / "digest.mjml.j2"
+    link = '<a href="{{ unsubscribe_url }}">{{ _("Unsubscribe") }}</a>'
+    source = template.read_text(encoding="utf-8")
+    assert link in source
+    template.write_text(
+        source.replace(
+            link,
+            '<a href="{{ unsubscribe_url }}" title="{{ _("Unsubscribe") }}">{{ _("Unsubscribe") }}</a> '
+            "{% trans %}Read <b>this</b>{% endtrans %}",
+        ),
+        encoding="utf-8",
+    )
+    catalog(
+        workspace / "locale",
+        "fr",
+        'msgid "Unsubscribe"\nmsgstr "Se \\"désabonner\\" onmouseover=\\"alert(1)"\n\n'
+        'msgid "Read <b>this</b>"\nmsgstr "Lisez <b>ceci</b>"\n\n'
+        'msgid "Unsubscribe:"\nmsgstr "Se \\"désabonner\\" :"\n',
+    )
+    result = run("build", *MONTH)
+    assert result.exit_code == 0, result.stderr
+    html, text = words(workspace, "fr")
+    parser = _Attributes()
+    parser.feed(html)
+    titled = [attrs for tag, attrs in parser.found if tag == "a" and "title" in attrs]
+    assert [attrs["title"] for attrs in titled] == ['Se "désabonner" onmouseover="alert(1)']
+    assert not any("onmouseover" in attrs for _, attrs in parser.found)
+    assert "Lisez <b>ceci</b>" in html  # markup in the original: kept in its translation
+    assert 'Se "désabonner" :' in text  # the text part is not HTML: nothing escaped
 
 
 def test_a_language_without_a_packaged_catalog_comes_from_the_workspace(workspace: Path, run: Run) -> None:

@@ -225,8 +225,9 @@ ATTACK = (
 def test_a_translation_may_not_add_html(msgid: str, msgstr: str, char: str) -> None:
     message = fails(f'msgid "{msgid}"\nmsgstr "{msgstr}"\n')
     assert message == (
-        f"x.po:1: the translation of {msgid!r} has {char!r}, its original has not: a translation goes into the "
-        "HTML as it is, so it may add no tag or entity (write the characters themselves: é, not &eacute;)"
+        f"x.po:1: the translation of {msgid!r} has {char!r}, its original has not: a translation may add no "
+        "tag or entity, which would show as typed or go into the HTML (write the characters themselves: é, "
+        "not &eacute;)"
     ), message
 
 
