@@ -650,6 +650,13 @@ def test_build_since_last_send_starts_on_the_day_of_the_newest_item_sent(
         assert (
             run("send", *MONTH, "--subscribers", str(subscribers(workspace, PEOPLE)), "--yes").exit_code == 0
         )
+    # The status of "the send since the last one" just after that send: the window after it has none yet.
+    status = run("send", "--since-last-send", "--status")
+    assert status.exit_code == 0, status.stderr
+    assert status.stdout.startswith("out/2021-03/") and "(complete)" in status.stdout
+    assert "out/2021-03-31_2021-04-15/ was not sent yet; the last digest sent in full: out/2021-03/\n" in (
+        status.stderr
+    )
     for name, day in (
         ("same-day.md", "2021-03-31"),
         ("next-day.md", "2021-04-01"),

@@ -116,6 +116,7 @@ def send(
     """Send the digest of a window (built in out/<slug>/, built first if absent) to a subscriber list."""
     from digest import outdir
     from digest import send as sending
+    from digest.journal import journal_path
     from digest.journal import status as journal_status
     from digest.smtp import smtp_settings
 
@@ -129,7 +130,18 @@ def send(
     config = state.config(**flags)
     win = get_window(state, config, **window)
     if status:
-        found = journal_status(outdir.folder_of(config.paths.out, win.slug))
+        folder = outdir.folder_of(config.paths.out, win.slug)
+        if window.get("since_last_send") and not journal_path(folder).exists():
+            # Sent in full, the last send's window is behind: the window after it has no send to show.
+            from digest.sent import last_sent_in_full
+
+            last = last_sent_in_full(config.paths.out, config.tz)
+            if last is not None:
+                state.say(
+                    f"{shown(folder)}/ was not sent yet; the last digest sent in full: {shown(last[0])}/"
+                )
+                folder = last[0]
+        found = journal_status(folder)
         click.echo(f"{shown(found.journal)}: {found.counts}{' (complete)' if found.complete else ''}")
         for email, why in found.suppressed:  # why they got nothing: the suppression as the send found it
             click.echo(f"  {email}: suppressed: {why}")
