@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from digest import outdir, smtp
 from digest.config import Config
@@ -266,3 +267,32 @@ def dry_run(
         shown_first = ready.maker.message(first.email, first.name, fields)
     counts = found.counts if found else None
     return DryRun(shown_first, listed, counts, would, ready.settings.address, suppressed, langs)
+
+
+# Names no one can own (RFC 2606, RFC 6761): a link or an address there is a placeholder left from an
+# example, such as the one `digest init` writes (its settings and its example item).
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org", "example", "test", "invalid", "localhost")
+
+
+def placeholder_host(host: str) -> bool:
+    """Whether a host name is, or is below, a reserved name (example.org, *.test, localhost, ...)."""
+    host = host.lower().rstrip(".")
+    return any(host == name or host.endswith(f".{name}") for name in RESERVED_DOMAINS)
+
+
+def placeholders(config: Config, built: outdir.Built) -> tuple[str, ...]:
+    """What a digest about to go to a list still points at a reserved domain with: its web version, its
+    From address, an item's link (in every language built)."""
+    found = []
+    if placeholder_host(urlsplit(built.manifest.web_url).hostname or ""):
+        found.append(f"its web version, {built.manifest.web_url} (base_url)")
+    if placeholder_host(config.sender.domain):
+        found.append(f"its From address, {config.sender.addr_spec} ([email] from)")
+    seen = set()
+    for each in (built, *built.languages()):
+        for item in each.manifest.built_items:
+            host = urlsplit(item.url).hostname if item.url else None
+            if host and placeholder_host(host) and item.source not in seen:
+                seen.add(item.source)
+                found.append(f"{item.source}: its link, {item.url}")
+    return tuple(found)

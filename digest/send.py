@@ -58,6 +58,8 @@ class Plan:
     counts: Counts
     subject: str
     address: str
+    # What still points at a reserved domain (example.org, ...): presend.placeholders.
+    placeholders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,8 @@ def run(
         skip = done | hits
         todo = sum(s.key not in skip for s in iter_subscribers(subscribers, listed))
         if todo and confirm is not None:
-            plan = Plan(todo, journal.counts(), parts.subject, ready.settings.address)
+            shown_as = presend.placeholders(config, ready.built)
+            plan = Plan(todo, journal.counts(), parts.subject, ready.settings.address, shown_as)
             if not confirm(plan):
                 raise SendError("not sent: confirmation declined")
         work = _Run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 from click.testing import Result
-from conftest import NOW
+from conftest import NOW, write_item
 from smtpserver import (
     MONTH,
     PEOPLE,
@@ -127,6 +128,42 @@ def test_a_real_send_asks_first_and_no_means_nothing_is_sent(
     assert "Send 'Co-operative News Digest: March 2021' to 4 recipients via 127.0.0.1:" in result.stderr
     assert result.stderr.endswith("Error: not sent: confirmation declined\n")
     assert yes.exit_code == 0, yes.stderr
+
+
+def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """example.org and the like (RFC 2606) are placeholders no one can own: left in base_url, [email] from
+    or an item's link (the example item `digest init` writes), they would reach the list. The prompt says
+    so; a workspace without any is not warned."""
+    csv = subscribers(workspace, PEOPLE)
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        sample = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
+        assert (
+            "Warning: this digest still points at a reserved domain (example.org and the like: no one can "
+            "own them; left from an example?): its web version, https://example.org/coop-digest/2021-03/ "
+            "(base_url); its From address, news@example.org ([email] from)\n"
+        ) in sample.stderr
+        config = workspace / "digest.toml"
+        text = config.read_text(encoding="utf-8").replace("example.org", "coop.news.coop")
+        config.write_text(text, encoding="utf-8")
+        shutil.rmtree(workspace / "out")
+        real = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
+        assert real.exit_code == 1 and "Send 'Co-operative News Digest: March 2021'" in real.stderr
+        assert "reserved domain" not in real.stderr
+        write_item(
+            workspace / "items",
+            "2021-03-30-welcome.md",
+            "---\ntitle: Welcome\ndate: 2021-03-30\ncategory: News\nurl: https://www.EXAMPLE.org./news\n"
+            "summary: An example.\n---\n",
+        )
+        shutil.rmtree(workspace / "out")
+        example = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
+        assert (
+            "left from an example?): items/2021-03-30-welcome.md: its link, https://www.EXAMPLE.org./news\n"
+        ) in example.stderr
+        assert server.handler.received == []
 
 
 def test_a_piped_answer_to_the_prompt_ends_its_line(ws: Path, smtp_env: Callable[..., None]) -> None:

@@ -208,6 +208,11 @@ def send(
         if yes:
             return True
         state.say(f"journal: {plan.counts}")
+        if plan.placeholders:
+            state.warn(
+                "this digest still points at a reserved domain (example.org and the like: no one can own "
+                "them; left from an example?): " + "; ".join(plan.placeholders)
+            )
         answer = click.confirm(
             f"Send {plan.subject!r} to {plural(plan.todo, 'recipient')} via {plan.address}?", err=True
         )
