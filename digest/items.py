@@ -1,4 +1,4 @@
-"""One item file -> Item (frozen), or BadItem(line, why) saying what is wrong; `new_item` for `digest new`.
+"""One item file -> Item (frozen), or BadItem with each (line, why) wrong in it; `new_item` for `digest new`.
 
 An item is a Markdown file with YAML front matter:
 
@@ -21,6 +21,7 @@ import contextlib
 import difflib
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -94,12 +95,16 @@ class Item:
 
 
 class BadItem(Exception):
-    """An item file that cannot be used: the line and the reason, and its date and when it is due (see
+    """An item file that cannot be used: every problem found (`more`: those after line, why) as `problems`,
+    (line, why) in line order, the first also as line and why; and its date and when it is due (see
     Item.due) when that much is readable (a scan then knows whether the file belongs to its window)."""
 
-    def __init__(self, line: int, why: str, *, when: datetime | None = None) -> None:
-        super().__init__(f"{line}: {why}")
-        self.line, self.why, self.when, self.due = line, why, when, when
+    def __init__(
+        self, line: int, why: str, *, when: datetime | None = None, more: Iterable[tuple[int, str]] = ()
+    ) -> None:
+        self.problems = tuple(sorted([(line, why), *more], key=lambda problem: problem[0]))
+        (self.line, self.why), self.when, self.due = self.problems[0], when, when
+        super().__init__("\n".join(f"{n}: {why}" for n, why in self.problems))
 
 
 def check_url(value: str, *, what: str) -> str:
@@ -162,10 +167,44 @@ def _text(value: Any, *, multiline: bool) -> str:
     return cleaned
 
 
-def _front_matter(fm: str) -> tuple[dict[str, Any], dict[str, int], BadItem | None]:
-    """YAML front matter -> (fields, line of each field, first problem). Values are built one field at a
-    time, so that a value YAML cannot build (`date: 2021-02-30`) and a field given twice are reported at
-    their line; the fields after such a problem are still read (a draft's date, any item's date)."""
+class _Fields:
+    """A file's front matter fields, the line of each, and its problems as they are found, each with the
+    field it is about ("" for none): a file's every problem is reported in one run."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.lines: dict[str, int] = {}
+        self.found: list[tuple[int, str, str]] = []
+
+    def note(self, line: int, why: str, name: str = "") -> None:
+        self.found.append((line, why, name))
+
+    def get(self, name: str, check: Any, *, required: bool = False) -> Any:
+        """The field's value as check makes it; None when it is not given, or is bad (noted)."""
+        value = self.data.get(name)
+        if name in self.lines and name not in self.data:
+            return None  # given twice, or a value YAML cannot build: noted already, once is enough
+        if required and (value is None or value == ""):
+            self.note(self.lines.get(name, 1), f"{name}: required field is missing or empty", name)
+        elif value is not None:
+            try:
+                return check(value)
+            except ValueError as err:
+                self.note(self.lines.get(name, 1), f"{name}: {err}", name)
+        return None
+
+    def fail(self, only: str | None = None) -> None:
+        """Raise BadItem with every problem noted (only: those about that field), if there is one."""
+        found = [(line, why) for line, why, name in self.found if only in (None, name)]
+        if found:
+            raise BadItem(*found[0], more=found[1:])
+
+
+def _front_matter(fm: str) -> _Fields:
+    """YAML front matter -> its _Fields. Values are built one field at a time, so that a value YAML cannot
+    build (`date: 2021-02-30`) and a field given twice are noted at their line, and the fields after them
+    are still read. YAML that does not parse, or is not a mapping, raises BadItem at once: nothing after it
+    can be read."""
     yaml, safe_loader, _ = _parsers()
     loader = safe_loader(fm)
     try:
@@ -179,17 +218,16 @@ def _front_matter(fm: str) -> tuple[dict[str, Any], dict[str, int], BadItem | No
             raise BadItem(1, f"malformed front matter: {err}") from None
         if not isinstance(node, yaml.MappingNode):
             raise BadItem(2, "front matter must be 'field: value' lines")
-        data: dict[str, Any] = {}
-        lines: dict[str, int] = {}
-        first: BadItem | None = None
+        fields = _Fields()
+        data, lines = fields.data, fields.lines
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                first = first or BadItem(line, "front matter must be 'field: value' lines")
+                fields.note(line, "front matter must be 'field: value' lines")
                 continue
             key = str(key_node.value)
             if key in lines:
-                first = first or BadItem(line, f"field {key!r} is given twice (also on line {lines[key]})")
+                fields.note(line, f"field {key!r} is given twice (also on line {lines[key]})", key)
                 data.pop(key, None)  # which of the two was meant is unknown: neither is read
                 continue
             lines[key] = line
@@ -198,21 +236,15 @@ def _front_matter(fm: str) -> tuple[dict[str, Any], dict[str, int], BadItem | No
             except (ValueError, OverflowError, yaml.YAMLError) as err:
                 why = str(getattr(err, "problem", None) or err)
                 where = value_node.start_mark.line + 1
-                first = first or BadItem(where, f"{key}: cannot read {value_node.value!r}: {why}")
-        return data, lines, first
+                fields.note(where, f"{key}: cannot read {value_node.value!r}: {why}", key)
+        return fields
     finally:
         loader.dispose()
 
 
-def _field(data: dict[str, Any], lines: dict[str, int], name: str, check: Any) -> Any:
-    try:
-        return check(data[name])
-    except ValueError as err:
-        raise BadItem(lines.get(name, 1), f"{name}: {err}") from None
-
-
 def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
-    """Parse one item file's bytes; raises BadItem(line, why, when=date if readable) on the first problem."""
+    """Parse one item file's bytes; raises BadItem (every problem; when=date if readable) when it is bad."""
+    # Bytes that are not UTF-8 and front matter that is missing or not closed stop at once: nothing after.
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -226,15 +258,12 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
         fm, body = front.split(text)
     except ValueError:
         raise BadItem(1, "front matter is not closed: add a line '---' after the fields") from None
-    data, lines, problem = _front_matter(fm)
+    fields = _front_matter(fm)
+    data = fields.data
     try:
         if data.get("draft") is True:
-            if problem and _readable_date(data, tz) is None:
-                raise problem  # the date itself is what YAML could not read
-            return _draft(rel, data, lines, tz)
-        if problem:
-            raise problem
-        return _item(rel, data, lines, body, tz)
+            return _draft(rel, fields, tz)
+        return _item(rel, fields, body, tz)
     except BadItem as bad:
         bad.when = bad.due = _readable_date(data, tz)
         with contextlib.suppress(KeyError, ValueError):  # an embargo, when it can be read, may come later
@@ -250,20 +279,15 @@ def _readable_date(data: dict[str, Any], tz: ZoneInfo) -> datetime | None:
         return None
 
 
-def _date(data: dict[str, Any], lines: dict[str, int], tz: ZoneInfo) -> tuple[datetime, bool]:
-    if data.get("date") is None or data.get("date") == "":
-        raise BadItem(lines.get("date", 1), "date: required field is missing or empty")
-    return _field(data, lines, "date", lambda v: parse_date(v, tz))  # type: ignore[no-any-return]
-
-
-def _draft(rel: Path, data: dict[str, Any], lines: dict[str, int], tz: ZoneInfo) -> Item:
+def _draft(rel: Path, fields: _Fields, tz: ZoneInfo) -> Item:
     """A draft is never selected: only its date is checked (the index files it by date); the rest is kept
     where it reads as text, so that a draft may be unfinished."""
-    when, all_day = _date(data, lines, tz)
+    dated = fields.get("date", lambda v: parse_date(v, tz), required=True)
+    fields.fail(only="date")
 
     def loose(name: str) -> str:
         try:
-            return _text(data.get(name), multiline=name == "summary")
+            return _text(fields.data.get(name), multiline=name == "summary")
         except ValueError:
             return ""
 
@@ -271,53 +295,49 @@ def _draft(rel: Path, data: dict[str, Any], lines: dict[str, int], tz: ZoneInfo)
         slug=slug_of(rel),
         source=rel,
         title=loose("title"),
-        when=when,
-        all_day=all_day,
+        when=dated[0],
+        all_day=dated[1],
         category=loose("category"),
         summary=loose("summary"),
         draft=True,
     )
 
 
-def _item(rel: Path, data: dict[str, Any], lines: dict[str, int], body: str, tz: ZoneInfo) -> Item:
-    """Every field of a published item, checked."""
-    for key in data:
+def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
+    """Every field of a published item, checked: every problem is noted, then all are raised together."""
+    for key, line in fields.lines.items():
         if key not in REQUIRED and key not in OPTIONAL:
-            hint = difflib.get_close_matches(str(key), REQUIRED + OPTIONAL, n=1)
+            hint = difflib.get_close_matches(key, REQUIRED + OPTIONAL, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             allowed = ", ".join(REQUIRED + OPTIONAL)
-            raise BadItem(lines.get(str(key), 1), f"unknown field {key!r}{extra}; fields are: {allowed}")
-    for name in REQUIRED:
-        if data.get(name) is None or data.get(name) == "":
-            raise BadItem(lines.get(name, 1), f"{name}: required field is missing or empty")
+            fields.note(line, f"unknown field {key!r}{extra}; fields are: {allowed}", key)
+    get = fields.get
+    one_line = functools.partial(_text, multiline=False)
 
-    title = _field(data, lines, "title", lambda v: _text(v, multiline=False))
-    when, all_day = _date(data, lines, tz)
-    category = _field(data, lines, "category", lambda v: _text(v, multiline=False))
-    summary = _field(data, lines, "summary", lambda v: _text(v, multiline=True))
+    def address(value: Any) -> str:
+        return check_url(one_line(value), what="the address")
 
-    def optional(name: str, check: Any) -> Any:
-        return None if data.get(name) is None else _field(data, lines, name, check)
-
-    url = optional("url", lambda v: check_url(_text(v, multiline=False), what="the address"))
-    image = optional("image", lambda v: check_url(_text(v, multiline=False), what="the address"))
-    image_alt = optional("image_alt", lambda v: _text(v, multiline=False))
-    if image and not image_alt:
-        raise BadItem(
-            lines["image"], "image: needs an image_alt text describing it (screen readers, images off)"
-        )
-    author = optional("author", lambda v: _text(v, multiline=False))
-    tags = optional("tags", _tags) or ()
-    draft = optional("draft", _bool) or False
-    pinned = optional("pinned", _bool) or False
-    publish_after = optional("publish_after", lambda v: parse_date(v, tz)[0])
-    lang = optional("lang", _lang)
+    title = get("title", one_line, required=True)
+    dated = get("date", lambda v: parse_date(v, tz), required=True)
+    category = get("category", one_line, required=True)
+    summary = get("summary", lambda v: _text(v, multiline=True), required=True)
+    url, image, image_alt = get("url", address), get("image", address), get("image_alt", one_line)
+    if image and image_alt is None and "image_alt" not in {name for *_, name in fields.found}:
+        why = "image: needs an image_alt text describing it (screen readers, images off)"
+        fields.note(fields.lines["image"], why, "image")
+    author = get("author", one_line)
+    tags = get("tags", _tags) or ()
+    draft = get("draft", _bool) or False
+    pinned = get("pinned", _bool) or False
+    publish_after = get("publish_after", lambda v: parse_date(v, tz)[0])
+    lang = get("lang", _lang)
+    fields.fail()
     return Item(
         slug=slug_of(rel),
         source=rel,
         title=title,
-        when=when,
-        all_day=all_day,
+        when=dated[0],
+        all_day=dated[1],
         category=category,
         summary=summary,
         body=body.strip(),
@@ -368,14 +388,17 @@ def new_item(
     config: Config, *, title: str, category: str, summary: str, url: str | None, today: date
 ) -> Path:
     """Create an item file dated today in the items folder, ready to edit; its path."""
-    title = _new_field(title, "the title", multiline=False)
-    category = _new_field(category, "--category", multiline=False)
-    summary = _new_field(summary, "--summary", multiline=True) if summary.strip() else ""
+    bad: list[str] = []  # every bad value at once, in one entry: they are the problems of one file
+    title = _new_field(title, "the title", bad, multiline=False)
+    category = _new_field(category, "--category", bad, multiline=False)
+    summary = _new_field(summary, "--summary", bad, multiline=True) if summary.strip() else ""
     if url:
         try:
             check_url(url, what="--url")
         except ValueError as err:
-            raise ItemError([str(err)]) from None
+            bad.append(str(err))
+    if bad:
+        raise ItemError(["\n".join(bad)])
     path = config.paths.items / f"{today.isoformat()}-{slugify(title, max_len=60)}.md"
     fields: dict[str, Any] = {"title": title, "date": today, "category": category}
     if url:
@@ -399,12 +422,15 @@ def new_item(
     return path
 
 
-def _new_field(value: str, what: str, *, multiline: bool) -> str:
-    """A value for `digest new`, checked as the scan will check it, so the new file is a valid item."""
+def _new_field(value: str, what: str, bad: list[str], *, multiline: bool) -> str:
+    """A value for `digest new`, checked as the scan will check it (what is wrong goes into bad), so that
+    the new file is a valid item."""
     one = value.strip()
     if not multiline and (not one or "\n" in one or "\r" in one):
-        raise ItemError([f"{what} must be one non-empty line"])
+        bad.append(f"{what} must be one non-empty line")
+        return one
     try:
         return _text(value, multiline=multiline)
     except ValueError as err:
-        raise ItemError([f"{what} {err}"]) from None
+        bad.append(f"{what} {err}")
+        return one

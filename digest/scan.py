@@ -44,10 +44,10 @@ class Scan:
 
 
 class _Problem(NamedTuple):
-    """A bad file: `path:line: why`, and when readable, when it is due (which says whether it is in the
-    window: see Item.due) and its date."""
+    """A bad file: each of its problems as `path:line: why`, and when readable, when it is due (which says
+    whether it is in the window: see Item.due) and its date."""
 
-    what: str
+    lines: tuple[str, ...]
     due: datetime | None
     dated: datetime | None
 
@@ -193,13 +193,16 @@ class Scanner:
         except FileNotFoundError:
             return False
         except OSError as err:
-            self.problems[key] = _Problem(f"{self._display(key)}:1: cannot read: {err.strerror}", None, None)
+            why = f"{self._display(key)}:1: cannot read: {err.strerror}"
+            self.problems[key] = _Problem((why,), None, None)
             return True
         self.reads += 1
         try:
             self.parsed[key] = parse_item(Path(key), raw, self.tz)
         except BadItem as bad:
-            self.problems[key] = _Problem(f"{self._display(key)}:{bad.line}: {bad.why}", bad.due, bad.when)
+            shown = self._display(key)
+            lines = tuple(f"{shown}:{line}: {why}" for line, why in bad.problems)
+            self.problems[key] = _Problem(lines, bad.due, bad.when)
         return True
 
     def finish(self, start: datetime | None, end: datetime | None) -> Scan:
@@ -253,16 +256,18 @@ class Scanner:
     def _sort_problems(
         self, start: datetime | None, end: datetime | None
     ) -> tuple[list[str], tuple[str, ...]]:
-        """(errors, warnings): a bad file due outside the window is only a warning."""
+        """(errors, warnings), one per bad file: an error lists each of the file's problems, a line each;
+        a bad file due outside the window is only a warning of one line: its first problem, how many more."""
         errors, warnings = [], []
         for key in sorted(self.problems, key=self._display):
-            what, due, dated = self.problems[key]
+            lines, due, dated = self.problems[key]
             if due is None or dated is None or _inside(due, start, end):
-                errors.append(what)
+                errors.append("\n".join(lines))
             else:
                 day = dated.date().isoformat()
                 later = f", due {due.date().isoformat()}" if due.date() != dated.date() else ""
-                warnings.append(f"{what} (dated {day}{later}, outside the window: left out)")
+                more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+                warnings.append(f"{lines[0]}{more} (dated {day}{later}, outside the window: left out)")
         return errors, tuple(warnings)
 
     def _check_slugs(self) -> None:
@@ -275,7 +280,7 @@ class Scanner:
             if item.slug in owners:
                 first = self._display(owners[item.slug])
                 why = f"duplicate slug {item.slug!r}: {first} has the same file name"
-                self.problems[key] = _Problem(f"{self._display(key)}:1: {why}", item.due, item.when)
+                self.problems[key] = _Problem((f"{self._display(key)}:1: {why}",), item.due, item.when)
                 del self.parsed[key]
             else:
                 owners[item.slug] = key

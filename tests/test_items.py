@@ -101,6 +101,7 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
         ),
         (
             "title: T\ndate: 2021-03-01\ncatgory: News\nsummary: S\n",
+            "items/bad.md:1: category: required field is missing or empty\n"
             "items/bad.md:4: unknown field 'catgory' (did you mean 'category'?); fields are: "
             "title, date, category, summary, url, image, image_alt, author, tags, draft, pinned, "
             "publish_after, lang, source_id, feed",
