@@ -308,8 +308,9 @@ def _import_one(
         path = config.paths.items / f"{slug}.md"
         try:
             parse_item(Path(path.name), text.encode(), config.tz)
-        except BadItem as bad:  # what the build would refuse is not written
-            notes.append(f"{fields['title']!r}: cannot be made into an item ({bad.why}): skipped")
+        except BadItem as bad:  # what the build would refuse is not written; each reason is said
+            why = "; ".join(why for _, why in bad.problems)
+            notes.append(f"{fields['title']!r}: cannot be made into an item ({why}): skipped")
             continue
         if not dry_run:
             config.paths.items.mkdir(parents=True, exist_ok=True)

@@ -405,6 +405,17 @@ def test_same_titles_get_distinct_files_and_existing_files_are_left_alone(ws: Pa
     assert "'Twin': no description: the summary repeats the title" in report.notes
 
 
+def test_an_entry_the_build_would_refuse_is_skipped_with_each_reason(ws: Path, tmp_path: Path) -> None:
+    feed = tmp_path / "bad.xml"  # U+0081 and U+008D: control characters, which no item may hold
+    feed.write_text(RSS.format(entry("a", "A&#x81;B", "C&#x8D;D") + entry("b", "Fine")), encoding="utf-8")
+    (report,) = import_feeds(load_config(ws / "digest.toml"), [Source(location=str(feed))], now=NOW)
+    assert [w.title for w in report.written] == ["Fine"]
+    assert report.notes[0] == (
+        "'A\\x81B': cannot be made into an item (title: has a control character (U+0081): remove it; "
+        "summary: has a control character (U+008D): remove it): skipped"
+    )
+
+
 def test_the_http_charset_decodes_a_feed_that_declares_none(
     server: Served, ws: Path, run: Callable[..., Result]
 ) -> None:
