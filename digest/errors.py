@@ -12,7 +12,8 @@ class ConfigError(DigestError):
 
 
 class ItemError(DigestError):
-    """One or more item files are bad; the message lists every one as `path:line: what is wrong`."""
+    """One or more item files are bad; the message lists every problem of each as `path:line: what is wrong`,
+    a line each. `problems` has one entry per file (its lines joined), so the header counts files."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems

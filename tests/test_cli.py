@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import NOW
+from conftest import NOW, REPO
 
 from digest import __version__
 from digest.cli import main
@@ -200,6 +200,61 @@ def test_list_warns_of_a_bad_item_outside_the_window(workspace: Path, run: Any) 
     assert result.exit_code == 0, result.stderr
     assert "Warning: items/unfinished.md:1: summary: required field is missing or empty" in result.stderr
     assert "outside the window" in result.stderr
+
+
+FIELDS = (
+    "title, date, category, summary, url, image, image_alt, author, tags, draft, pinned, publish_after, lang, "
+    "source_id, feed"
+)
+
+
+def test_build_reports_every_problem_of_every_bad_file_in_one_run(workspace: Path, run: Run) -> None:
+    bad = workspace / "items" / "x.md"
+    bad.write_text(
+        "---\ntitle: ''\ndate: 2021-03-10\ncategory: News\nsummary: S\nurl: www.e.org\nsubtitle: s\n---\n"
+    )
+    result = run("build", "--month", "2021-03")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: items/x.md:2: title: required field is missing or empty\n"
+        "items/x.md:6: url: the address must be an absolute http:// or https:// address, got 'www.e.org'\n"
+        f"items/x.md:7: unknown field 'subtitle' (did you mean 'title'?); fields are: {FIELDS}\n",
+    )
+    assert not (workspace / "out").exists()
+    (workspace / "items" / "y.md").write_text("---\ntitle: Y\ndate: 2021-03-11\ncategory: News\n---\n")
+    result = run("build", "--month", "2021-03")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: 2 bad item files:\n"
+        "items/x.md:2: title: required field is missing or empty\n"
+        "items/x.md:6: url: the address must be an absolute http:// or https:// address, got 'www.e.org'\n"
+        f"items/x.md:7: unknown field 'subtitle' (did you mean 'title'?); fields are: {FIELDS}\n"
+        "items/y.md:1: summary: required field is missing or empty\n",
+    )
+    assert not (workspace / "out").exists()
+    explained = run("list", "--explain", "--month", "2021-03")
+    assert (explained.exit_code, explained.stderr) == (1, result.stderr)
+    # Outside the window: one warning line a file, and the build goes on.
+    result = run("list", "--month", "2021-04")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith(
+        "Warning: items/x.md:2: title: required field is missing or empty (and 2 more) "
+        "(dated 2021-03-10, outside the window: left out)\n"
+        "Warning: items/y.md:1: summary: required field is missing or empty "
+        "(dated 2021-03-11, outside the window: left out)\n"
+    )
+
+
+def test_new_refuses_every_bad_value_at_once(workspace: Path, run: Run) -> None:
+    result = run("new", " ", "--category", "", "--url", "www.e.org")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: the title must be one non-empty line\n--category must be one non-empty line\n"
+        "--url must be an absolute http:// or https:// address, got 'www.e.org'\n",
+    )
+    assert sorted(p.name for p in (workspace / "items").iterdir()) == sorted(
+        p.name for p in (REPO / "items").iterdir()
+    )
 
 
 def test_since_last_send_refuses_other_window_options_and_needs_a_send(workspace: Path, run: Any) -> None:

@@ -289,6 +289,110 @@ def test_only_draft_true_makes_a_draft() -> None:
     assert not item.draft
 
 
+# ---- every problem of a file, in one run -----------------------------------------------------------------
+
+FIELDS = (
+    "title, date, category, summary, url, image, image_alt, author, tags, draft, pinned, publish_after, lang, "
+    "source_id, feed"
+)
+
+
+def test_every_problem_of_a_file_is_reported_in_line_order() -> None:
+    problem = bad("url: ftp://e.org\ntitle: '   '\ndate: 2021-03-10\nnotes: to do\ncategory: N\nsummary: S\n")
+    assert problem.problems == (
+        (2, "url: the address must be an absolute http:// or https:// address, got 'ftp://e.org'"),
+        (3, "title: is empty"),
+        (5, f"unknown field 'notes'; fields are: {FIELDS}"),
+    )
+    assert (problem.line, problem.why) == problem.problems[0]
+    assert problem.when == datetime(2021, 3, 10, tzinfo=TZ)
+    assert str(problem) == "\n".join(f"{line}: {why}" for line, why in problem.problems)
+
+
+def test_every_field_is_checked_whatever_else_is_wrong() -> None:
+    front = (
+        "title: 1\ndate: 2021-03-10\ncategory: [a]\nsummary: 7\nurl: x\nimage: y\nimage_alt: 3\nauthor: 4\n"
+        "tags: 5\ndraft: maybe\npinned: 2\npublish_after: soon\nlang: 'english please'\nnotes: z\n"
+    )
+    assert bad(front).problems == (
+        (2, "title: expected text, got a number (put it in quotes)"),
+        (4, "category: expected text, got a list"),
+        (5, "summary: expected text, got a number (put it in quotes)"),
+        (6, "url: the address must be an absolute http:// or https:// address, got 'x'"),
+        (7, "image: the address must be an absolute http:// or https:// address, got 'y'"),
+        (8, "image_alt: expected text, got a number (put it in quotes)"),
+        (9, "author: expected text, got a number (put it in quotes)"),
+        (10, "tags: expected a list of words, got a number"),
+        (11, "draft: expected true or false, got str"),
+        (12, "pinned: expected true or false, got a number"),
+        (13, "publish_after: cannot read 'soon' as a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+HH:MM"),
+        (14, "lang: expected a language code like en, fr or pt-BR, got 'english please'"),
+        (15, f"unknown field 'notes'; fields are: {FIELDS}"),
+    )
+
+
+def test_every_missing_field_and_every_front_matter_problem_once() -> None:
+    assert bad("url: https://e.org/\n").problems == (
+        (1, "title: required field is missing or empty"),
+        (1, "date: required field is missing or empty"),
+        (1, "category: required field is missing or empty"),
+        (1, "summary: required field is missing or empty"),
+    )
+    # A field given twice or that YAML cannot build is not also "missing": one problem per mistake.
+    problem = bad("title: T\ntitle: U\ndate: 2021-02-30\ncategory: N\nsummary: ''\nsummary: S\nx: 1\n")
+    assert problem.problems == (
+        (3, "field 'title' is given twice (also on line 2)"),
+        (4, "date: cannot read '2021-02-30': day is out of range for month"),
+        (7, "field 'summary' is given twice (also on line 6)"),
+        (8, "unknown field 'x'; fields are: " + FIELDS),
+    )
+    assert problem.when is None
+    # One that is neither a field nor readable: both said, and the fields after are read.
+    assert bad("? [a, b]\n: c\ntitle: T\ndate: 2021-03-10\ncategory: N\nsummary: S\nurl: 7\n").problems == (
+        (2, "front matter must be 'field: value' lines"),
+        (8, "url: expected text, got a number (put it in quotes)"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "problems"),
+    [
+        ("image: https://e.org/x.png\nimage_alt: 7\n", [(7, "image_alt: expected text, got a number")]),
+        ("image: https://e.org/x.png\nimage_alt: 2021-02-30\n", [(7, "image_alt: cannot read '2021-02-30'")]),
+        (
+            "image_alt: a\nimage: https://e.org/x.png\nimage_alt: b\n",
+            [(8, "field 'image_alt' is given twice")],
+        ),
+        ("image: https://e.org/x.png\nimage_alt:\n", [(6, "image: needs an image_alt text describing it")]),
+        ("image: ftp://e.org/x.png\n", [(6, "image: the address must be an absolute")]),
+    ],
+)
+def test_an_image_needs_its_alt_text_only_when_none_is_given(
+    extra: str, problems: list[tuple[int, str]]
+) -> None:
+    problem = bad(f"title: T\ndate: 2021-03-10\ncategory: N\nsummary: S\n{extra}")
+    assert [
+        (line, why[: len(start)]) for (line, why), (_, start) in zip(problem.problems, problems, strict=True)
+    ] == problems
+
+
+def test_a_draft_is_still_fine_with_bad_fields_and_fails_on_its_date_only() -> None:
+    item = parse_item(
+        Path("d.md"), b"---\ntitle: 7\ndate: 2021-03-10\nurl: x\nnotes: y\ndraft: true\n---\n", TZ
+    )
+    assert (item.draft, item.title, item.when) == (True, "", datetime(2021, 3, 10, tzinfo=TZ))
+    assert bad("title: 7\ndate: soon\nnotes: y\ndraft: true\n").problems == (
+        (3, "date: cannot read 'soon' as a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+HH:MM"),
+    )
+    # The front matter's problems with other fields are not the draft's either.
+    assert bad("title: T\ntitle: U\nurl: 2021-02-30\ndate: 2021-02-30\ndraft: true\n").problems == (
+        (5, "date: cannot read '2021-02-30': day is out of range for month"),
+    )
+    assert bad("title: T\ndate: 2021-03-10\ndate: 2021-03-10\ndraft: true\n").problems == (
+        (4, "field 'date' is given twice (also on line 3)"),
+    )
+
+
 # ---- digest new -------------------------------------------------------------------------------------------
 
 
@@ -357,6 +461,18 @@ def test_new_item_refuses_bad_input(tmp_path: Path, title: str, fields: dict[str
     with pytest.raises(ItemError) as info:
         new(tmp_path, title, **fields)
     assert info.value.problems == [message]
+    assert not (tmp_path / "items").exists()
+
+
+def test_new_item_refuses_every_bad_value_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ItemError) as info:
+        new(tmp_path, " ", category="A\x1bB", summary="x\x00", url="example.org")
+    assert info.value.problems == [  # one entry: it is one file
+        "the title must be one non-empty line\n"
+        "--category has a control character (U+001B): remove it\n"
+        "--summary has a control character (U+0000): remove it\n"
+        "--url must be an absolute http:// or https:// address, got 'example.org'"
+    ]
     assert not (tmp_path / "items").exists()
 
 

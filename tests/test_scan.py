@@ -206,6 +206,41 @@ def test_an_item_that_becomes_bad_leaves_the_window_and_comes_back(tmp_path: Pat
     assert ([i.slug for i in found.items], found.warnings) == (["0002", "0004"], ())
 
 
+@CACHES
+def test_each_problem_of_a_bad_file_is_said_and_the_header_counts_files(
+    tmp_path: Path, no_margin: None, cached: bool
+) -> None:
+    items, cache = tmp_path / "items", cache_of(tmp_path, cached)
+    make_archive(items, 12)
+    many = dated("2020-03-10").replace("summary:", "notes: x\nsummary:").replace("News", "[News]")
+    write_item(items, "many.md", many)
+    write_item(items, "one.md", dated("2020-03-11", broken="summary"))
+    write_item(items, "later.md", many.replace("2020-03-10", "2020-05-10"))
+    write_item(items, "later-one.md", dated("2020-05-11"))
+    tick()
+    for _ in range(2):
+        with pytest.raises(ItemError) as info:
+            scan_march(items, cache)
+        assert str(info.value) == (
+            "2 bad item files:\n"
+            "items/many.md:2: title: required field is missing or empty\n"
+            "items/many.md:5: category: expected text, got a list\n"
+            "items/many.md:6: unknown field 'notes'; fields are: title, date, category, summary, url, image, "
+            "image_alt, author, tags, draft, pinned, publish_after, lang, source_id, feed\n"
+            "items/one.md:5: summary: required field is missing or empty"
+        )
+    (items / "many.md").unlink()
+    (items / "one.md").unlink()
+    tick()
+    for _ in range(2):  # outside the window: one line a file, however many problems it has
+        assert scan_march(items, cache).warnings == (
+            "items/later-one.md:2: title: required field is missing or empty "
+            "(dated 2020-05-11, outside the window: left out)",
+            "items/later.md:2: title: required field is missing or empty (and 2 more) "
+            "(dated 2020-05-10, outside the window: left out)",
+        )
+
+
 # ---- duplicate slugs -----------------------------------------------------------------------------------------
 
 
