@@ -259,15 +259,14 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
     except ValueError:
         raise BadItem(1, "front matter is not closed: add a line '---' after the fields") from None
     fields = _front_matter(fm)
-    data = fields.data
     try:
-        if data.get("draft") is True:
+        if fields.data.get("draft") is True:
             return _draft(rel, fields, tz)
         return _item(rel, fields, body, tz)
     except BadItem as bad:
-        bad.when = bad.due = _readable_date(data, tz)
+        bad.when = bad.due = _readable_date(fields.data, tz)
         with contextlib.suppress(KeyError, ValueError):  # an embargo, when it can be read, may come later
-            bad.due = max(bad.when, parse_date(data["publish_after"], tz)[0]) if bad.when else None
+            bad.due = max(bad.when, parse_date(fields.data["publish_after"], tz)[0]) if bad.when else None
         raise
 
 
@@ -325,10 +324,8 @@ def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
     if image and image_alt is None and "image_alt" not in {name for *_, name in fields.found}:
         why = "image: needs an image_alt text describing it (screen readers, images off)"
         fields.note(fields.lines["image"], why, "image")
-    author = get("author", one_line)
-    tags = get("tags", _tags) or ()
-    draft = get("draft", _bool) or False
-    pinned = get("pinned", _bool) or False
+    author, tags = get("author", one_line), get("tags", _tags) or ()
+    draft, pinned = get("draft", _bool) or False, get("pinned", _bool) or False
     publish_after = get("publish_after", lambda v: parse_date(v, tz)[0])
     lang = get("lang", _lang)
     fields.fail()
