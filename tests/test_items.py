@@ -75,6 +75,12 @@ def test_optional_fields_and_body(tmp_path: Path) -> None:
     assert (item.image, item.image_alt, item.author) == ("https://example.org/a.png", "A picture", "Ana")
 
 
+def test_optional_fields_not_given_are_left_empty() -> None:
+    item = parse_item(Path("x.md"), GOOD.lstrip().encode(), TZ)
+    assert (item.url, item.image, item.image_alt, item.author, item.publish_after, item.lang) == (None,) * 6
+    assert (item.tags, item.draft, item.pinned, item.body) == ((), False, False, "")
+
+
 @pytest.mark.parametrize(
     ("front", "expected"),
     [
