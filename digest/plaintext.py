@@ -94,12 +94,16 @@ def _blocks(nodes: Sequence[Any], width: int, first: str, rest: str, *, tight: b
 def _block(node: Any, width: int, first: str, rest: str) -> list[str]:
     kind = node.type
     if kind in ("paragraph", "heading"):
-        return _fill(_runs(node.children[0].children), width, first, rest)
+        runs = _runs(node.children[0].children)
+        # An empty heading ("#") is no block: it would leave blank lines around nothing.
+        return _fill(runs, width, first, rest) if any(r.text.strip() for r in runs) else []
     if kind in ("bullet_list", "ordered_list"):
         return _list(node, width, first, rest)
     if kind == "blockquote":
         return _blocks(node.children, width, first + "> ", rest + "> ", tight=False)
     if kind in ("code_block", "fence"):
+        if not node.content.strip():
+            return []  # an empty fence: nothing to show
         code = node.content.rstrip("\n").split("\n")
         return [(rest if n else first) + CODE_INDENT + line for n, line in enumerate(code)]
     if kind == "hr":

@@ -136,6 +136,14 @@ def test_empty_list_items() -> None:
     assert text("-\n-\n") == "   -\n   -"  # no paragraph at all: a tight list
 
 
+def test_an_empty_heading_or_code_block_leaves_no_blank_lines() -> None:
+    assert markdown_text("First\n\n#\n\nSecond\n\n```\n```\n\nThird\n\n```\n\n\n```") == (
+        "First\n\nSecond\n\nThird"
+    )
+    assert markdown_text("> ##\n\nAfter") == "After"  # a quote of nothing is nothing
+    assert markdown_text("    code\n\n#\n\n    more") == "    code\n\n    more"
+
+
 def test_a_list_that_starts_a_list_item() -> None:
     assert text("- - a\n  - b\n- c") == "   - - a\n     - b\n   - c"
 
