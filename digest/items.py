@@ -1,4 +1,4 @@
-"""One item file -> Item (frozen), or BadItem with each (line, why) wrong in it; `new_item` for `digest new`.
+"""One item file -> Item (frozen), or BadItem with each (line, why) wrong in it; `digest new`: newitem.py.
 
 An item is a Markdown file with YAML front matter:
 
@@ -28,11 +28,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
-
-from digest.config import Config
-from digest.errors import ItemError
-from digest.fsutil import shown
-from digest.words import slugify
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
@@ -152,7 +147,8 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _text(value: Any, *, multiline: bool) -> str:
+def clean_text(value: Any, *, multiline: bool) -> str:
+    """A text field's value with its runs of white space made one space; ValueError saying what is wrong."""
     if not isinstance(value, str):
         hint = " (put it in quotes)" if isinstance(value, int | float | bool) else ""
         raise ValueError(f"expected text, got {_kind(value)}{hint}")
@@ -286,7 +282,7 @@ def _draft(rel: Path, fields: _Fields, tz: ZoneInfo) -> Item:
 
     def loose(name: str) -> str:
         try:
-            return _text(fields.data.get(name), multiline=name == "summary")
+            return clean_text(fields.data.get(name), multiline=name == "summary")
         except ValueError:
             return ""
 
@@ -311,7 +307,7 @@ def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
             allowed = ", ".join(REQUIRED + OPTIONAL)
             fields.note(line, f"unknown field {key!r}{extra}; fields are: {allowed}", key)
     get = fields.get
-    one_line = functools.partial(_text, multiline=False)
+    one_line = functools.partial(clean_text, multiline=False)
 
     def address(value: Any) -> str:
         return check_url(one_line(value), what="the address")
@@ -319,7 +315,7 @@ def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
     title = get("title", one_line, required=True)
     dated = get("date", lambda v: parse_date(v, tz), required=True)
     category = get("category", one_line, required=True)
-    summary = get("summary", lambda v: _text(v, multiline=True), required=True)
+    summary = get("summary", lambda v: clean_text(v, multiline=True), required=True)
     url, image, image_alt = get("url", address), get("image", address), get("image_alt", one_line)
     if image and image_alt is None and "image_alt" not in {name for *_, name in fields.found}:
         why = "image: needs an image_alt text describing it (screen readers, images off)"
@@ -379,55 +375,3 @@ def _bool(value: Any) -> bool:
 def slug_of(rel: Path) -> str:
     """The item's slug: its file name without the extension."""
     return rel.name.rsplit(".", 1)[0]
-
-
-def new_item(
-    config: Config, *, title: str, category: str, summary: str, url: str | None, today: date
-) -> Path:
-    """Create an item file dated today in the items folder, ready to edit; its path."""
-    bad: list[str] = []  # every bad value at once, in one entry: they are the problems of one file
-    title = _new_field(title, "the title", bad, multiline=False)
-    category = _new_field(category, "--category", bad, multiline=False)
-    summary = _new_field(summary, "--summary", bad, multiline=True) if summary.strip() else ""
-    if url:
-        try:
-            check_url(url, what="--url")
-        except ValueError as err:
-            bad.append(str(err))
-    if bad:
-        raise ItemError(["\n".join(bad)])
-    path = config.paths.items / f"{today.isoformat()}-{slugify(title, max_len=60)}.md"
-    fields: dict[str, Any] = {"title": title, "date": today, "category": category}
-    if url:
-        fields["url"] = url
-    fields["summary"] = summary
-    yaml = _parsers()[0]
-    text = "---\n" + yaml.safe_dump(fields, allow_unicode=True, sort_keys=False, width=100) + "---\n"
-    try:
-        config.paths.items.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # FileExistsError too: a file where the folder should be
-        raise ItemError(
-            [f"{shown(config.paths.items)}: cannot create the items folder: {err.strerror}"]
-        ) from err
-    try:
-        with open(path, "x", encoding="utf-8") as f:
-            f.write(text)
-    except FileExistsError:
-        raise ItemError([f"{shown(path)} already exists"]) from None
-    except OSError as err:
-        raise ItemError([f"{shown(path)}: cannot write: {err.strerror}"]) from err
-    return path
-
-
-def _new_field(value: str, what: str, bad: list[str], *, multiline: bool) -> str:
-    """A value for `digest new`, checked as the scan will check it (what is wrong goes into bad), so that
-    the new file is a valid item."""
-    one = value.strip()
-    if not multiline and (not one or "\n" in one or "\r" in one):
-        bad.append(f"{what} must be one non-empty line")
-        return one
-    try:
-        return _text(value, multiline=multiline)
-    except ValueError as err:
-        bad.append(f"{what} {err}")
-        return one

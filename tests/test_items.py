@@ -11,7 +11,8 @@ from conftest import REPO, write_item
 
 from digest.config import load_config
 from digest.errors import ItemError
-from digest.items import BadItem, new_item, parse_item
+from digest.items import BadItem, parse_item
+from digest.newitem import new_item
 from digest.scan import scan
 
 TZ = ZoneInfo("Europe/Zurich")

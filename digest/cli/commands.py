@@ -178,7 +178,7 @@ def _kb(n: int) -> str:
 @fail_cleanly
 def new(state: State, /, title: str, category: str, summary: str, url: str | None) -> None:
     """Create an item file dated today, ready to edit."""
-    from digest.items import new_item
+    from digest.newitem import new_item
 
     config = state.config()
     today = state.now.astimezone(config.tz).date()
