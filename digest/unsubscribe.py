@@ -110,7 +110,7 @@ class Reader:
 
 def negotiate(header: str, available: Sequence[str], default: str) -> str:
     """The language of `available` an Accept-Language header prefers most (by q-value; fr-CH finds fr,
-    en finds en_US), or `default` when it names none of them or is not there."""
+    en finds en_US, pt finds pt_BR), or `default` when it names none of them or is not there."""
     ranked: list[tuple[float, int, str]] = []
     for n, part in enumerate(header.split(",")):
         m = LANGUAGE_RANGE.fullmatch(part)
@@ -122,10 +122,15 @@ def negotiate(header: str, available: Sequence[str], default: str) -> str:
             continue
         if 0 < q <= 1:  # q=0 is "not this one"
             ranked.append((-q, n, m[1].replace("-", "_")))
-    found = negotiate_locale([tag for _, _, tag in sorted(ranked)], available)
-    # Babel answers in the header's spelling ("FR", "fr"): the workspace's own is the one to use.
     by_lower = {code.lower(): code for code in available}
-    return by_lower.get(found.lower(), default) if found else default
+    for _, _, tag in sorted(ranked):
+        found = negotiate_locale([tag], available)
+        if not found:  # "pt" finds a workspace's pt_BR (Babel matches only the other way round)
+            base = tag.split("_")[0].lower()
+            found = next((code for code in available if code.split("_")[0].lower() == base), None)
+        if found:  # Babel answers in the header's spelling ("FR"): the workspace's is the one to use
+            return by_lower[found.lower()]
+    return default
 
 
 def _pattern(text: str, char: str) -> str:
