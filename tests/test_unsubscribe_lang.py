@@ -139,6 +139,14 @@ def test_a_french_workspace_answers_in_french_without_a_header(tmp_path: Path) -
         assert headers["Content-Language"] == "fr"
 
 
+def test_a_table_for_the_workspace_s_own_language_gives_its_title(tmp_path: Path) -> None:
+    config = workspace(tmp_path / "ws", '[languages.en]\ntitle = "Coop News in English"\n' + FRENCH)
+    assert unsubscribe.make_app(config).title == "Coop News in English"
+    with running(config) as base:
+        _, page, _ = get(base, "en-US")
+    assert "<h1>Unsubscribe from Coop News in English?</h1>" in page
+
+
 def test_a_regional_language_is_written_with_a_hyphen(tmp_path: Path) -> None:
     config = workspace(tmp_path / "ws", '[languages.pt_BR]\ntitle = "Notícias"\n')
     with running(config) as base:
