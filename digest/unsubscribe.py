@@ -4,6 +4,8 @@ RFC 8058: a POST with `List-Unsubscribe=One-Click` (what Gmail or Yahoo send whe
 Unsubscribe button) suppresses the address at once and answers 200. A GET (the reader clicking the footer
 link) only shows a page with one button, which POSTs the same: mail scanners prefetch links, so a GET never
 unsubscribes by itself. It answers on any path, so the configured URL works behind a proxy that moves it.
+Its pages are in the reader's language: the one of the workspace's languages their Accept-Language prefers,
+in the digest's catalogs (the workspace's in front of the packaged ones).
 
     gunicorn 'digest.unsubscribe:app'      # the workspace from DIGEST_CONFIG, or ./digest.toml
     digest unsubscribe serve                # the same, locally, with wsgiref
@@ -15,25 +17,35 @@ import html
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from babel.core import negotiate_locale
+
 from digest.config import Config, load_config
 from digest.errors import ConfigError, DigestError
+from digest.i18n import packaged, translations
 from digest.suppress import Suppressions, normalise
 from digest.tokens import address_from_token, check_unsubscribe_secret, check_unsubscribe_token
+
+if TYPE_CHECKING:
+    from babel.support import NullTranslations
 
 MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the page's form a few more
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 StartResponse = Callable[..., Any]
+# One entry of an Accept-Language header: a language range ("fr", "fr-CH", "*"), maybe with a q-value.
+LANGUAGE_RANGE = re.compile(
+    r"\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*[qQ]\s*=\s*([0-9.]{1,5}))?\s*"
+)
 Environ = Mapping[str, Any]
 HEADERS = [
     ("Cache-Control", "no-store"),
@@ -82,6 +94,45 @@ class Link:
         return found
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Who a page is for: the language negotiated, its words, and the digest's title in it."""
+
+    lang: str
+    title: str
+    gettext: Callable[[str], str]
+
+    @property
+    def tag(self) -> str:
+        """The language as HTML and HTTP write it (pt-BR, where the workspace says pt_BR)."""
+        return self.lang.replace("_", "-")
+
+
+def negotiate(header: str, available: Sequence[str], default: str) -> str:
+    """The language of `available` an Accept-Language header prefers most (by q-value; fr-CH finds fr,
+    en finds en_US, pt finds pt_BR), or `default` when it names none of them or is not there."""
+    ranked: list[tuple[float, int, str]] = []
+    for n, part in enumerate(header.split(",")):
+        m = LANGUAGE_RANGE.fullmatch(part)
+        if not m or m[1] == "*":  # "*" is any language: the default is one
+            continue
+        try:
+            q = 1.0 if m[2] is None else float(m[2])
+        except ValueError:
+            continue
+        if 0 < q <= 1:  # q=0 is "not this one"
+            ranked.append((-q, n, m[1].replace("-", "_")))
+    by_lower = {code.lower(): code for code in available}
+    for _, _, tag in sorted(ranked):
+        found = negotiate_locale([tag], available)
+        if not found:  # "pt" finds a workspace's pt_BR (Babel matches only the other way round)
+            base = tag.split("_")[0].lower()
+            found = next((code for code in available if code.split("_")[0].lower() == base), None)
+        if found:  # Babel answers in the header's spelling ("FR"): the workspace's is the one to use
+            return by_lower[found.lower()]
+    return default
+
+
 def _pattern(text: str, char: str) -> str:
     # {email} and {token} become named groups; everything else must match literally.
     out = []
@@ -111,33 +162,70 @@ def _text(value: object) -> str:
 class Endpoint:
     """The WSGI application: a callable (environ, start_response) -> body."""
 
-    def __init__(self, *, template: str, secret: str, suppressions: Path, title: str, language: str = "en"):
+    def __init__(
+        self,
+        *,
+        template: str,
+        secret: str,
+        suppressions: Path,
+        title: str,
+        language: str = "en",
+        titles: Mapping[str, str] | None = None,
+        locale: Path | None = None,
+    ):
         self.link = Link.of(template)
         self.secret = secret
         self.suppressions = suppressions
         self.title = title
         self.language = language
+        # The languages the workspace sends in, its own first, each with the digest's title in it.
+        self.titles = {language: title, **(titles or {})}
+        self.locale = locale  # the workspace's catalogs, in front of the packaged ones
+
+    def reader(self, environ: Environ) -> Reader:
+        """The language of a request's pages (its Accept-Language among the workspace's), with its words."""
+        lang = negotiate(_text(environ.get("HTTP_ACCEPT_LANGUAGE", "")), list(self.titles), self.language)
+        try:
+            words: NullTranslations = translations(lang, self.locale)
+        except DigestError as err:  # a catalog edited into a mistake while serving: the packaged words
+            print(f"digest unsubscribe: {err}", file=environ.get("wsgi.errors", sys.stderr))
+            words = packaged(lang)
+        return Reader(lang, self.titles[lang], words.gettext)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        reader = self.reader(environ)
+        _ = reader.gettext
         try:
-            status, body = self.respond(environ)
+            status, body = self.respond(environ, reader)
         except DigestError as err:  # the suppression list cannot be written: say so, keep the details here
             print(f"digest unsubscribe: {err}", file=environ.get("wsgi.errors", sys.stderr))
             status, body = (
                 "503 Service Unavailable",
-                self.page("Please try again later", "Your request could not be recorded just now."),
+                self.page(
+                    reader, _("Please try again later"), _("Your request could not be recorded just now.")
+                ),
             )
-        headers = [*HEADERS, ("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+        headers = [
+            *HEADERS,
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Content-Language", reader.tag),
+            ("Vary", "Accept-Language"),  # caches keep one page per language
+        ]
         if status.startswith("405"):
             headers.append(("Allow", "GET, HEAD, POST"))
         start_response(status, headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
-    def respond(self, environ: Environ) -> tuple[str, bytes]:
-        """(status, page) for one request; suppresses the address on a valid POST."""
+    def respond(self, environ: Environ, reader: Reader) -> tuple[str, bytes]:
+        """(status, page) for one request, the page in the reader's language; suppresses the address on a
+        valid POST."""
+        _ = reader.gettext
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD", "POST"):
-            return "405 Method Not Allowed", self.page("Not allowed", "Open the link from the email.")
+            return "405 Method Not Allowed", self.page(
+                reader, _("Not allowed"), _("Open the link from the email.")
+            )
         fields = self.link.fields(environ)
         token = fields.get("token", "")
         # The token carries the address; a template that also has {email} must agree with it.
@@ -146,16 +234,19 @@ class Endpoint:
             email = ""
         if not email or not _valid(email):
             return "400 Bad Request", self.page(
-                "This unsubscribe link is not valid",
-                "The link may have been cut or changed. Use the link in the latest email, or reply to it.",
+                reader,
+                _("This unsubscribe link is not valid"),
+                _("The link may have been cut or changed. Use the link in the latest email, or reply to it."),
             )
         if method != "POST":
-            return "200 OK", self.confirm(email)
+            return "200 OK", self.confirm(email, reader)
         form = self.form(environ)
         if form is None:
-            return "413 Content Too Large", self.page("Too large", "This request is too large.")
+            return "413 Content Too Large", self.page(reader, _("Too large"), _("This request is too large."))
         if form.get(ONE_CLICK[0]) != ONE_CLICK[1]:
-            return "400 Bad Request", self.page("Not an unsubscribe request", "Use the button on the page.")
+            return "400 Bad Request", self.page(
+                reader, _("Not an unsubscribe request"), _("Use the button on the page.")
+            )
         now = datetime.now(UTC)
         agent = re.sub(r"[\x00-\x1f\x7f]", " ", _text(environ.get("HTTP_USER_AGENT", "")))[:300]
         # The page's button says where it came from; a mail client's one-click POST does not.
@@ -168,9 +259,8 @@ class Endpoint:
                 evidence=f"POST at {now.isoformat(timespec='seconds')}; user agent: {agent or '(none)'}",
                 at=now,
             )
-        return "200 OK", self.page(
-            "You are unsubscribed", f"{email} will get no more of {self.title}.", done=True
-        )
+        said = _("%(email)s will get no more of %(title)s.") % {"email": email, "title": reader.title}
+        return "200 OK", self.page(reader, _("You are unsubscribed"), said, done=True)
 
     def form(self, environ: Environ) -> dict[str, str] | None:
         """The POST's form fields (urlencoded or multipart); None when the body is over MAX_BODY."""
@@ -199,24 +289,28 @@ class Endpoint:
             }
         return {k: v[0] for k, v in parse_qs(_text(body), keep_blank_values=True).items()}
 
-    def confirm(self, email: str) -> bytes:
+    def confirm(self, email: str, reader: Reader) -> bytes:
         """The page a GET shows: one button, a form POST of List-Unsubscribe=One-Click to this same URL."""
+        _ = reader.gettext
+        values = {"email": email, "title": reader.title}
         with Suppressions(self.suppressions) as store:
             if store.is_suppressed(email):
-                return self.page("You are unsubscribed", f"{email} gets no more of {self.title}.", done=True)
+                said = _("%(email)s gets no more of %(title)s.") % values
+                return self.page(reader, _("You are unsubscribed"), said, done=True)
         button = (
             '<form method="post">'
             '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
             '<input type="hidden" name="from" value="page">'
-            '<button type="submit" id="unsubscribe">Unsubscribe</button></form>'
+            f'<button type="submit" id="unsubscribe">{html.escape(_("Unsubscribe"))}</button></form>'
         )
-        return self.page(f"Unsubscribe from {self.title}?", f"{email} will get no more of it.", extra=button)
+        heading = _("Unsubscribe from %(title)s?") % values
+        return self.page(reader, heading, _("%(email)s will get no more of it.") % values, extra=button)
 
-    def page(self, heading: str, text: str, *, extra: str = "", done: bool = False) -> bytes:
-        """A plain page; every value escaped."""
+    def page(self, reader: Reader, heading: str, text: str, *, extra: str = "", done: bool = False) -> bytes:
+        """A plain page in the reader's language; every value escaped (the translated words too)."""
         e = html.escape
         return (
-            f'<!doctype html>\n<html lang="{e(self.language)}"><head><meta charset="utf-8">'
+            f'<!doctype html>\n<html lang="{e(reader.tag)}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{e(heading)}</title><style>body{{font:1.1em/1.5 system-ui,sans-serif;max-width:32em;"
             "margin:3em auto;padding:0 1em}button{font:inherit;padding:.5em 1.5em}</style></head>"
@@ -232,12 +326,17 @@ def make_app(config: Config) -> Endpoint:
             "[send] unsubscribe_url is not set: the endpoint answers the links it makes "
             "(e.g. https://example.org/unsubscribe?u={token})"
         )
+    languages = config.language_order()
+    for lang in languages:  # a broken catalog of the workspace stops the server at start-up
+        translations(lang, config.paths.locale)
     return Endpoint(
         template=config.send.unsubscribe_url,
         secret=check_unsubscribe_secret(config.secrets.unsubscribe_secret),
         suppressions=config.paths.suppressions,
-        title=config.title,
+        title=config.texts(config.language).title,
         language=config.language,
+        titles={lang: config.texts(lang).title for lang in languages},
+        locale=config.paths.locale,
     )
 
 

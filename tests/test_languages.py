@@ -246,7 +246,11 @@ def test_the_dry_run_shows_the_first_subscribers_language(
 
 def _template_ids() -> set[str]:
     ids = set()
-    method_map = [("templates/**.j2", "jinja2"), ("digest/message.py", "python")]
+    method_map = [
+        ("templates/**.j2", "jinja2"),
+        ("digest/message.py", "python"),
+        ("digest/unsubscribe.py", "python"),
+    ]
     options = {
         "templates/**.j2": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}
     }
