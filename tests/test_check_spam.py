@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import require_tool
+from conftest import require_tool, write_item
 
 from digest.check.spam import (
     RECIPIENT,
@@ -26,6 +26,7 @@ from digest.check.spam import (
     parse_report,
     score,
     sent_message,
+    sent_messages,
     spam_findings,
 )
 from digest.config import load_config
@@ -159,6 +160,36 @@ def test_the_message_scored_is_the_sent_one(
     assert msg["List-Unsubscribe"].startswith("<https://example.org/unsubscribe?u=")
     assert "PREVIEW" not in str(msg["List-Unsubscribe"])  # the real token, not the build's stand-in
     assert msg.get_content_type() == "multipart/alternative"
+
+
+def test_each_language_s_message_is_scored(
+    workspace: Path, run: Run, monkeypatch: pytest.MonkeyPatch, spamassassin: str
+) -> None:
+    """A French subscriber gets another message (its words, its subject, its greeting): it is scored too,
+    and named as the lint names a further language's findings."""
+    configure_sending(workspace, monkeypatch)
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write('\n[languages.fr]\ntitle = "Actualités coopératives"\n')
+    write_item(
+        workspace / "items",
+        "fr-1.md",
+        "---\ntitle: Une nouvelle\ndate: 2021-03-12\ncategory: News\nlang: fr\nsummary: Du nouveau.\n---\n",
+    )
+    assert run("build", "--month", "2021-03").exit_code == 0
+    config = load_config(workspace / "digest.toml")
+    window = resolve(tz=config.tz, locale=config.language, now=NOW, month_="2021-03")
+    messages = sent_messages(config, window, now=NOW)
+    assert [lang for lang, _ in messages] == ["en", "fr"]
+    french = email.message_from_bytes(messages[1][1], policy=email.policy.default)
+    assert french["Subject"] == "Actualités coopératives: mars 2021"
+    assert sent_message(config, window, now=NOW) == messages[0][1]  # the digest's own language's
+    result = run("check", "--month", "2021-03", "--spam")
+    assert result.exit_code == 0, result.stderr
+    assert "\nspamassassin: " in result.stderr and "\nspamassassin [fr]: " in result.stderr
+    report = SpamReport(5.0, (Hit("HTML_FONT_LOW_CONTRAST", 1.5, "low contrast"),))
+    assert [f.message for f in spam_findings(report, lang="fr")] == [
+        "[fr] SpamAssassin rule HTML_FONT_LOW_CONTRAST adds 1.5 points: low contrast"
+    ]
 
 
 def test_the_sample_scores_no_points_of_our_own(

@@ -103,9 +103,19 @@ def find_spamassassin() -> str | None:
 
 def sent_message(config: Config, window: Window, *, now: datetime) -> bytes:
     """A built digest's message as a send makes it, to a subscriber (NotBuilt when it is not built)."""
+    return sent_messages(config, window, now=now)[0][1]
+
+
+def sent_messages(config: Config, window: Window, *, now: datetime) -> list[tuple[str, bytes]]:
+    """(language, message) of each digest the build made, its own language's first: a subscriber of each
+    language gets another message (its words, its greeting), which scores on its own."""
     built = outdir.load(outdir.folder_of(config.paths.out, window.slug))
-    maker = personaliser(config, built.parts(), now=now, preview=True)
-    return maker.message(RECIPIENT).data
+    found = []
+    for each in (built, *built.languages()):
+        lang = each.manifest.lang or config.language
+        maker = personaliser(config, each.parts(), now=now, preview=True, lang=lang)
+        found.append((lang, maker.message(RECIPIENT).data))
+    return found
 
 
 def score(message: bytes, *, executable: str | None = None) -> SpamReport:
@@ -156,22 +166,25 @@ def parse_report(output: str) -> SpamReport | None:
     return SpamReport(float(total[1]), tuple(hits))
 
 
-def spam_check(config: Config, window: Window, *, now: datetime) -> SpamReport:
-    """Score the built digest's sent-shape message in SpamAssassin (local rules only)."""
+def spam_check(config: Config, window: Window, *, now: datetime) -> list[tuple[str, SpamReport]]:
+    """Score the message of each language's digest as a send makes it in SpamAssassin (local rules only):
+    (language, report), the digest's own language first."""
     exe = find_spamassassin()
     if exe is None:  # before loading the build: installing it is the first thing to do
         raise DigestError(MISSING)
-    return score(sent_message(config, window, now=now), executable=exe)
+    return [(lang, score(data, executable=exe)) for lang, data in sent_messages(config, window, now=now)]
 
 
-def spam_findings(report: SpamReport, *, templates_dir: Path | None = None) -> list[Finding]:
-    """A warning for each rule of our own making that adds points."""
+def spam_findings(report: SpamReport, *, templates_dir: Path | None = None, lang: str = "") -> list[Finding]:
+    """A warning for each rule of our own making that adds points (`lang`: a further language's digest,
+    named in the message as the lint's findings name it)."""
     where = _template_where(templates_dir)
+    said = f"[{lang}] " if lang else ""
     return [
         Finding(
             "warning",
             "spam-score",
-            f"SpamAssassin rule {h.rule} adds {h.points:.1f} points: {h.description}",
+            f"{said}SpamAssassin rule {h.rule} adds {h.points:.1f} points: {h.description}",
             where,
             FIXES.get(h.rule, f"find what {h.rule} matches: grep -rn {h.rule} /usr/share/spamassassin/"),
         )

@@ -277,12 +277,14 @@ def check(
     if spam:
         from digest.check.spam import spam_check, spam_findings
 
-        scored = spam_check(config, win, now=state.now)
-        for hit in scored.hits:
-            whose = "" if hit.ours else "  (environment, not ours)"
-            state.say(f"spamassassin {hit.points:5.1f}  {hit.rule}: {hit.description}{whose}")
-        state.say(f"spamassassin: {scored.score:g} points, {scored.own_points:g} of our own making")
-        own = spam_findings(scored, templates_dir=config.paths.templates)
+        own = []
+        for n, (lang, scored) in enumerate(spam_check(config, win, now=state.now)):
+            said = f" [{lang}]" if n else ""  # a further language's message, as the lint names it
+            for hit in scored.hits:
+                whose = "" if hit.ours else "  (environment, not ours)"
+                state.say(f"spamassassin{said} {hit.points:5.1f}  {hit.rule}: {hit.description}{whose}")
+            state.say(f"spamassassin{said}: {scored.score:g} points, {scored.own_points:g} of our own making")
+            own += spam_findings(scored, templates_dir=config.paths.templates, lang=lang if n else "")
         report = replace(report, findings=(*report.findings, *own))
     folder = shown(report.folder)
     if as_json:
