@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from digest.config import values as v
+from digest.config.languages import LanguageTexts
 from digest.config.schema import FLAGS, PATH_KEYS, SCHEMA, SECRETS
 from digest.config.values import check_url_template, greeting_fields, parse_address, parse_rate
 from digest.errors import ConfigError
@@ -177,7 +178,7 @@ class Config:
     dkim: Dkim = Dkim()
     check: Check = Check()
     feeds_import: Import = Import()
-    languages: tuple[v.LanguageTexts, ...] = ()  # [languages.xx]: the further languages' texts
+    languages: tuple[LanguageTexts, ...] = ()  # [languages.xx]: the further languages' texts
     secrets: Secrets = Secrets()
 
     @property
@@ -185,11 +186,11 @@ class Config:
         """The configured time zone."""
         return ZoneInfo(self.timezone)
 
-    def texts(self, lang: str) -> v.LanguageTexts:
+    def texts(self, lang: str) -> LanguageTexts:
         """The title, intro, subject and preheader of the digest in a language: its [languages.xx] table,
         with the top-level settings for what it leaves out; an intro in another language is never borrowed."""
-        table = next((t for t in self.languages if t.code == lang), v.LanguageTexts(code=lang))
-        return v.LanguageTexts(
+        table = next((t for t in self.languages if t.code == lang), LanguageTexts(code=lang))
+        return LanguageTexts(
             code=lang,
             title=table.title or self.title,
             intro=table.intro or (self.intro if lang == self.language else ""),

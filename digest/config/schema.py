@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from digest.config import values as v
+from digest.config.languages import languages
 
 # Settings that are secrets: never read from the file, only from these environment variables.
 SECRETS = {
@@ -37,7 +38,7 @@ SCHEMA: dict[str, tuple[str, str, Callable[[Any], Any], str]] = {
     "email.reply_to": ("email", "reply_to", v.optional_address, "DIGEST_REPLY_TO"),
     "email.fit": ("email", "fit", v.boolean, "DIGEST_FIT"),
     "email.fit_budget": ("email", "fit_budget", v.fit_budget, "DIGEST_FIT_BUDGET"),
-    "languages": ("", "languages", v.languages, ""),
+    "languages": ("", "languages", languages, ""),
     "categories.order": ("categories", "order", v.categories, ""),
     "categories.limit": ("categories", "limit", v.limit, "DIGEST_CATEGORY_LIMIT"),
     "paths.items": ("paths", "items", v.path_value, "DIGEST_ITEMS"),
