@@ -42,10 +42,15 @@ if TYPE_CHECKING:
 MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the page's form a few more
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 StartResponse = Callable[..., Any]
-# One entry of an Accept-Language header: a language range ("fr", "fr-CH", "*"), maybe with a q-value.
+# One entry of an Accept-Language header, stripped: a language range ("fr", "fr-CH", "*"), maybe with a
+# q-value. No optional space at either end: `\s*` on both sides of an optional group made a run of spaces
+# cost quadratic time (a long header held the server for seconds).
 LANGUAGE_RANGE = re.compile(
-    r"\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*[qQ]\s*=\s*([0-9.]{1,5}))?\s*"
+    r"([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)"  # the range
+    r"(?:[ \t]*;[ \t]*[qQ][ \t]*=[ \t]*([0-9.]{1,5}))?"  # its q-value
 )
+# What of the header is read: a browser sends a few entries; more is not a reader's preference.
+MAX_LANGUAGES = 32
 Environ = Mapping[str, Any]
 HEADERS = [
     ("Cache-Control", "no-store"),
@@ -102,6 +107,11 @@ class Reader:
     title: str
     gettext: Callable[[str], str]
 
+    def words(self, message: str, **values: str) -> str:
+        """A string in the reader's language, formatted as the templates' are (`%(name)s`, and `%%` for a
+        percent sign, which the catalogs' checks ask of every translation)."""
+        return self.gettext(message) % values
+
     @property
     def tag(self) -> str:
         """The language as HTML and HTTP write it (pt-BR, where the workspace says pt_BR)."""
@@ -112,8 +122,8 @@ def negotiate(header: str, available: Sequence[str], default: str) -> str:
     """The language of `available` an Accept-Language header prefers most (by q-value; fr-CH finds fr,
     en finds en_US, pt finds pt_BR), or `default` when it names none of them or is not there."""
     ranked: list[tuple[float, int, str]] = []
-    for n, part in enumerate(header.split(",")):
-        m = LANGUAGE_RANGE.fullmatch(part)
+    for n, part in enumerate(header.split(",", MAX_LANGUAGES)[:MAX_LANGUAGES]):
+        m = LANGUAGE_RANGE.fullmatch(part.strip(" \t"))
         if not m or m[1] == "*":  # "*" is any language: the default is one
             continue
         try:
@@ -194,7 +204,7 @@ class Endpoint:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         reader = self.reader(environ)
-        _ = reader.gettext
+        _ = reader.words
         try:
             status, body = self.respond(environ, reader)
         except DigestError as err:  # the suppression list cannot be written: say so, keep the details here
@@ -220,7 +230,7 @@ class Endpoint:
     def respond(self, environ: Environ, reader: Reader) -> tuple[str, bytes]:
         """(status, page) for one request, the page in the reader's language; suppresses the address on a
         valid POST."""
-        _ = reader.gettext
+        _ = reader.words
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD", "POST"):
             return "405 Method Not Allowed", self.page(
@@ -259,7 +269,7 @@ class Endpoint:
                 evidence=f"POST at {now.isoformat(timespec='seconds')}; user agent: {agent or '(none)'}",
                 at=now,
             )
-        said = _("%(email)s will get no more of %(title)s.") % {"email": email, "title": reader.title}
+        said = _("%(email)s will get no more of %(title)s.", email=email, title=reader.title)
         return "200 OK", self.page(reader, _("You are unsubscribed"), said, done=True)
 
     def form(self, environ: Environ) -> dict[str, str] | None:
@@ -291,11 +301,11 @@ class Endpoint:
 
     def confirm(self, email: str, reader: Reader) -> bytes:
         """The page a GET shows: one button, a form POST of List-Unsubscribe=One-Click to this same URL."""
-        _ = reader.gettext
+        _ = reader.words
         values = {"email": email, "title": reader.title}
         with Suppressions(self.suppressions) as store:
             if store.is_suppressed(email):
-                said = _("%(email)s gets no more of %(title)s.") % values
+                said = _("%(email)s gets no more of %(title)s.", **values)
                 return self.page(reader, _("You are unsubscribed"), said, done=True)
         button = (
             '<form method="post">'
@@ -303,8 +313,8 @@ class Endpoint:
             '<input type="hidden" name="from" value="page">'
             f'<button type="submit" id="unsubscribe">{html.escape(_("Unsubscribe"))}</button></form>'
         )
-        heading = _("Unsubscribe from %(title)s?") % values
-        return self.page(reader, heading, _("%(email)s will get no more of it.") % values, extra=button)
+        heading = _("Unsubscribe from %(title)s?", **values)
+        return self.page(reader, heading, _("%(email)s will get no more of it.", **values), extra=button)
 
     def page(self, reader: Reader, heading: str, text: str, *, extra: str = "", done: bool = False) -> bytes:
         """A plain page in the reader's language; every value escaped (the translated words too)."""

@@ -5,6 +5,8 @@ on a real HTTP server on 127.0.0.1 as in test_unsubscribe.py."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,30 @@ def test_the_language_is_negotiated_from_accept_language(
     header: str, available: list[str], chosen: str
 ) -> None:
     assert unsubscribe.negotiate(header, available, available[0]) == chosen
+
+
+def test_a_long_header_is_read_in_linear_time() -> None:
+    """A run of spaces once cost the header's parser quadratic time (60,000 spaces: 17 s of a server's
+    time, per request). Here 300,000 spaces, which took minutes, must be read well inside a generous bound
+    (a child process, so that a regression fails rather than hangs), and many entries are cut short."""
+    code = (
+        "from digest.unsubscribe import negotiate\n"
+        "assert negotiate('fr' + ' ' * 300_000 + '!', ['en', 'fr'], 'en') == 'en'\n"
+        "assert negotiate('de;q=' + ' ' * 300_000 + '0.5', ['en', 'de'], 'en') == 'de'\n"
+        "assert negotiate(','.join(['xx'] * 1000) + ',fr', ['en', 'fr'], 'en') == 'en'\n"
+        "assert negotiate(','.join(['xx'] * 30) + ',fr', ['en', 'fr'], 'en') == 'fr'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_percent_sign_reads_as_in_the_digest(config: Config) -> None:
+    """`%%` is how a catalog writes a percent sign (digest/po.py asks it of every translation): the page
+    shows one, as the digest does."""
+    catalog(config, "fr", 'msgid "Unsubscribe"\nmsgstr "Se désabonner (100 %%)"\n')
+    with running(config) as url:
+        status, page, _ = get(url, "fr")
+    assert status == 200 and ">Se désabonner (100 %)</button>" in page
 
 
 def test_a_french_reader_gets_the_french_page(base: str) -> None:
