@@ -675,6 +675,35 @@ def test_build_since_last_send_starts_on_the_day_of_the_newest_item_sent(
     ]
 
 
+def test_the_status_since_the_last_send_when_nothing_is_new_or_a_send_began(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """`send --since-last-send --status` shows the send in progress of the window after the last send in
+    full when there is one, else that last send's, also when nothing can come after it (its newest item
+    is dated ahead of now)."""
+    _news(workspace, "ahead.md", "2021-04-20")  # after now (15 April): April's newest item
+    csv = subscribers(workspace, PEOPLE)
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        assert run("send", "--month", "2021-04", "--subscribers", str(csv), "--yes").exit_code == 0
+        nothing_new = run("send", "--since-last-send", "--status")
+        assert nothing_new.exit_code == 0, nothing_new.stderr
+        assert nothing_new.stdout.startswith("out/2021-04/") and "(complete)" in nothing_new.stdout
+        assert "nothing new to send; the last digest sent in full: out/2021-04/\n" in nothing_new.stderr
+    _news(workspace, "later.md", "2021-04-28")
+    with Server(Handler(data_faults=["451 busy"] * 20)) as busy:
+        smtp_env(busy.port)
+        began = run(
+            "--now", "2021-04-30T12:00:00+00:00", "send", "--since-last-send", "--subscribers", str(csv),
+            "--yes", "--retries", "0",
+        )  # fmt: skip
+        assert began.exit_code == 1  # deferred: the send of the new window began, not finished
+    status = run("--now", "2021-04-30T12:00:00+00:00", "send", "--since-last-send", "--status")
+    assert status.exit_code == 0, status.stderr
+    assert status.stdout.startswith("out/2021-04-20_2021-04-30/") and "deferred" in status.stdout
+    assert "was not sent yet" not in status.stderr
+
+
 def _news(workspace: Path, name: str, day: str) -> None:
     write_item(
         workspace / "items",

@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from digest.cli.base import State, fail_cleanly, get_window, main, window_options
-from digest.errors import DigestError, SendError
+from digest.config import Config
+from digest.errors import DigestError, EmptyWindow, SendError
 from digest.fsutil import shown
 from digest.words import plural
 
@@ -114,9 +115,7 @@ def send(
     **window: Any,
 ) -> None:
     """Send the digest of a window (built in out/<slug>/, built first if absent) to a subscriber list."""
-    from digest import outdir
     from digest import send as sending
-    from digest.journal import journal_path
     from digest.journal import status as journal_status
     from digest.smtp import smtp_settings
 
@@ -128,26 +127,15 @@ def send(
         "smtp.verify": False if insecure_no_verify else None,
     }
     config = state.config(**flags)
-    win = get_window(state, config, **window)
     if status:
-        folder = outdir.folder_of(config.paths.out, win.slug)
-        if window.get("since_last_send") and not journal_path(folder).exists():
-            # Sent in full, the last send's window is behind: the window after it has no send to show.
-            from digest.sent import last_sent_in_full
-
-            last = last_sent_in_full(config.paths.out, config.tz)
-            if last is not None:
-                state.say(
-                    f"{shown(folder)}/ was not sent yet; the last digest sent in full: {shown(last[0])}/"
-                )
-                folder = last[0]
-        found = journal_status(folder)
+        found = journal_status(_status_folder(state, config, window))
         click.echo(f"{shown(found.journal)}: {found.counts}{' (complete)' if found.complete else ''}")
         for email, why in found.suppressed:  # why they got nothing: the suppression as the send found it
             click.echo(f"  {email}: suppressed: {why}")
         if found.counts.suppressed > len(found.suppressed):
             click.echo(f"  ... and {found.counts.suppressed - len(found.suppressed)} more suppressed")
         return
+    win = get_window(state, config, **window)
     if test_address is None and subscribers is None:
         raise click.UsageError("give --subscribers FILE.csv (or --test ADDRESS, or --status)")
     if dry_run and subscribers is None:
@@ -309,3 +297,27 @@ def _report_list(state: State, listed: Any) -> None:
             else ""
         )
     )
+
+
+def _status_folder(state: State, config: Config, window: dict[str, Any]) -> Path:
+    """The built folder whose journal `send --status` shows: the window's. With --since-last-send, once the
+    last send is complete its window is behind: the window after it shows only when a send of it began
+    (its journal), else the last digest sent in full does, and the status says so."""
+    from digest import outdir
+    from digest.journal import journal_path
+
+    if not window.get("since_last_send"):
+        return outdir.folder_of(config.paths.out, get_window(state, config, **window).slug)
+    from digest.sent import last_sent_in_full
+
+    try:
+        folder: Path | None = outdir.folder_of(config.paths.out, get_window(state, config, **window).slug)
+    except EmptyWindow:  # nothing new since that send (its newest item may even be dated ahead)
+        folder = None
+    last = last_sent_in_full(config.paths.out, config.tz)
+    if last is None or (folder is not None and journal_path(folder).exists()):
+        assert folder is not None  # get_window refuses --since-last-send before any send in full
+        return folder
+    began = f"{shown(folder)}/ was not sent yet; " if folder is not None else "nothing new to send; "
+    state.say(f"{began}the last digest sent in full: {shown(last[0])}/")
+    return last[0]
