@@ -589,9 +589,11 @@ def test_the_shares_of_a_listing_cover_every_file_once(tmp_path: Path) -> None:
     items = tmp_path / "items"
     make_archive(items, 40)
     make_archive(items / "sub" / "deeper", 30)
+    make_archive(items / "notes.md", 3)  # a folder named like an item: every lister goes into it
+    (items / "photo.jpg").write_bytes(b"")  # what is not an item, beside them
     whole: dict[str, int] = {}
     every = sorted(iter_item_files(items, known_dirs={}, since_ns=0, dirs=whole))
-    assert len(every) == 70
+    assert len(every) == 73
     for n in (2, 3):
         shares = []
         for k in range(n):
@@ -624,6 +626,29 @@ def test_the_listing_tells_files_from_folders_by_their_stat(tmp_path: Path) -> N
     ]  # fmt: skip
     assert dirs == {"": items.stat().st_ino, "notes.md": (items / "notes.md").stat().st_ino,
                     "elsewhere": (items / "notes.md").stat().st_ino}  # fmt: skip
+
+
+def test_a_link_that_leads_nowhere_is_skipped_and_a_folder_that_cannot_be_listed_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = tmp_path / "items"
+    make_archive(items, 2)
+    (items / "loop.md").symlink_to(items / "loop.md")  # a link to itself: no file, no folder
+    (items / "loop").symlink_to(items / "loop")
+    keys = sorted(k for k, _, _ in iter_item_files(items, known_dirs={}, since_ns=0, dirs={}))
+    assert keys == ["0000.md", "0001.md"]
+    make_archive(items / "locked", 1)
+    real_open = os.open
+
+    def refusing(path: str, *args: Any, **kwargs: Any) -> int:  # a folder we may not read (root may)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("digest.listing.os.open", refusing)
+    with pytest.raises(ItemError) as caught:
+        list(iter_item_files(items, known_dirs={}, since_ns=0, dirs={}))
+    assert caught.value.problems == [f"{items / 'locked'}/: cannot list the folder: Permission denied"]
 
 
 @pytest.mark.parametrize("listing", ["forked", "here", "by-path"])
