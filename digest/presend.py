@@ -222,6 +222,7 @@ class DryRun:
     address: str
     suppressed: int = 0  # on the list, not yet sent, and on the suppression list: would be skipped
     languages: dict[str, int] = field(default_factory=dict)  # of those it would send: how many get which
+    placeholders: tuple[str, ...] = ()  # what still points at a reserved domain (placeholders())
 
 
 def dry_run(
@@ -266,7 +267,8 @@ def dry_run(
         fields = {**first.fields, "lang": lang} if lang else first.fields
         shown_first = ready.maker.message(first.email, first.name, fields)
     counts = found.counts if found else None
-    return DryRun(shown_first, listed, counts, would, ready.settings.address, suppressed, langs)
+    shown_as = placeholders(config, ready.built)
+    return DryRun(shown_first, listed, counts, would, ready.settings.address, suppressed, langs, shown_as)
 
 
 # Names no one can own (RFC 2606, RFC 6761): a link or an address there is a placeholder left from an
@@ -282,12 +284,20 @@ def placeholder_host(host: str) -> bool:
 
 def placeholders(config: Config, built: outdir.Built) -> tuple[str, ...]:
     """What a digest about to go to a list still points at a reserved domain with: its web version, its
-    From address, an item's link (in every language built)."""
+    unsubscribe link and address, its From and Reply-To addresses, an item's link (in every language)."""
     found = []
     if placeholder_host(urlsplit(built.manifest.web_url).hostname or ""):
         found.append(f"its web version, {built.manifest.web_url} (base_url)")
+    url, mailto = config.send.unsubscribe_url, config.send.unsubscribe_mailto
+    if url and placeholder_host(urlsplit(url.replace("{", "").replace("}", "")).hostname or ""):
+        found.append(f"its unsubscribe link, {url} ([send] unsubscribe_url): no reader could unsubscribe")
+    if mailto and placeholder_host(mailto.rpartition("@")[2]):
+        found.append(f"its unsubscribe address, {mailto} ([send] unsubscribe_mailto)")
     if placeholder_host(config.sender.domain):
         found.append(f"its From address, {config.sender.addr_spec} ([email] from)")
+    reply_to = config.reply_to
+    if reply_to is not None and placeholder_host(reply_to.domain):
+        found.append(f"its Reply-To address, {reply_to.addr_spec} ([email] reply_to)")
     seen = set()
     for each in (built, *built.languages()):
         for item in each.manifest.built_items:

@@ -26,6 +26,8 @@ from smtpserver import (
     subscribers,
 )
 
+from digest.presend import placeholder_host
+
 Run = Callable[..., Result]
 
 
@@ -75,10 +77,11 @@ def test_dry_run_prints_one_message_and_connects_to_nothing(
     assert b"To: Ann Lee <ann@example.org>\r\n" in result.stdout_bytes
     assert "Hello Ann Lee," in result.stdout
     assert result.stderr.startswith("out/2021-03/ is not built yet: building it first\n")
-    assert result.stderr.endswith(
+    assert (
         "subscribers.csv: 4 unique addresses, 1 duplicate merged\n"
         f"dry run: would send 4 messages via 127.0.0.1:{port} (0 suppressed); sent nothing\n"
-    )
+        "Warning: this digest still points at a reserved domain"  # the sample's example.org: see below
+    ) in result.stderr
     assert not (workspace / "out" / "2021-03" / "journal.sqlite").exists()  # no journal either
 
 
@@ -140,14 +143,25 @@ def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
     with Server(Handler()) as server:
         smtp_env(server.port)
         sample = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
-        assert (
+        warning = (
             "Warning: this digest still points at a reserved domain (example.org and the like: no one can "
             "own them; left from an example?): its web version, https://example.org/coop-digest/2021-03/ "
-            "(base_url); its From address, news@example.org ([email] from)\n"
-        ) in sample.stderr
+            "(base_url); its unsubscribe link, https://example.org/unsubscribe?u={token} ([send] "
+            "unsubscribe_url): no reader could unsubscribe; its unsubscribe address, "
+            "unsubscribe@example.org ([send] unsubscribe_mailto); its From address, news@example.org "
+            "([email] from); its Reply-To address, communications@example.org ([email] reply_to)\n"
+        )
+        assert warning in sample.stderr
+        dry = run("send", *MONTH, "--subscribers", str(csv), "--dry-run")
+        assert dry.exit_code == 0 and warning in dry.stderr  # the dry run says it too
         config = workspace / "digest.toml"
         text = config.read_text(encoding="utf-8").replace("example.org", "coop.news.coop")
         config.write_text(text, encoding="utf-8")
+        smtp_env(
+            server.port,
+            DIGEST_UNSUBSCRIBE_URL="https://coop.news.coop/unsubscribe?u={token}",
+            DIGEST_UNSUBSCRIBE_MAILTO="unsubscribe@coop.news.coop",
+        )
         shutil.rmtree(workspace / "out")
         real = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
         assert real.exit_code == 1 and "Send 'Co-operative News Digest: March 2021'" in real.stderr
@@ -164,6 +178,30 @@ def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
             "left from an example?): items/2021-03-30-welcome.md: its link, https://www.EXAMPLE.org./news\n"
         ) in example.stderr
         assert server.handler.received == []
+
+
+@pytest.mark.parametrize(
+    ("host", "reserved"),
+    [
+        ("example.org", True),
+        ("www.EXAMPLE.org.", True),  # any case, a trailing dot
+        ("news.example.com", True),
+        ("example.net", True),
+        ("shop.example", True),
+        ("mail.test", True),
+        ("nowhere.invalid", True),
+        ("localhost", True),
+        ("app.localhost", True),
+        ("myexample.org", False),  # a name that only ends like one
+        ("example.org.evil.com", False),
+        ("contest", False),
+        ("examples.org", False),
+        ("ica.coop", False),
+        ("", False),
+    ],
+)
+def test_reserved_hosts(host: str, reserved: bool) -> None:
+    assert placeholder_host(host) is reserved
 
 
 def test_a_piped_answer_to_the_prompt_ends_its_line(ws: Path, smtp_env: Callable[..., None]) -> None:

@@ -175,6 +175,7 @@ def send(
             f"dry run: would send {plan.would_send} messages via {plan.address} "
             f"({plan.suppressed} suppressed); sent nothing"
         )
+        _warn_placeholders(state, plan.placeholders)
         return
     if not config.smtp.verify:
         click.secho(
@@ -196,11 +197,7 @@ def send(
         if yes:
             return True
         state.say(f"journal: {plan.counts}")
-        if plan.placeholders:
-            state.warn(
-                "this digest still points at a reserved domain (example.org and the like: no one can own "
-                "them; left from an example?): " + "; ".join(plan.placeholders)
-            )
+        _warn_placeholders(state, plan.placeholders)
         answer = click.confirm(
             f"Send {plan.subject!r} to {plural(plan.todo, 'recipient')} via {plan.address}?", err=True
         )
@@ -321,3 +318,12 @@ def _status_folder(state: State, config: Config, window: dict[str, Any]) -> Path
     began = f"{shown(folder)}/ was not sent yet; " if folder is not None else "nothing new to send; "
     state.say(f"{began}the last digest sent in full: {shown(last[0])}/")
     return last[0]
+
+
+def _warn_placeholders(state: State, found: tuple[str, ...]) -> None:
+    """The prompt's and the dry run's warning: what still points at a reserved domain (placeholders)."""
+    if found:
+        state.warn(
+            "this digest still points at a reserved domain (example.org and the like: no one can own them; "
+            "left from an example?): " + "; ".join(found)
+        )
