@@ -19,6 +19,8 @@ from babel.dates import format_datetime as _babel_datetime
 from babel.dates import format_interval as _babel_interval
 from babel.dates import match_skeleton, tokenize_pattern, untokenize_pattern
 
+from digest.words import has_markup
+
 if TYPE_CHECKING:
     from babel.support import NullTranslations
 
@@ -167,11 +169,11 @@ def translations(lang: str, folder: Path | None = None) -> NullTranslations:
 
 
 def _as_html(original: str, translated: str, autoescape: bool) -> str:
-    """A translation as it goes into a template. Where the original has no markup (no `<`, no `&`), the
-    translation is text: escaped in an HTML template like any other value, so a `"` in it cannot end an
-    attribute it is put in (`alt="{{ _('Our logo') }}"`). An original with markup keeps it in its
-    translation (digest/po.py refuses a workspace translation that adds a `<` or `&`)."""
-    if autoescape and "<" not in original and "&" not in original:
+    """A translation as it goes into a template. Where the original is text (has_markup), the translation
+    is text: escaped in an HTML template like any other value, so a `"` in it cannot end an attribute it
+    is put in (`alt="{{ _('Our logo') }}"`). An original with markup keeps it in its translation
+    (digest/po.py refuses a workspace translation that adds a `<` or `&`)."""
+    if autoescape and not has_markup(original):
         from markupsafe import escape
 
         return escape(translated)

@@ -24,6 +24,7 @@ from babel.support import NullTranslations, Translations
 from digest.config.values import greeting_fields
 from digest.errors import TemplateError
 from digest.fsutil import shown
+from digest.words import ENTITY, has_markup
 
 
 class Catalog(Translations):
@@ -276,19 +277,25 @@ def _check_placeholders(e: _Entry, fail: Callable[[int, str], TemplateError]) ->
 
 
 def _check_markup(e: _Entry, fail: Callable[[int, str], TemplateError]) -> None:
-    """A translation adds no HTML its original has not. The translation of an original with markup goes
-    into the digest's HTML as it is (Jinja's gettext marks it safe; only its %(values)s are escaped), so a
-    tag there would reach the digest (`<img onerror=...>`); that of a text original is escaped
-    (i18n.html_gettext), so a tag or entity there would show as typed. No packaged string has either."""
+    """A translation adds no HTML its original has not. That of a text original is escaped
+    (i18n.html_gettext): a bare `<` or `&` in it reads as written, a tag or an entity would show as typed.
+    That of an original with markup goes into the digest's HTML as it is (Jinja's gettext marks it safe;
+    only its %(values)s are escaped): it may add no `<` or `&` at all (`<img onerror=...>`). No packaged
+    string has either."""
     source = (e.msgid or "") + (e.plural or "")
-    for char in "<&":
-        if char not in source and any(char in text for text in e.strings or []):
-            raise fail(
-                e.line,
-                f"the translation of {e.msgid!r} has {char!r}, its original has not: a translation may "
-                "add no tag or entity, which would show as typed or go into the HTML (write the characters "
-                "themselves: é, not &eacute;)",
-            )
+    markup = has_markup(source)
+    for char, pattern in (("<", _TAG), ("&", ENTITY)):
+        for text in e.strings or []:
+            if (char in text and char not in source) if markup else pattern.search(text) is not None:
+                raise fail(
+                    e.line,
+                    f"the translation of {e.msgid!r} has {char!r}, its original has not: a translation "
+                    "may add no tag or entity, which would show as typed or go into the HTML (write the "
+                    "characters themselves: é, not &eacute;)",
+                )
+
+
+_TAG = re.compile(r"<[A-Za-z/!?]")
 
 
 def _check_greeting(e: _Entry, source: str, fail: Callable[[int, str], TemplateError]) -> None:

@@ -29,3 +29,13 @@ def lang_code(text: str) -> str:
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 item', '2 items', '0 categories' (with many='categories')."""
     return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+# An HTML entity: named (&nbsp;), decimal (&#160;) or hexadecimal (&#xA0;).
+ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def has_markup(text: str) -> bool:
+    """Whether a template's string is HTML rather than text: it has a `<` or an entity (`&nbsp;`); a bare
+    `&` ("Q&A") is text."""
+    return "<" in text or ENTITY.search(text) is not None

@@ -82,6 +82,46 @@ class _Attributes(HTMLParser):
         self.found.append((tag, dict(attrs)))
 
 
+def test_every_gettext_call_escapes_a_text_translation(tmp_path: Path) -> None:
+    """_, ngettext, pgettext, npgettext and {% trans %} alike: a translation of a text original (a bare &
+    is text) is escaped in HTML, and goes as it is into the text part and where the original is HTML."""
+    import jinja2
+
+    from digest.i18n import html_gettext
+
+    folder = tmp_path / "locale"
+    evil = 'R \\"x\\" onmouseover=\\"alert(1)'
+    catalog(
+        folder,
+        "fr",
+        f'msgid "Q&A"\nmsgstr "Q&{evil}"\n\n'
+        f'msgid "%(num)d item"\nmsgid_plural "%(num)d items"\nmsgstr[0] "%(num)d {evil}"\n'
+        f'msgstr[1] "%(num)d {evil}"\nmsgstr[2] "%(num)d {evil}"\n\n'
+        f'msgctxt "menu"\nmsgid "Home"\nmsgstr "{evil}"\n\n'
+        f'msgctxt "menu"\nmsgid "%(num)d page"\nmsgid_plural "%(num)d pages"\nmsgstr[0] "{evil}"\n'
+        f'msgstr[1] "{evil}"\nmsgstr[2] "{evil}"\n\n'
+        f'msgid "Read <b>more</b>"\nmsgstr "Lire <b>plus</b>"\n',
+    )
+    words = translations("fr", folder)
+    source = (
+        '<i title="{{ _("Q&A") }}"></i><i title="{{ ngettext("%(num)d item", "%(num)d items", 2) }}"></i>'
+        '<i title="{{ pgettext("menu", "Home") }}"></i>'
+        '<i title="{{ npgettext("menu", "%(num)d page", "%(num)d pages", 2) }}"></i>'
+        "{% trans %}Read <b>more</b>{% endtrans %}"
+    )
+    for autoescape in (True, False):
+        env = jinja2.Environment(extensions=["jinja2.ext.i18n"], autoescape=autoescape)
+        env.install_gettext_callables(**html_gettext(words), newstyle=True)  # type: ignore[attr-defined]
+        out = env.from_string(source).render()
+        if autoescape:
+            assert "onmouseover=" not in out.replace("onmouseover=&#34;", "")
+            assert out.count("&#34;x&#34; onmouseover=&#34;alert(1)") == 4
+            assert 'title="Q&amp;R &#34;x&#34;' in out
+        else:
+            assert out.count('"x" onmouseover="alert(1)') == 4  # the text part: as written
+        assert out.endswith("Lire <b>plus</b>")  # markup in the original: its translation's kept
+
+
 def test_a_translation_of_text_is_escaped_and_one_of_markup_keeps_it(workspace: Path, run: Run) -> None:
     """A `"` in a translation cannot end the attribute a team's template puts it in: the translation of a
     text original is escaped like any value. An original with markup (a `{% trans %}` block with a tag)

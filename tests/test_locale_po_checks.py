@@ -218,7 +218,8 @@ ATTACK = (
         ("Read more: %(title)s", ATTACK, "<"),
         ("Unsubscribe", "Se d&eacute;sabonner", "&"),
         ("Unsubscribe", "<b>Se désabonner</b>", "<"),
-        ("Terms & conditions", "Conditions <i>générales</i>", "<"),  # its & allows no <
+        ("Terms & conditions", "Conditions <i>générales</i>", "<"),  # a tag in a text original's
+        ("Q&A", "Q&amp;R", "&"),  # an entity: it would show as typed
         ("Read <b>more</b>", "Lire &amp; plus", "&"),  # its < allows no &
     ],
 )
@@ -229,6 +230,21 @@ def test_a_translation_may_not_add_html(msgid: str, msgstr: str, char: str) -> N
         "tag or entity, which would show as typed or go into the HTML (write the characters themselves: é, "
         "not &eacute;)"
     ), message
+
+
+@pytest.mark.parametrize(
+    ("msgid", "msgstr"),
+    [
+        ("Terms and conditions", "Termes & conditions"),  # a text original's translation is escaped
+        ("Q&A", "Q&R"),  # a bare & is text, in the original and in its translation
+        ("Fewer than %(n)d", "Moins de < %(n)d"),
+        ("Read <b>more</b>", "Lire <b>plus</b>"),  # the original's own markup, translated
+        ("Read&nbsp;more", "Lire&nbsp;la&nbsp;suite"),
+    ],
+)
+def test_a_text_translation_may_have_a_bare_ampersand_or_angle(msgid: str, msgstr: str) -> None:
+    read = read_po(f'msgid "{msgid}"\nmsgstr "{msgstr}"\n'.encode(), where="x.po", lang="fr")
+    assert read.messages[msgid] == msgstr
 
 
 def test_a_plural_translation_may_not_add_html() -> None:
