@@ -110,7 +110,7 @@ def test_every_gettext_call_escapes_a_text_translation(tmp_path: Path) -> None:
         "{% trans %}Read <b>more</b>{% endtrans %}"
     )
     for autoescape in (True, False):
-        env = jinja2.Environment(extensions=["jinja2.ext.i18n"], autoescape=autoescape)
+        env = jinja2.Environment(extensions=["jinja2.ext.i18n"], autoescape=autoescape)  # noqa: S701
         env.install_gettext_callables(**html_gettext(words), newstyle=True)  # type: ignore[attr-defined]
         out = env.from_string(source).render()
         if autoescape:
