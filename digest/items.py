@@ -227,6 +227,9 @@ def _front_matter(fm: str) -> _Fields:
                 data.pop(key, None)  # which of the two was meant is unknown: neither is read
                 continue
             lines[key] = line
+            if key not in REQUIRED and key not in OPTIONAL:
+                data[key] = None  # unknown: said once as such (_item), its value not read
+                continue
             try:
                 data[key] = loader.construct_object(value_node, deep=True)
             except (ValueError, OverflowError, yaml.YAMLError) as err:
@@ -304,8 +307,9 @@ def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
         if key not in REQUIRED and key not in OPTIONAL:
             hint = difflib.get_close_matches(key, REQUIRED + OPTIONAL, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            allowed = ", ".join(REQUIRED + OPTIONAL)
-            fields.note(line, f"unknown field {key!r}{extra}; fields are: {allowed}", key)
+            said = any(why.startswith("unknown field") for _, why, _ in fields.found)
+            allowed = "" if said else f"; fields are: {', '.join(REQUIRED + OPTIONAL)}"  # once is enough
+            fields.note(line, f"unknown field {key!r}{extra}{allowed}", key)
     get = fields.get
     one_line = functools.partial(clean_text, multiline=False)
 

@@ -354,6 +354,12 @@ def test_every_missing_field_and_every_front_matter_problem_once() -> None:
         (8, "unknown field 'x'; fields are: " + FIELDS),
     )
     assert problem.when is None
+    # An unknown field is said once, whatever its value; the fields there are listed once in a file.
+    unknown = bad("title: T\ndate: 2021-03-10\ncategory: N\nsummary: S\nwhen: 2021-02-30\ncatgory: M\n")
+    assert unknown.problems == (
+        (6, "unknown field 'when'; fields are: " + FIELDS),
+        (7, "unknown field 'catgory' (did you mean 'category'?)"),
+    )
     # One that is neither a field nor readable: both said, and the fields after are read.
     assert bad("? [a, b]\n: c\ntitle: T\ndate: 2021-03-10\ncategory: N\nsummary: S\nurl: 7\n").problems == (
         (2, "front matter must be 'field: value' lines"),
