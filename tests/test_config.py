@@ -178,6 +178,11 @@ def test_nearest_config_upwards(tmp_path: Path) -> None:
             "languages: [languages.fr]: unknown key 'titel'; keys are title, intro, subject, preheader, "
             "greeting, greeting_fallback, order, from_name",
         ),
+        ('[languages.fr]\ntitle = "  "\n', "languages: [languages.fr]: title: must not be empty"),
+        (
+            "[languages.fr]\norder = 3\n",
+            "languages: [languages.fr]: order: expected a list of category names",
+        ),
     ],
 )
 def test_bad_settings_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:

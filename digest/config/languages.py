@@ -24,26 +24,17 @@ class LanguageTexts:
     from_name: str = ""  # the From display name of this language's messages ("": [email] from's)
 
 
-_LANGUAGE_KEYS = (
-    "title",
-    "intro",
-    "subject",
-    "preheader",
-    "greeting",
-    "greeting_fallback",
-    "order",
-    "from_name",
-)
-
-
-def _named(key: str, check: Any, table: dict[str, Any]) -> Any:
-    """A key of a [languages.xx] table, checked; its errors name the key."""
-    if key not in table:
-        return ""
-    try:
-        return check(table[key])
-    except ValueError as err:
-        raise ValueError(f"{key}: {err}") from err
+# Each key of a [languages.xx] table, checked as its top-level setting is.
+_CHECKS: dict[str, Any] = {
+    "title": nonempty_line,
+    "intro": text,
+    "subject": nonempty_line,
+    "preheader": line,
+    "greeting": greeting,
+    "greeting_fallback": line,
+    "order": categories,
+    "from_name": display_name,
+}
 
 
 def languages(v: Any) -> tuple[LanguageTexts, ...]:
@@ -54,24 +45,18 @@ def languages(v: Any) -> tuple[LanguageTexts, ...]:
     for code, table in v.items():
         try:
             lang = language(code)
-            unknown = sorted(set(table) - set(_LANGUAGE_KEYS))
+            unknown = sorted(set(table) - set(_CHECKS))
             if unknown:
-                raise ValueError(f"unknown key {unknown[0]!r}; keys are {', '.join(_LANGUAGE_KEYS)}")
-            out.append(
-                LanguageTexts(
-                    code=lang,
-                    title=nonempty_line(table["title"]) if "title" in table else "",
-                    intro=text(table["intro"]) if "intro" in table else "",
-                    subject=nonempty_line(table["subject"]) if "subject" in table else "",
-                    preheader=line(table["preheader"]) if "preheader" in table else "",
-                    greeting=greeting(table["greeting"]) if "greeting" in table else "",
-                    greeting_fallback=line(table["greeting_fallback"])
-                    if "greeting_fallback" in table
-                    else "",
-                    order=categories(table["order"]) if "order" in table else (),
-                    from_name=_named("from_name", display_name, table),
-                )
-            )
+                raise ValueError(f"unknown key {unknown[0]!r}; keys are {', '.join(_CHECKS)}")
+            out.append(LanguageTexts(code=lang, **{k: _named(k, _CHECKS[k], table[k]) for k in table}))
         except ValueError as err:
             raise ValueError(f"[languages.{code}]: {err}") from err
     return tuple(out)
+
+
+def _named(key: str, check: Any, value: Any) -> Any:
+    """A key of a [languages.xx] table, checked; its errors name the key."""
+    try:
+        return check(value)
+    except ValueError as err:
+        raise ValueError(f"{key}: {err}") from err
