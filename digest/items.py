@@ -303,13 +303,13 @@ def _draft(rel: Path, fields: _Fields, tz: ZoneInfo) -> Item:
 
 def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
     """Every field of a published item, checked: every problem is noted, then all are raised together."""
+    allowed = f"; fields are: {', '.join(REQUIRED + OPTIONAL)}"  # said with the first unknown field only
     for key, line in fields.lines.items():
         if key not in REQUIRED and key not in OPTIONAL:
             hint = difflib.get_close_matches(key, REQUIRED + OPTIONAL, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-            said = any(why.startswith("unknown field") for _, why, _ in fields.found)
-            allowed = "" if said else f"; fields are: {', '.join(REQUIRED + OPTIONAL)}"  # once is enough
             fields.note(line, f"unknown field {key!r}{extra}{allowed}", key)
+            allowed = ""
     get = fields.get
     one_line = functools.partial(clean_text, multiline=False)
 

@@ -25,7 +25,6 @@ from digest.check.spam import (
     find_spamassassin,
     parse_report,
     score,
-    sent_message,
     sent_messages,
     spam_findings,
 )
@@ -155,7 +154,9 @@ def test_the_message_scored_is_the_sent_one(
     assert run("build", "--month", "2021-03").exit_code == 0
     config = load_config(workspace / "digest.toml")
     window = resolve(tz=config.tz, locale=config.language, now=NOW, month_="2021-03")
-    msg = email.message_from_bytes(sent_message(config, window, now=NOW), policy=email.policy.default)
+    (lang, data), *others = sent_messages(config, window, now=NOW)
+    assert (lang, others) == ("en", [])
+    msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["To"] == RECIPIENT and msg["From"] == "Co-operative News <news@example.org>"
     assert msg["List-Unsubscribe"].startswith("<https://example.org/unsubscribe?u=")
     assert "PREVIEW" not in str(msg["List-Unsubscribe"])  # the real token, not the build's stand-in
@@ -182,7 +183,6 @@ def test_each_language_s_message_is_scored(
     assert [lang for lang, _ in messages] == ["en", "fr"]
     french = email.message_from_bytes(messages[1][1], policy=email.policy.default)
     assert french["Subject"] == "Actualités coopératives: mars 2021"
-    assert sent_message(config, window, now=NOW) == messages[0][1]  # the digest's own language's
     result = run("check", "--month", "2021-03", "--spam")
     assert result.exit_code == 0, result.stderr
     assert "\nspamassassin: " in result.stderr and "\nspamassassin [fr]: " in result.stderr

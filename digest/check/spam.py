@@ -101,14 +101,10 @@ def find_spamassassin() -> str | None:
     return shutil.which("spamassassin")
 
 
-def sent_message(config: Config, window: Window, *, now: datetime) -> bytes:
-    """A built digest's message as a send makes it, to a subscriber (NotBuilt when it is not built)."""
-    return sent_messages(config, window, now=now)[0][1]
-
-
 def sent_messages(config: Config, window: Window, *, now: datetime) -> list[tuple[str, bytes]]:
-    """(language, message) of each digest the build made, its own language's first: a subscriber of each
-    language gets another message (its words, its greeting), which scores on its own."""
+    """(language, message) of each digest the build made, as a send makes it to a subscriber, its own
+    language's first (NotBuilt when it is not built): a subscriber of each language gets another message
+    (its words, its greeting), which scores on its own."""
     built = outdir.load(outdir.folder_of(config.paths.out, window.slug))
     found = []
     for each in (built, *built.languages()):
