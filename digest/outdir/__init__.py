@@ -11,6 +11,7 @@ recovery); `files.py` names the files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -286,7 +287,11 @@ class Built:
 
     def languages(self) -> list[Built]:
         """The further languages' digests built beside this one (out/<slug>/<lang>/), in the manifest's
-        order; OutputError when one is missing or damaged."""
+        order; OutputError when one is missing or damaged. Read once per Built (a send asks several times)."""
+        return list(self._languages)
+
+    @functools.cached_property
+    def _languages(self) -> tuple[Built, ...]:
         found = []
         for code in self.manifest.languages:
             try:
@@ -296,7 +301,7 @@ class Built:
                     f"{shown(self.folder / lang_folder(code))}/: the {code} digest of this build is missing; "
                     "build again with `digest build`"
                 ) from None
-        return found
+        return tuple(found)
 
     def digest_hash(self) -> str:
         """What every subscriber may get, as one hash: the content hash, or with further languages a hash
