@@ -36,16 +36,29 @@ SIGNED = (
     "list-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "content-language",
     "mime-version",
     "content-type",
 )
 # Listed twice ("over-signed"): a second From, Subject or unsubscribe header added on the way breaks it.
 OVERSIGNED = ("from", "subject", "list-unsubscribe", "list-unsubscribe-post")
 HEADER_LIST = ":".join(SIGNED + OVERSIGNED)
-# h= folded after a colon (FWS is allowed there) so that no line of the header passes 78 characters.
-_H_FOLDED = HEADER_LIST.replace(":list-id:", ":list-id:\r\n ").replace(
-    ":content-type:", ":content-type:\r\n "
-)
+
+
+def _folded(names: tuple[str, ...], lead: int) -> str:
+    """h='s value folded after a colon (FWS is allowed there), its first line after `lead` characters, so that
+    no line of the header passes 78 characters (the last name counted with the ";" that ends h=)."""
+    out, width = "", lead
+    for n, name in enumerate(names):
+        piece = name + (":" if n < len(names) - 1 else ";")
+        if width + len(piece) > 78:
+            out, width = out + "\r\n ", 1
+        out, width = out + piece, width + len(piece)
+    return out.removesuffix(";")
+
+
+# After " t=<10 digits>; h=".
+_H_FOLDED = _folded(SIGNED + OVERSIGNED, lead=len(" t=1617264000; h="))
 KEYGEN = (
     "openssl genrsa -out dkim.pem 2048   (keep it outside the repository; publish `digest.dkim.dns_record`)"
 )

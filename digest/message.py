@@ -21,7 +21,7 @@ from digest.config import Config, greeting_fields
 from digest.errors import DigestError
 from digest.render import GREETING, UNSUBSCRIBE_URL
 from digest.tokens import check_unsubscribe_secret, unsubscribe_token
-from digest.words import slugify
+from digest.words import lang_tag, slugify
 
 if TYPE_CHECKING:
     from digest.dkim import Signer
@@ -150,6 +150,7 @@ class Personaliser:
         greeting_fallback: str = "Hello,",
         placeholders: Mapping[str, str] | None = None,
         signer: Signer | None = None,
+        language: str = "",
     ) -> None:
         if not unsubscribe_url and not unsubscribe_mailto:
             raise HeaderError(
@@ -188,6 +189,9 @@ class Personaliser:
         head["List-Id"] = f"{check_header('List-Id', list_name)} <{check_header('List-Id', list_id)}>"
         if unsubscribe_url:
             head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if language:
+            # RFC 3282: the reader's client (and a screen reader) knows the message's language.
+            head["Content-Language"] = lang_tag(language)
         head["MIME-Version"] = "1.0"
         self.head = head.as_bytes(policy=SMTP).rstrip(b"\r\n") + b"\r\n"
         b = self.boundary
@@ -381,6 +385,7 @@ def personaliser(
         greeting_fallback=fallback,
         placeholders=parts.placeholders,
         signer=signer,
+        language=lang or config.language,
     )
 
 

@@ -38,6 +38,7 @@ from digest.mjmlschema import lint_mjml, unclosed_tags
 from digest.outdir.files import lang_folder
 from digest.select import Digest
 from digest.window import in_language
+from digest.words import lang_tag
 
 HTML_TEMPLATE = "digest.mjml.j2"
 TEXT_TEMPLATE = "digest.txt.j2"
@@ -180,7 +181,7 @@ class Renderer:
             "sections": digest.sections,
             "title": texts.title,
             "intro": texts.intro,
-            "language": self.lang.replace("_", "-"),
+            "language": lang_tag(self.lang),
             "dir": "rtl" if self.locale.character_order == "right-to-left" else "ltr",
             "web_url": web_url,
             "web": web,

@@ -35,6 +35,7 @@ from digest.errors import ConfigError, DigestError
 from digest.i18n import packaged, translations
 from digest.suppress import Suppressions, normalise
 from digest.tokens import address_from_token, check_unsubscribe_secret, check_unsubscribe_token
+from digest.words import lang_tag
 
 if TYPE_CHECKING:
     from babel.support import NullTranslations
@@ -115,7 +116,7 @@ class Reader:
     @property
     def tag(self) -> str:
         """The language as HTML and HTTP write it (pt-BR, where the workspace says pt_BR)."""
-        return self.lang.replace("_", "-")
+        return lang_tag(self.lang)
 
 
 def negotiate(header: str, available: Sequence[str], default: str) -> str:

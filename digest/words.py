@@ -26,6 +26,11 @@ def lang_code(text: str) -> str:
     )
 
 
+def lang_tag(code: str) -> str:
+    """A workspace's language code as HTML, HTTP and mail headers write it (BCP 47): "pt_BR" -> "pt-BR"."""
+    return code.replace("_", "-")
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 item', '2 items', '0 categories' (with many='categories')."""
     return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -212,11 +212,13 @@ def test_each_subscriber_gets_their_language_in_one_journal(
         text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert f"Bonjour {who.title()}," in text and "Deuxième nouvelle" in text
         assert "Actualités coopératives" in msg["List-Id"]
+        assert msg["Content-Language"] == "fr"
     for who in ("eve", "dan", "kim"):
         msg = got[f"{who}@example.org"]
         assert msg["Subject"] == "Co-operative News Digest: March 2021"
         text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
         assert f"Hello {who.title()}," in text and "Deuxième nouvelle" not in text
+        assert msg["Content-Language"] == "en"
     rows = journal_rows(bilingual)
     assert len(rows) == 5 and {r[0] for r in rows.values()} == {"sent"}
     assert not (bilingual / "out" / "2021-03" / "fr" / "journal.sqlite").exists()

@@ -80,6 +80,14 @@ def test_a_message_carries_the_recipients_own_values_in_both_parts() -> None:
     assert msg["Message-ID"] == out.message_id
     assert msg["Date"] == "Thu, 01 Apr 2021 08:00:00 +0000"
     assert msg["Reply-To"] == "Team <team@example.org>"
+    assert msg["Content-Language"] is None  # no language given: none said
+
+
+def test_the_digest_s_language_is_said_as_bcp_47() -> None:
+    msg = parse(maker(language="pt_BR").message("ann@example.org", "Ann").data)
+    assert msg["Content-Language"] == "pt-BR"
+    with pytest.raises(ValueError):  # a code is checked by the config; a line break still cannot pass
+        maker(language="fr\r\nBcc: eve@example.org")
 
 
 def test_the_wire_form_is_crlf_seven_bit_dot_stuffed_and_terminated() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from digest.words import lang_tag
+
 MANIFEST = "manifest.json"
 PARTS = "digest.parts.json"
 JOURNAL = "journal.sqlite"  # the send journal (digest/journal.py): kept across rebuilds, never published
@@ -33,7 +35,7 @@ BUILD_FILES = (
 
 def lang_folder(code: str) -> str:
     """The folder (and URL path) of a further language's digest inside out/<slug>/: "fr", "pt-br"."""
-    return code.replace("_", "-").lower()
+    return lang_tag(code).lower()
 
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail shows "[Message clipped]" past this much HTML
