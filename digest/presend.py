@@ -7,7 +7,9 @@ digest/send.py re-exports them, so Python callers find every call of `digest sen
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
@@ -277,13 +279,21 @@ RESERVED_DOMAINS = ("example.com", "example.net", "example.org", "example", "tes
 
 
 def placeholder_host(host: str) -> bool:
-    """Whether a host name is, or is below, a reserved name (example.org, *.test, localhost, ...)."""
-    host = host.lower().rstrip(".")
+    """Whether a host is one no reader reaches: a reserved name or below one (example.org, *.test,
+    localhost, ...), or an address that is not public (127.0.0.1, 10.0.0.8, [::1], 192.0.2.1)."""
+    # As a browser reads a name (UTS 46): full-width letters and the ideographic full stops are the
+    # ASCII ones, "ｅｘａｍｐｌｅ。org" is example.org.
+    host = unicodedata.normalize("NFKC", host).replace("\u3002", ".").casefold().rstrip(".")
+    try:  # an address, and an e-mail's address literal ([192.0.2.1], [IPv6:2001:db8::1])
+        return not ipaddress.ip_address(host.strip("[]").removeprefix("ipv6:")).is_global
+    except ValueError:
+        pass  # a name
     return any(host == name or host.endswith(f".{name}") for name in RESERVED_DOMAINS)
 
 
 def placeholders(config: Config, built: outdir.Built) -> tuple[str, ...]:
-    """What a digest about to go to a list still points at a reserved domain with: its web version, its
+    """What a digest about to go to a list still points at a reserved domain or a private address with: its
+    web version, its
     unsubscribe link and address, its From and Reply-To addresses, an item's link (in every language)."""
     found = []
     if placeholder_host(urlsplit(built.manifest.web_url).hostname or ""):

@@ -145,7 +145,8 @@ def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
         sample = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
         warning = (
             "Warning: this digest still points at a reserved domain (example.org and the like: no one can "
-            "own them; left from an example?): its web version, https://example.org/coop-digest/2021-03/ "
+            "own them; left from an example?) or an address that is not public (127.0.0.1, 10.x, 192.168.x: "
+            "only readers inside that network reach it): its web version, https://example.org/coop-digest/2021-03/ "
             "(base_url); its unsubscribe link, https://example.org/unsubscribe?u={token} ([send] "
             "unsubscribe_url): no reader could unsubscribe; its unsubscribe address, "
             "unsubscribe@example.org ([send] unsubscribe_mailto); its From address, news@example.org "
@@ -175,7 +176,7 @@ def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
         shutil.rmtree(workspace / "out")
         example = run("send", *MONTH, "--subscribers", str(csv), input="n\n")
         assert (
-            "left from an example?): items/2021-03-30-welcome.md: its link, https://www.EXAMPLE.org./news\n"
+            "reach it): items/2021-03-30-welcome.md: its link, https://www.EXAMPLE.org./news\n"
         ) in example.stderr
         assert server.handler.received == []
 
@@ -198,6 +199,23 @@ def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
         ("examples.org", False),
         ("ica.coop", False),
         ("", False),
+        # As a browser reads a name: full-width letters, ideographic full stops, a trailing dot.
+        ("ｅｘａｍｐｌｅ。org", True),
+        ("news．example．com", True),
+        ("news.example.org.", True),
+        ("EXAMPLE.ORG", True),
+        # Addresses no reader outside the sender's network reaches; a public one is fine.
+        ("127.0.0.1", True),
+        ("10.0.0.8", True),
+        ("192.168.1.20", True),
+        ("192.0.2.1", True),  # documentation (RFC 5737)
+        ("::1", True),
+        ("[::1]", True),
+        ("[IPv6:2001:db8::1]", True),  # an e-mail address literal, documentation (RFC 3849)
+        ("[192.0.2.7]", True),
+        ("93.184.215.14", False),
+        ("2606:4700::6810:84e5", False),
+        ("[203.0.114.9]", False),
     ],
 )
 def test_reserved_hosts(host: str, reserved: bool) -> None:

@@ -321,9 +321,11 @@ def _status_folder(state: State, config: Config, window: dict[str, Any]) -> Path
 
 
 def _warn_placeholders(state: State, found: tuple[str, ...]) -> None:
-    """The prompt's and the dry run's warning: what still points at a reserved domain (placeholders)."""
+    """The prompt's and the dry run's warning: what still points at a reserved domain or an address that is
+    not public (placeholders)."""
     if found:
         state.warn(
             "this digest still points at a reserved domain (example.org and the like: no one can own them; "
-            "left from an example?): " + "; ".join(found)
+            "left from an example?) or an address that is not public (127.0.0.1, 10.x, 192.168.x: only "
+            "readers inside that network reach it): " + "; ".join(found)
         )
