@@ -60,9 +60,14 @@ def markdown_text(source: str, width: int = WIDTH, indent: str = "") -> str:
     """A Markdown body as plain text wrapped at `width` columns, each line starting with `indent`."""
     from markdown_it.tree import SyntaxTreeNode
 
-    tree = SyntaxTreeNode(_parser().parse(str(source)))
+    tree = SyntaxTreeNode(parse_markdown(source))
     lines = _blocks(tree.children, width, indent, indent, tight=False)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def parse_markdown(source: str) -> list[Any]:
+    """markdown-it's tokens of a body, every link parsed as a link whatever its address (safe_link judges)."""
+    return list(_parser().parse(str(source)))
 
 
 @functools.cache
@@ -70,8 +75,8 @@ def _parser() -> Any:
     from markdown_it import MarkdownIt  # only items with a body need it
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    # Every link is parsed as one, so that an unsafe one can be shown as its text without its address
-    # (the HTML's parser leaves it as literal Markdown, "[text](javascript:...)"); safe_link() judges it.
+    # Every link is parsed as one, so that an unsafe one can be shown as its words without its address, as
+    # the HTML shows it (render._markdown); safe_link() judges it.
     md.validateLink = lambda url: True  # type: ignore[method-assign]
     return md
 

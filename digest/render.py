@@ -93,13 +93,41 @@ def _host(url: str) -> str:
 def _markdown() -> Any:
     from markdown_it import MarkdownIt  # only items with a body need it
 
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    # In an email only absolute links work, and only these schemes are safe: anything else (javascript:,
+    # data:, a relative path, "java&#x09;script:") is parsed as a link, then shown as its words only, as the
+    # text part shows it (markdown-it's own check would leave the Markdown as typed: "[us](/about)").
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    md.core.ruler.push("unsafe_links", _words_of_unsafe_links)
+    return md
+
+
+def _words_of_unsafe_links(state: Any) -> None:
+    """A link whose address an email may not link to (plaintext.safe_link) keeps its words and loses its
+    tag; an autolink (`<ftp://...>`) is its address, which goes with it; an image keeps its alt text."""
+    from markdown_it.token import Token
+
     from digest.plaintext import safe_link
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    # In an email only absolute links work, and only these schemes are safe: anything else
-    # (javascript:, data:, relative paths, "java&#x09;script:") stays plain text.
-    md.validateLink = safe_link  # type: ignore[method-assign]  # the text part's rule too
-    return md
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        kept: list[Token] = []
+        links: list[str] = []  # per open link: "keep", "unwrap" (its words stay) or "hide" (all of it goes)
+        for token in block.children:
+            if token.type == "link_open":
+                safe = safe_link(str(token.attrGet("href") or ""))
+                links.append("keep" if safe else "hide" if token.markup == "autolink" else "unwrap")
+                if safe:
+                    kept.append(token)
+            elif token.type == "link_close":
+                if (links.pop() if links else "keep") == "keep":
+                    kept.append(token)
+            elif "hide" not in links:
+                if token.type == "image" and not safe_link(str(token.attrGet("src") or "")):
+                    token = Token("text", "", 0, content=token.content)
+                kept.append(token)
+        block.children = kept
 
 
 def _markdown_text(text: str, *args: Any, **kwargs: Any) -> str:

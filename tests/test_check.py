@@ -308,3 +308,26 @@ def test_an_item_with_a_bidi_override_is_named(workspace: Path, run: Run) -> Non
     assert finding["rule"] == "invisible-character"
     assert finding["where"] == "items/2021-03-12-tricky.md (title)"
     assert "U+202E RIGHT-TO-LEFT OVERRIDE" in finding["message"]
+
+
+def test_links_no_reader_can_follow_are_named_with_the_item_s_fix(workspace: Path, run: Run) -> None:
+    """A relative or javascript: link in a body shows as its words; a Markdown link typed in the summary
+    (plain text) shows as typed: check names the item file and its field, and no misleading template fix."""
+    write_item(
+        workspace / "items",
+        "2021-03-12-links.md",
+        "---\ntitle: Links\ndate: 2021-03-12\ncategory: News\n"
+        "summary: See [our report](https://coop.example.net/report) for more.\n---\n"
+        "Read [about us](/about) and [this](javascript:alert(1)) or [that](https://coop.example.net/ok).\n",
+    )
+    assert run("build", "--month", "2021-03").exit_code == 0
+    html = (workspace / "out" / "2021-03" / "digest.html").read_text(encoding="utf-8")
+    assert "[about us]" not in html and "about us" in html and "javascript:" not in html
+    result = run("check", "--month", "2021-03", "--json")
+    findings = {f["rule"]: f for f in json.loads(result.stdout)["findings"]}
+    assert "link-missing-html" not in findings  # the summary's link is not the template's to link
+    body, summary = findings["item-link"], findings["summary-markdown"]
+    assert body["where"] == "items/2021-03-12-links.md (body)"
+    assert "links to '/about' (and 1 more)" in body["message"] and "words only" in body["message"]
+    assert summary["where"] == "items/2021-03-12-links.md (summary)"
+    assert "https://coop.example.net/report" in summary["message"] and "body" in summary["fix"]

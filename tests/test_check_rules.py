@@ -1015,3 +1015,48 @@ def test_invisible_characters_in_an_item(field: str, text: str, name: str) -> No
 )
 def test_joiners_where_they_belong_are_fine(summary: str) -> None:
     assert "invisible-character" not in found(digest(items=(item(summary=summary),)))
+
+
+# ---- links no reader can follow, in an item ----
+
+
+@pytest.mark.parametrize(
+    ("body", "first", "more"),
+    [
+        ("[us](/about)", "/about", 0),
+        ("[x](javascript:alert(1)) and <ftp://example.org/f>", "javascript:alert(1)", 1),
+        ("![map](data:image/png;base64,xx)", "data:image/png;base64,xx", 0),
+        ("- a list with [a](page.html)\n\n> and [b](#top) quoted", "page.html", 1),
+    ],
+)
+def test_a_body_link_no_reader_can_follow(body: str, first: str, more: int) -> None:
+    finding = the(digest(items=(item(body=body),)), "item-link")
+    assert finding.severity == "warning" and finding.where == f"{SOURCE} (body)"
+    assert f"links to {first!r}" in finding.message
+    assert ("(and 1 more)" in finding.message) is bool(more)
+
+
+@pytest.mark.parametrize(
+    ("summary", "address"),
+    [
+        ("See [the report](https://example.org/r) now.", "https://example.org/r"),
+        ("See [the report]( <https://example.org/r> ) now.", "https://example.org/r"),
+        ("Write to <mailto:team@example.org>.", "mailto:team@example.org"),
+    ],
+)
+def test_a_markdown_link_typed_in_a_summary(summary: str, address: str) -> None:
+    finding = the(digest(items=(item(summary=summary),)), "summary-markdown")
+    assert finding.where == f"{SOURCE} (summary)" and repr(address) in finding.message
+
+
+@pytest.mark.parametrize(
+    ("body", "summary"),
+    [
+        ("[a](https://example.org/a), [m](mailto:a@example.org), ![i](https://example.org/i.png)", None),
+        ("", "Prices [rose] (again) by 3% <in March>."),  # brackets and angles that are no link
+    ],
+)
+def test_links_readers_can_follow_and_plain_brackets_are_fine(body: str, summary: str | None) -> None:
+    record = item(body=body, **({"summary": summary} if summary else {}))
+    rules = [f.rule for f in lint(digest(items=(record,)))]
+    assert "item-link" not in rules and "summary-markdown" not in rules

@@ -110,8 +110,8 @@ def test_wrap_keeps_urls_whole_and_cuts_long_words() -> None:
     [
         ("[ok](https://example.org/x)", 'href="https://example.org/x"', None),
         ("[mail](mailto:a@example.org)", 'href="mailto:a@example.org"', None),
-        ("[bad](javascript:alert(1))", "[bad](javascript:alert(1))", "href"),
-        ("[rel](/relative)", "[rel](/relative)", "href"),
+        ("[bad](javascript:alert(1))", ">bad<", "href"),
+        ("[rel](/relative)", "rel", "href"),
         ("<script>alert(1)</script>", "&lt;script&gt;", "<script>"),
     ],
 )
@@ -120,6 +120,40 @@ def test_markdown_links_are_absolute_and_safe(source: str, kept: str, dropped: s
     assert kept in html
     if dropped:
         assert dropped not in html
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        # A link an email may not carry shows as its words, without the Markdown around them.
+        ("See [bad](javascript:alert(1)) now.", "<p>See bad now.</p>"),
+        ("See [about us](/about) now.", "<p>See about us now.</p>"),
+        ("See [file](ftp://example.org/f) now.", "<p>See file now.</p>"),
+        ("See [x](java&#x09;script:y) now.", "<p>See x now.</p>"),
+        ("See [**bold** words](data:text/html,x) now.", "<p>See <strong>bold</strong> words now.</p>"),
+        # An autolink's words are its address: both go.
+        ("See <ftp://example.org/f> now.", "<p>See  now.</p>"),
+        ("See <javascript:alert(1)> now.", "<p>See  now.</p>"),
+        # An image with an unsafe source: its alt text; one inside an unsafe link keeps its safe source.
+        ("See ![the map](data:image/png;base64,xx) now.", "<p>See the map now.</p>"),
+        (
+            "See [![map](https://example.org/m.png)](/maps) now.",
+            '<p>See <img src="https://example.org/m.png" alt="map" /> now.</p>',
+        ),
+        # Safe ones around an unsafe one are untouched.
+        (
+            "[a](https://example.org/a) [b](/b) <https://example.org/c>",
+            '<p><a href="https://example.org/a">a</a> b '
+            '<a href="https://example.org/c">https://example.org/c</a></p>',
+        ),
+        (
+            "*[em](javascript:x)* and [mail](mailto:a@example.org)",
+            '<p><em>em</em> and <a href="mailto:a@example.org">mail</a></p>',
+        ),
+    ],
+)
+def test_an_unsafe_link_shows_as_its_words(source: str, shown: str) -> None:
+    assert str(markdown_html(source)).strip() == shown
 
 
 def test_compile_mjml_error_names_template_line_and_keeps_the_mjml(tmp_path: Path) -> None:

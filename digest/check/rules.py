@@ -17,6 +17,7 @@ from digest.check.contrast import rule_contrast, rule_web_contrast
 from digest.check.darkmode import rule_dark_survives, rule_web_dark_survives
 from digest.check.html import Doc
 from digest.check.invisible import rule_invisible_characters
+from digest.check.itemlinks import rule_item_links, summary_links
 from digest.check.report import Finding
 from digest.mjmlschema import lint_mjml
 from digest.outdir.files import GMAIL_CLIP_BYTES
@@ -246,6 +247,10 @@ def rule_links_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
             html_urls.setdefault(_base(href), link.line)
     html_also = {_base(i.src) for i in doc.images}
     text_lines = {_base(u): n for u, n in text_urls(parts.text).items()}
+    # A Markdown link typed in a summary (plain text) is rule_item_links' finding, with the item's fix.
+    for item in parts.items:
+        for url in summary_links(item):
+            text_lines.pop(_base(url), None)
     for url, line in html_urls.items():
         if url not in text_lines:
             yield Finding(
@@ -369,8 +374,6 @@ def rule_mjml(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
         )
 
 
-# Characters that reorder or hide text: bidi embeddings, overrides and isolates (a title can read backwards,
-# "Trojan Source"), and zero-width ones (a word that looks the same but does not match, hidden marks).
 RULES: tuple[Rule, ...] = (
     rule_html_size,
     rule_img_alt,
@@ -383,6 +386,7 @@ RULES: tuple[Rule, ...] = (
     rule_required_links,
     rule_mjml,
     rule_invisible_characters,
+    rule_item_links,
     rule_contrast,
     rule_dark_survives,
 )
