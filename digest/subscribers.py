@@ -7,6 +7,7 @@ of lower-cased addresses is kept in memory, for the de-duplication.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import re
@@ -77,7 +78,9 @@ def _rows(path: Path, checked: SubscriberList | None = None) -> Iterator[tuple[i
         reader = csv.reader(f, strict=True)
         try:
             header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as err:
+        except UnicodeDecodeError:
+            raise SubscriberError([_undecodable(path)]) from None
+        except csv.Error as err:
             raise SubscriberError([f"{path}:1: {_why(err)}"]) from err
         if header is None:
             raise SubscriberError(
@@ -100,7 +103,9 @@ def _rows(path: Path, checked: SubscriberList | None = None) -> Iterator[tuple[i
                 row = next(reader)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as err:
+            except UnicodeDecodeError:
+                raise SubscriberError([_undecodable(path)]) from None
+            except csv.Error as err:
                 raise SubscriberError([f"{path}:{start}: {_why(err)} (reading stopped here)"]) from err
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -171,10 +176,23 @@ def valid_address(raw: str) -> str:
     return valid.ascii_email or valid.normalized
 
 
-def _why(err: Exception) -> str:
-    if isinstance(err, UnicodeDecodeError):
-        return f"not UTF-8 text ({err.reason}); save the list as CSV UTF-8"
+def _why(err: csv.Error) -> str:
     return f"not valid CSV: {err}"
+
+
+def _undecodable(path: Path) -> str:
+    """`path:line: not UTF-8 text (byte ...)` for a list the decoder refused. The text reader decodes ahead
+    of the CSV reader's lines, so the line is found in the bytes; only a failed read pays for this."""
+    data = path.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        data[bom:].decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = bom + err.start
+        line = data.count(b"\n", 0, at) + 1
+        why = f"not UTF-8 text (byte 0x{data[at]:02x} at offset {at})"
+        return f"{path}:{line}: {why}; save the list as CSV UTF-8 (reading stopped here)"
+    return f"{path}: not UTF-8 text; save the list as CSV UTF-8"  # changed since: it decodes now
 
 
 def check_subscribers(path: Path, *, max_listed: int = MAX_LISTED) -> SubscriberList:

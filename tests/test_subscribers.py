@@ -111,8 +111,26 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "email,name\nann@example.org,Ann\nbob@example.org,Bébé\n", encoding="latin-1")
     with pytest.raises(SubscriberError) as err:
         check_subscribers(path)
-    assert str(err.value).startswith(f"{path}:")
-    assert "not UTF-8 text" in str(err.value) and "save the list as CSV UTF-8" in str(err.value)
+    assert str(err.value) == (
+        f"{path}:3: not UTF-8 text (byte 0xe9 at offset 48); save the list as CSV UTF-8 (reading stopped here)"
+    )
+
+
+@pytest.mark.parametrize(("bad_line", "bom"), [(1, False), (2, True), (1501, False), (1501, True)])
+def test_a_bad_byte_is_named_on_its_own_line_however_far_the_decoder_read_ahead(
+    tmp_path: Path, bad_line: int, bom: bool
+) -> None:
+    """The text reader decodes the file in chunks, ahead of the CSV reader: the line is the byte's own."""
+    rows = ["email,name"] + [f"person{n}@example.org,Person {n}" for n in range(2, 2001)]
+    rows[bad_line - 1] = rows[bad_line - 1].replace("Person", "P\xe9rson").replace("name", "n\xe9me")
+    data = ("\ufeff".encode() if bom else b"") + "\n".join(rows).encode("latin-1") + b"\n"
+    path = tmp_path / "big.csv"
+    path.write_bytes(data)
+    with pytest.raises(SubscriberError) as err:
+        check_subscribers(path)
+    assert str(err.value).startswith(f"{path}:{bad_line}: not UTF-8 text (byte 0xe9 at offset ")
+    offset = int(str(err.value).split("at offset ")[1].split(")")[0])
+    assert data[offset] == 0xE9 and data.count(b"\n", 0, offset) == bad_line - 1
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
