@@ -388,6 +388,20 @@ class Status:
     counts: Counts
     complete: bool
     suppressed: list[tuple[str, str]] = field(default_factory=list)
+    completed_at: str = ""  # when a run first found its whole list done (ISO, UTC)
+
+    def __str__(self) -> str:
+        """`path: counts`, and whether it went out in full: "(complete)" only when nobody is left, as a
+        later run to another list may leave some of its people pending or deferred."""
+        left = self.counts.pending + self.counts.deferred
+        if not self.complete:
+            note = ""
+        elif left:
+            day = self.completed_at[:10]
+            note = f" (a list was sent in full{' on ' + day if day else ''}; {left} still to send)"
+        else:
+            note = " (complete)"
+        return f"{shown(self.journal)}: {self.counts}{note}"
 
 
 def status(folder: Path, *, listed: int = 20) -> Status:
@@ -396,4 +410,5 @@ def status(folder: Path, *, listed: int = 20) -> Status:
     if not path.exists():
         raise SendError(f"no send journal in {shown(folder)}/: nothing was sent for it yet")
     found = read_journal(path, listed=listed)
-    return Status(path, found.counts, bool(found.meta.get("completed_at")), found.suppressed)
+    done = str(found.meta.get("completed_at") or "")
+    return Status(path, found.counts, bool(done), found.suppressed, done)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import JournalError, SendError
-from digest.journal import Counts, Journal, journal_path, read_counts, status
+from digest.journal import Counts, Journal, Status, journal_path, read_counts, status
 from digest.sent import last_sent_in_full
 
 
@@ -209,3 +209,31 @@ def test_status_lists_the_suppressed_with_why(tmp_path: Path) -> None:
     assert found.counts == Counts(failed=1, suppressed=3)  # refused before: that result stands
     assert str(found.counts) == "0 sent, 1 failed, 0 deferred, 0 pending, 3 suppressed"
     assert found.suppressed == [("P0@example.org", "why 0"), ("P2@example.org", "why 2")]
+
+
+@pytest.mark.parametrize(
+    ("counts", "complete", "said"),
+    [
+        (Counts(sent=2), True, "2 sent, 0 failed, 0 deferred, 0 pending (complete)"),
+        (Counts(sent=2, pending=2), False, "2 sent, 0 failed, 0 deferred, 2 pending"),
+        # A later run to a longer list, refused before it sent anything: its new people are pending.
+        (
+            Counts(sent=12, pending=2),
+            True,
+            "12 sent, 0 failed, 0 deferred, 2 pending (a list was sent in full on 2026-12-01; 2 still to send)",
+        ),
+        (
+            Counts(sent=3, deferred=1, pending=1),
+            True,
+            "3 sent, 0 failed, 1 deferred, 1 pending (a list was sent in full on 2026-12-01; 2 still to send)",
+        ),
+    ],
+)
+def test_a_status_says_complete_only_when_nobody_is_left(counts: Counts, complete: bool, said: str) -> None:
+    found = status_of(counts, complete)
+    assert str(found) == f"out/2021-03/journal.sqlite: {said}"
+
+
+def status_of(counts: Counts, complete: bool) -> Status:
+    done = "2026-12-01T09:30:00+00:00" if complete else ""
+    return Status(Path("out/2021-03/journal.sqlite"), counts, complete, [], done)

@@ -129,7 +129,7 @@ def send(
     config = state.config(**flags)
     if status:
         found = journal_status(_status_folder(state, config, window))
-        click.echo(f"{shown(found.journal)}: {found.counts}{' (complete)' if found.complete else ''}")
+        click.echo(str(found))
         for email, why in found.suppressed:  # why they got nothing: the suppression as the send found it
             click.echo(f"  {email}: suppressed: {why}")
         if found.counts.suppressed > len(found.suppressed):
