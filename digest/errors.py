@@ -36,11 +36,13 @@ class OutputError(DigestError):
 
 class NotBuilt(DigestError):
     """Raised when `digest check` or `digest shots` is asked about a window whose out/<slug>/ folder has not
-    been built (it has no manifest.json); `folder` is the folder as the message shows it."""
+    been built (it has no manifest.json); `folder` is the folder as the message shows it, `command` the build
+    that makes it, when the caller knows the window's options."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, command: str = "") -> None:
         self.folder = folder
-        super().__init__(f"{folder}/ has not been built: run `digest build` for this window first")
+        how = f"run `{command}` first" if command else "run `digest build` for this window first"
+        super().__init__(f"{folder}/ has not been built: {how}")
 
 
 class BrowserError(DigestError):

@@ -144,6 +144,8 @@ def parse_date(value: Any, tz: ZoneInfo) -> tuple[datetime, bool]:
 
 def _kind(value: Any) -> str:
     names = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "a mapping"}
+    if isinstance(value, str):
+        return f"the text {value!r}"
     return "nothing" if value is None else names.get(type(value), type(value).__name__)
 
 
@@ -209,6 +211,8 @@ def _front_matter(fm: str) -> _Fields:
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             why = " ".join(str(x) for x in (err.context, err.problem) if x)
+            if "mapping values are not allowed" in why:  # YAML's words for `title: Update: the new office`
+                why += " (a value with ': ' in it needs quotes: title: \"Update: the new office\")"
             raise BadItem(mark.line + 1 if mark else 1, f"malformed front matter: {why}") from None
         except yaml.YAMLError as err:
             raise BadItem(1, f"malformed front matter: {err}") from None

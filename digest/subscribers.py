@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from digest.errors import ConfigError, SubscriberError
+from digest.words import plural
 
 MAX_LISTED = 50  # bad rows listed in one error; the rest are counted
 
@@ -75,7 +76,7 @@ def _rows(path: Path, checked: SubscriberList | None = None) -> Iterator[tuple[i
     if checked is not None and _signature(path) != checked.signature:
         raise SubscriberError([f"{path}: the list changed while it was being read; run the command again"])
     with _open(path) as f:
-        reader = csv.reader(f, strict=True)
+        reader = csv.reader(f, strict=True, delimiter=_delimiter(f))
         try:
             header = next(reader, None)
         except UnicodeDecodeError:
@@ -111,7 +112,7 @@ def _rows(path: Path, checked: SubscriberList | None = None) -> Iterator[tuple[i
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(columns):
-                yield start, f"{len(row)} fields, the header has {len(columns)}"
+                yield start, f"{plural(len(row), 'field')}, the header has {len(columns)}"
                 continue
             raw = row[email_at].strip()
             name = row[name_at].strip() if name_at >= 0 else ""
@@ -174,6 +175,20 @@ def valid_address(raw: str) -> str:
     except EmailNotValidError as err:
         raise ValueError(f"{raw!r} is not a valid email address: {err}") from None
     return valid.ascii_email or valid.normalized
+
+
+def _delimiter(f: TextIO) -> str:
+    """`,`, or what separates the header row's columns when that finds the email column and commas do not: a
+    spreadsheet in a language that writes 3,5 saves "CSV" with `;` (Excel in French, German...), or tabs."""
+    try:
+        first = f.readline()
+    except UnicodeDecodeError:
+        first = ""  # the reader says where
+    f.seek(0)
+    for sep in (",", ";", "\t"):
+        if "email" in (c.strip().strip('"').lower() for c in first.split(sep)):
+            return sep
+    return ","
 
 
 def _why(err: csv.Error) -> str:

@@ -81,8 +81,13 @@ def test_check_json(workspace: Path, run: Run) -> None:
 def test_check_before_building(workspace: Path, run: Run) -> None:
     result = run("check", "--month", "2021-03")
     assert result.exit_code == 1
-    assert result.stderr == (
-        "Error: out/2021-03/ has not been built: run `digest build` for this window first\n"
+    assert (
+        result.stderr == "Error: out/2021-03/ has not been built: run `digest build --month 2021-03` first\n"
+    )
+    other = run("check", "--since", "2021-03-05", "--until", "2021-03-20", "--out", "elsewhere")
+    assert other.stderr == (
+        "Error: elsewhere/2021-03-05_2021-03-20/ has not been built: run "
+        "`digest build --since 2021-03-05 --until 2021-03-20 --out elsewhere` first\n"
     )
     config = load_config(workspace / "digest.toml", environ={})
     with pytest.raises(NotBuilt) as raised:  # a DigestError of its own, for callers of the library

@@ -140,7 +140,7 @@ def test_optional_fields_not_given_are_left_empty() -> None:
         ),
         (
             "title: T\ndate: 2021-03-01\ncategory: News\nsummary: S\ndraft: yes please\n",
-            "items/bad.md:6: draft: expected true or false, got str",
+            "items/bad.md:6: draft: expected true or false, got the text 'yes please'",
         ),
         ("- just\n- a list\n", "items/bad.md:2: front matter must be 'field: value' lines"),
         (
@@ -330,7 +330,7 @@ def test_every_field_is_checked_whatever_else_is_wrong() -> None:
         (8, "image_alt: expected text, got a number (put it in quotes)"),
         (9, "author: expected text, got a number (put it in quotes)"),
         (10, "tags: expected a list of words, got a number"),
-        (11, "draft: expected true or false, got str"),
+        (11, "draft: expected true or false, got the text 'maybe'"),
         (12, "pinned: expected true or false, got a number"),
         (13, "publish_after: cannot read 'soon' as a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM+HH:MM"),
         (14, "lang: expected a language code like en, fr or pt-BR, got 'english please'"),
@@ -569,3 +569,13 @@ def test_bad_lang_pinned_publish_after(extra: str, why: str) -> None:
     with pytest.raises(BadItem) as info:
         parse_item(Path("a.md"), front.encode(), TZ)
     assert str(info.value).startswith(why)
+
+
+def test_a_colon_in_an_unquoted_title_says_to_quote_it(tmp_path: Path) -> None:
+    (tmp_path / "items").mkdir()
+    (tmp_path / "items" / "bad.md").write_text(
+        "---\ntitle: Update: the new office\ndate: 2021-03-01\ncategory: News\nsummary: S\n---\n"
+    )
+    (problem,) = problems(tmp_path / "items")
+    assert problem.startswith("items/bad.md:2: malformed front matter: mapping values are not allowed")
+    assert problem.endswith("""(a value with ': ' in it needs quotes: title: "Update: the new office")""")

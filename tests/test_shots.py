@@ -476,7 +476,7 @@ def test_shots_before_building(workspace: Path, run: Run) -> None:
     result = run("shots", "--month", "2021-03")
     assert result.exit_code == 1
     assert (
-        result.stderr == "Error: out/2021-03/ has not been built: run `digest build` for this window first\n"
+        result.stderr == "Error: out/2021-03/ has not been built: run `digest build --month 2021-03` first\n"
     )
 
 

@@ -217,3 +217,29 @@ def test_the_address_check_gives_what_email_validator_gives(local: str, domain: 
 )
 def test_the_address_check_on_known_cases(raw: str, expected: str | None) -> None:
     assert _ours(raw) == expected == _reference(raw)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+@pytest.mark.parametrize("bom", [False, True])
+def test_a_list_saved_with_semicolons_or_tabs_is_read(tmp_path: Path, sep: str, bom: bool) -> None:
+    """A spreadsheet in French or German saves "CSV" with ";" (the comma is their decimal point)."""
+    rows = [
+        ["Email", "Name", "City"],
+        ["ann@example.org", "Ann, Jr.", "Lyon"],
+        ["bob@example.org", "Bob", "Köln"],
+    ]
+    text = "".join(sep.join(r) + "\n" for r in rows)
+    path = tmp_path / "list.csv"
+    path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
+    found = check_subscribers(path)
+    assert found.count == 2 and not found.problems
+    people = list(iter_subscribers(path, found))
+    assert [(p.email, p.name, p.fields["city"]) for p in people] == [
+        ("ann@example.org", "Ann, Jr.", "Lyon"),
+        ("bob@example.org", "Bob", "Köln"),
+    ]
+
+
+def test_a_row_with_one_field_too_few_says_field_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "email,name\nann@example.org,Ann\njust-one-field\n")
+    assert check_subscribers(path).problems == (f"{path}:3: 1 field, the header has 2",)

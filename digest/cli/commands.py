@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 
 from digest.cli.base import State, fail_cleanly, get_window, main, window_options
 from digest.config import Config, load_config
-from digest.errors import DigestError
+from digest.errors import DigestError, NotBuilt
 from digest.fsutil import rel_path, shown
 from digest.outdir.files import lang_folder
 from digest.window import Window
@@ -246,8 +247,20 @@ def shots(state: State, /, out_dir: Path | None, **window: Any) -> None:
 
     config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
-    built = outdir.load(outdir.folder_of(config.paths.out, win.slug))
+    with _how_to_build(state, config, win):
+        built = outdir.load(outdir.folder_of(config.paths.out, win.slug))
     _screenshots(state, config, built.folder)
+
+
+@contextmanager
+def _how_to_build(state: State, config: Config, win: Window) -> Iterator[None]:
+    """A window not built yet: the error says the very build to run (`digest build --month 2026-06`)."""
+    try:
+        yield
+    except NotBuilt as err:
+        from digest.presend import rebuild_command
+
+        raise NotBuilt(err.folder, rebuild_command(config, win, now=state.now)) from None
 
 
 @main.command()
@@ -273,7 +286,8 @@ def check(
 
     config = state.config(**{"paths.out": out_dir})
     win = get_window(state, config, **window)
-    report = run_check(config, win)
+    with _how_to_build(state, config, win):
+        report = run_check(config, win)
     if spam:
         from digest.check.spam import spam_check, spam_findings
 

@@ -71,7 +71,10 @@ def _window(_ctx: click.Context, _param: click.Parameter, value: int | None) -> 
     "most these.",
 )
 @click.option(
-    "--rate", metavar="N/s|N/h", callback=_rate, help="At most this many messages per second or hour."
+    "--rate",
+    metavar="N/s|N/m|N/h",
+    callback=_rate,
+    help="At most this many messages per second, minute or hour.",
 )
 @click.option("--skip-invalid", is_flag=True, help="Send to the good rows even when some rows are bad.")
 @click.option(
