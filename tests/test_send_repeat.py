@@ -252,3 +252,71 @@ def test_an_older_journal_is_read_with_its_folder_and_an_unknown_digest_is_not_c
         assert len(server.handler.received) == (2 if same_version else 4)
     assert again.exit_code == (1 if same_version else 0), again.stderr
     assert ("already went out in" in again.stderr) == same_version
+
+
+def test_only_the_digests_that_held_some_of_its_items_are_named(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        _first_send(workspace, run, server)
+        _item(workspace, "later", "2021-04-12")
+        other = _send(workspace, run, "2021-04-12T10:00:00+00:00", "--since", "2021-04-12", "--yes")
+        assert other.exit_code == 0, other.stderr
+        dry = _send(workspace, run, DAY2, "--since", "2021-03-20", "--until", "2021-04-05", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert re.search(
+        r"Warning: all 10 items of out/2021-03-20_2021-04-05/ already went out in "
+        + re.escape(FIRST)
+        + " "
+        + SENT_AT
+        + ": a real send",
+        dry.stderr,
+    ), dry.stderr
+
+
+def test_the_message_says_one_item_and_many_digests_plainly(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from digest.repeat import Repeat
+    from digest.sent import SentDigest
+
+    at = datetime(2021, 4, 10, 8, 0, tzinfo=UTC)
+    one = SentDigest(tmp_path / "a", at, at, frozenset({"x"}))
+    found = Repeat(tmp_path / "b", 1, 1, (one,))
+    assert found.everything
+    assert found.what(ZoneInfo("UTC")).startswith(f"the only item of {tmp_path}/b/ already went out in ")
+    assert found.where(ZoneInfo("UTC")) == f"{tmp_path}/a/ (sent in full 2021-04-10 08:00 UTC)"
+    some = Repeat(tmp_path / "b", 2, 5, (one,) * 4)
+    assert not some.everything
+    assert some.what(ZoneInfo("UTC")).startswith(f"2 of the 5 items of {tmp_path}/b/ already went out")
+    assert some.where(ZoneInfo("UTC")).endswith(" (sent in full 2021-04-10 08:00 UTC) and 1 more digest")
+
+
+def test_a_since_last_send_window_does_not_read_the_journals_again(
+    workspace: Path, run: Run, smtp_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its window already leaves out every item a digest sent in full held: the check would find nothing."""
+    from datetime import datetime
+
+    import digest.repeat
+    from digest.sent import last_sent_in_full
+    from digest.window import after
+
+    calls: list[Path] = []
+    real = digest.repeat.sent_in_full
+    monkeypatch.setattr(digest.repeat, "sent_in_full", lambda out: calls.append(out) or real(out))
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        _first_send(workspace, run, server)
+        assert len(calls) == 1  # the --last send was checked
+        _item(workspace, "news", "2021-04-11")
+        config = load_config(cwd=workspace)
+        now = datetime.fromisoformat(DAY2)
+        found = last_sent_in_full(config.paths.out, config.tz)
+        assert found is not None
+        window = after(found[1], config.tz, config.language, now=now)
+        plan = dry_run(config, window, Path(_csv(workspace)), now=now)
+    assert plan.would_send == 2
+    assert len(calls) == 1

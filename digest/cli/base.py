@@ -86,7 +86,7 @@ def window_options(fn: F) -> F:
             "--last",
             "last_",
             metavar="N[hdw]",
-            help="Up to now: the last N whole days or weeks (from midnight of the first), or N hours, e.g. 30d.",
+            help="Up to now: the last N whole days or weeks (from the first one's midnight), or hours: 30d.",
         ),
         click.option(
             "--since-last-send",
