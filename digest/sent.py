@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from digest import outdir
@@ -66,9 +66,7 @@ def sent_in_full(out_dir: Path) -> list[SentDigest]:
             if held is None:
                 held = _items_sent(path.parent, meta.get("sent_content_hash"))
             items = frozenset(held) if held is not None else None
-            found.append(
-                SentDigest(path.parent, completed.replace(tzinfo=completed.tzinfo or UTC), end, items)
-            )
+            found.append(SentDigest(path.parent, completed, end, items))
     return found
 
 

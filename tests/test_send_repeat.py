@@ -288,6 +288,8 @@ def test_the_message_says_one_item_and_many_digests_plainly(tmp_path: Path) -> N
     assert found.everything
     assert found.what(ZoneInfo("UTC")).startswith(f"the only item of {tmp_path}/b/ already went out in ")
     assert found.where(ZoneInfo("UTC")) == f"{tmp_path}/a/ (sent in full 2021-04-10 08:00 UTC)"
+    three = Repeat(tmp_path / "b", 1, 1, (one,) * 3).where(ZoneInfo("UTC"))
+    assert three.count("(sent in full") == 3 and "more" not in three
     some = Repeat(tmp_path / "b", 2, 5, (one,) * 4)
     assert not some.everything
     assert some.what(ZoneInfo("UTC")).startswith(f"2 of the 5 items of {tmp_path}/b/ already went out")

@@ -121,6 +121,7 @@ def test_last_days_take_in_the_whole_first_day_at_any_time_of_day(clock: time) -
         (datetime(2021, 11, 1, 23, 30, tzinfo=TZ), 1, "2021-10-30T22:00"),
         (datetime(2021, 11, 2, 0, 30, tzinfo=TZ), 1, "2021-10-31T23:00"),
         (datetime(2021, 4, 27, 0, 30, tzinfo=TZ), 30, "2021-03-27T23:00"),  # one of the 30 days had 23 hours
+        (datetime(2021, 3, 31, 22, 30, tzinfo=UTC), 1, "2021-03-30T22:00"),  # 00:30 on 1 April in Zurich
     ],
 )
 def test_last_days_across_a_change_of_clock_start_at_that_days_midnight(
@@ -130,7 +131,7 @@ def test_last_days_across_a_change_of_clock_start_at_that_days_midnight(
     start = datetime.fromisoformat(start_utc).replace(tzinfo=UTC)
     assert w.start == start
     assert w.start.astimezone(TZ).time() == time()  # that day's midnight on the wall clock
-    assert w.slug == f"{start.astimezone(TZ).date().isoformat()}_{now.date().isoformat()}"
+    assert w.slug == f"{start.astimezone(TZ).date().isoformat()}_{now.astimezone(TZ).date().isoformat()}"
     assert start in w
     assert start - timedelta(microseconds=1) not in w
 
