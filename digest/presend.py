@@ -42,6 +42,7 @@ class SendOptions:
     allow_changed: bool = False  # resume although the digest changed since the journal's first send
     skip_invalid: bool = False  # send to the good rows of a list that has bad ones
     as_built: bool = False  # send a folder although its window's items changed since the build
+    resend_items: bool = False  # send although every item went out before in another digest (repeat.py)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,33 @@ def send_test(
     return smtp.send_one(ready.settings, ready.sender, ready.maker.message(email, fields=fields))
 
 
+def repeats(
+    config: Config,
+    target: Window | Path,
+    ready: Prepared,
+    options: SendOptions,
+    *,
+    dry_run: bool,
+    say: Say | None,
+) -> None:
+    """The check for items sent before in another digest (digest/repeat.py); a --since-last-send window
+    leaves those out already, so its journals are not read again."""
+    if isinstance(target, Window) and target.sent:
+        return
+    from digest.repeat import check
+
+    items = ready.built.item_slugs()
+    check(
+        config.paths.out,
+        ready.folder,
+        items,
+        config.tz,
+        resend=options.resend_items,
+        dry_run=dry_run,
+        say=say,
+    )
+
+
 @dataclass(frozen=True)
 class DryRun:
     """What a send would do now: the first message, the list's counts, the journal's, how many would go."""
@@ -241,6 +269,7 @@ def dry_run(
     digest, when given); connects to nothing and writes no journal."""
     options = options or SendOptions()
     ready = prepare(config, target, now=now, what="dry-run", as_built=options.as_built, say=say)
+    repeats(config, target, ready, options, dry_run=True, say=say)
     listed = check_list(subscribers, uses=ready.maker.greeting_uses, skip_invalid=options.skip_invalid)
     path = journal_path(ready.folder)
     found = read_journal(path, done=True) if path.exists() else None

@@ -9,6 +9,7 @@ holds the version that went out.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -27,18 +28,7 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
     still holds the version sent; a folder rebuilt with other items since does not say what went out, and
     only its newest item's end counts (`Sent.unknown_end`).
     """
-    found: list[tuple[datetime, Path, set[str] | None]] = []
-    for path in journals(out_dir):
-        try:
-            meta = read_counts(path)[1]
-            end = datetime.fromisoformat(meta["newest_item_end"])  # none: no items, or an older journal
-        except (JournalError, KeyError, ValueError):
-            continue
-        if meta.get("completed_at") and end.tzinfo is not None:
-            held = _recorded(meta.get("sent_items"))
-            if held is None:
-                held = _items_sent(path.parent, meta.get("sent_content_hash"))
-            found.append((end, path.parent, held))
+    found = [(d.newest_end, d.folder, d.items) for d in sent_in_full(out_dir)]
     if not found:
         return None
     end, folder, _ = max(found, key=lambda f: f[0])
@@ -49,6 +39,35 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
         unknown_end=max(unknown).astimezone(tz) if unknown else None,
         folders=frozenset(f.name for _, f, _ in found),
     )
+
+
+@dataclass(frozen=True)
+class SentDigest:
+    """One digest sent to a whole list: its folder, when, and what it held (None: not known any more)."""
+
+    folder: Path
+    completed_at: datetime  # when a send first found everyone on its list done (aware)
+    newest_end: datetime  # just after its newest item
+    items: frozenset[str] | None
+
+
+def sent_in_full(out_dir: Path) -> list[SentDigest]:
+    """Every digest under out/ sent to a whole list, read from the journals (see last_sent_in_full)."""
+    found: list[SentDigest] = []
+    for path in journals(out_dir):
+        try:
+            meta = read_counts(path)[1]
+            end = datetime.fromisoformat(meta["newest_item_end"])  # none: no items, or an older journal
+            completed = datetime.fromisoformat(meta.get("completed_at") or "")
+        except (JournalError, KeyError, ValueError):
+            continue
+        if end.tzinfo is not None:
+            held = _recorded(meta.get("sent_items"))
+            if held is None:
+                held = _items_sent(path.parent, meta.get("sent_content_hash"))
+            items = frozenset(held) if held is not None else None
+            found.append(SentDigest(path.parent, completed, end, items))
+    return found
 
 
 def _recorded(value: str | None) -> set[str] | None:

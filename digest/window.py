@@ -97,15 +97,19 @@ def since(since: str, until: str | None, tz: ZoneInfo, locale: str, *, now: date
 
 
 def last(value: str, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
-    """--last 30d / 2w / 12h: that much time up to now."""
+    """--last 30d / 2w / 12h: up to now, from midnight of the day N days (weeks) ago, or N hours ago."""
     m = re.fullmatch(r"(\d+)\s*([hdw])", value.strip().lower())
     if not m or int(m[1]) == 0:
         raise WindowError(f"--last {value!r}: use a number and a unit: 30d (days), 2w (weeks) or 12h (hours)")
     n, unit = int(m[1]), m[2]
-    span = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-    # Exact elapsed time (computed in UTC), so a DST change inside the window does not shift it by an hour.
     end = now.astimezone(tz)
-    start = (now.astimezone(UTC) - span).astimezone(tz)
+    if unit == "h":
+        # Exact elapsed time (computed in UTC), so a DST change inside the window does not shift it an hour.
+        start = (now.astimezone(UTC) - timedelta(hours=n)).astimezone(tz)
+    else:
+        # Whole days, as the label and the folder name say: every day they name is in, the first one from
+        # its midnight, whatever the time of day the digest is built at.
+        start = _midnight(end.date() - timedelta(days=n * 7 if unit == "w" else n), tz)
     return _range(start, end, end.date(), tz, locale)
 
 

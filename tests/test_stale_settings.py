@@ -312,8 +312,9 @@ NOW = datetime.fromisoformat("2021-04-15T12:00:00+00:00")
         ({"since_": "2021-03-01", "until_": "2021-03-20"}, "--since 2021-03-01 --until 2021-03-20"),
         ({"since_": "2021-03-01T08:30", "until_": "2021-03-20T18:00"}, None),
         ({"since_": "2021-03-01"}, "--since 2021-03-01"),  # up to now
-        ({"last_": "30d"}, "--last 30d"),
-        ({"last_": "2w"}, "--last 2w"),
+        # Whole days up to now: the same window as --since its first day (which one was typed is not known).
+        ({"last_": "30d"}, "--since 2021-03-16"),
+        ({"last_": "2w"}, "--since 2021-04-01"),
         ({"last_": "36h"}, "--last 36h"),
     ],
 )

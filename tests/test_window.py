@@ -85,9 +85,55 @@ def test_since_without_offset_is_read_in_the_configured_zone() -> None:
 
 def test_last() -> None:
     w = win(last_="30d")
-    assert (w.start, w.end) == (NOW - timedelta(days=30), NOW)
-    assert win(last_="2w").start == NOW - timedelta(weeks=2)
+    # Days and weeks are whole days, from midnight of the first one; hours are exact.
+    assert (w.start, w.end, w.label, w.slug) == (
+        datetime(2021, 3, 16, tzinfo=TZ),
+        NOW,
+        "Mar 16\u2009–\u2009Apr 15, 2021",
+        "2021-03-16_2021-04-15",
+    )
+    assert win(last_="2w").start == datetime(2021, 4, 1, tzinfo=TZ)
     assert win(last_="12h").start == NOW - timedelta(hours=12)
+
+
+@pytest.mark.parametrize("clock", [time(0, 0), time(0, 1), time(9, 30), time(23, 59, 59, 999999)])
+def test_last_days_take_in_the_whole_first_day_at_any_time_of_day(clock: time) -> None:
+    now = datetime.combine(date(2021, 12, 1), clock, tzinfo=TZ)
+    w = resolve(tz=TZ, locale="en", now=now, last_="30d")
+    assert (w.label, w.slug) == ("Nov 1\u2009–\u2009Dec 1, 2021", "2021-11-01_2021-12-01")
+    assert datetime(2021, 11, 1, tzinfo=TZ) in w  # an item dated the first day the label names
+    assert datetime(2021, 10, 31, 23, 59, 59, 999999, tzinfo=TZ) not in w
+    assert w.start == datetime(2021, 11, 1, tzinfo=TZ)
+    weeks = resolve(tz=TZ, locale="en", now=now, last_="1w")
+    assert (weeks.start, weeks.slug) == (datetime(2021, 11, 24, tzinfo=TZ), "2021-11-24_2021-12-01")
+
+
+@pytest.mark.parametrize(
+    ("now", "days", "start_utc"),
+    [
+        # Zurich moved its clocks forward on 28 March 2021 (midnight was still +01:00) and back on
+        # 31 October 2021 (midnight was still +02:00).
+        (datetime(2021, 3, 28, 0, 30, tzinfo=TZ), 1, "2021-03-26T23:00"),
+        (datetime(2021, 3, 29, 0, 30, tzinfo=TZ), 1, "2021-03-27T23:00"),
+        (datetime(2021, 3, 29, 23, 30, tzinfo=TZ), 1, "2021-03-27T23:00"),
+        (datetime(2021, 3, 30, 0, 30, tzinfo=TZ), 1, "2021-03-28T22:00"),
+        (datetime(2021, 11, 1, 0, 30, tzinfo=TZ), 1, "2021-10-30T22:00"),
+        (datetime(2021, 11, 1, 23, 30, tzinfo=TZ), 1, "2021-10-30T22:00"),
+        (datetime(2021, 11, 2, 0, 30, tzinfo=TZ), 1, "2021-10-31T23:00"),
+        (datetime(2021, 4, 27, 0, 30, tzinfo=TZ), 30, "2021-03-27T23:00"),  # one of the 30 days had 23 hours
+        (datetime(2021, 3, 31, 22, 30, tzinfo=UTC), 1, "2021-03-30T22:00"),  # 00:30 on 1 April in Zurich
+    ],
+)
+def test_last_days_across_a_change_of_clock_start_at_that_days_midnight(
+    now: datetime, days: int, start_utc: str
+) -> None:
+    w = resolve(tz=TZ, locale="en", now=now, last_=f"{days}d")
+    start = datetime.fromisoformat(start_utc).replace(tzinfo=UTC)
+    assert w.start == start
+    assert w.start.astimezone(TZ).time() == time()  # that day's midnight on the wall clock
+    assert w.slug == f"{start.astimezone(TZ).date().isoformat()}_{now.astimezone(TZ).date().isoformat()}"
+    assert start in w
+    assert start - timedelta(microseconds=1) not in w
 
 
 @pytest.mark.parametrize(
@@ -140,11 +186,11 @@ def test_last_zero_is_an_error_and_a_short_span_is_labelled_with_its_day() -> No
     assert win(last_="2d").label == "Apr 13\u2009–\u200915, 2021"
 
 
-def test_last_is_elapsed_time_across_a_change_of_clock() -> None:
+def test_last_hours_are_elapsed_time_across_a_change_of_clock() -> None:
     # Zurich moved its clocks forward at 02:00 on 28 March 2021: 24 hours before 12:00 on the 28th is
     # 11:00 on the 27th by the wall clock, not 12:00.
     now = datetime(2021, 3, 28, 12, 0, tzinfo=TZ)
-    w = resolve(tz=TZ, locale="en", now=now, last_="1d")
+    w = resolve(tz=TZ, locale="en", now=now, last_="24h")
     assert (w.start, w.end) == (datetime(2021, 3, 27, 11, 0, tzinfo=TZ), now)
     assert w.end.astimezone(UTC) - w.start.astimezone(UTC) == timedelta(hours=24)
 

@@ -82,7 +82,12 @@ def window_options(fn: F) -> F:
         click.option("--week", "week_", metavar="YYYY-Www", help="An ISO week, e.g. 2021-W12."),
         click.option("--since", "since_", metavar="DATE", help="From this date (inclusive)."),
         click.option("--until", "until_", metavar="DATE", help="Up to this date (inclusive); with --since."),
-        click.option("--last", "last_", metavar="N[hdw]", help="The last N hours, days or weeks, e.g. 30d."),
+        click.option(
+            "--last",
+            "last_",
+            metavar="N[hdw]",
+            help="Up to now: the last N whole days or weeks (from the first one's midnight), or hours: 30d.",
+        ),
         click.option(
             "--since-last-send",
             "since_last_send",

@@ -86,6 +86,11 @@ def _window(_ctx: click.Context, _param: click.Parameter, value: int | None) -> 
     help="Send the built folder although the window's items or the settings changed since.",
 )
 @click.option(
+    "--resend-items",
+    is_flag=True,
+    help="Send although every item of the digest already went out in another digest sent in full.",
+)
+@click.option(
     "--retries", type=click.IntRange(0, 20), default=5, show_default=True, help="Retries per message."
 )
 @click.option("--retry-delay", type=click.FloatRange(0, 600), default=1.0, show_default=True, help="Seconds.")
@@ -112,6 +117,7 @@ def send(
     skip_invalid: bool,
     allow_changed: bool,
     as_built: bool,
+    resend_items: bool,
     retries: int,
     retry_delay: float,
     insecure_no_verify: bool,
@@ -161,6 +167,7 @@ def send(
         allow_changed=allow_changed,
         skip_invalid=skip_invalid,
         as_built=as_built,
+        resend_items=resend_items,
     )
     if dry_run:
         assert subscribers is not None
