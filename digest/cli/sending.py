@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from digest import backdated
 from digest.cli.base import State, fail_cleanly, get_window, main, window_options
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, SendError
@@ -176,6 +177,7 @@ def send(
             f"({plan.suppressed} suppressed); sent nothing"
         )
         _warn_placeholders(state, plan.placeholders)
+        backdated.warn(config, win, state.warn)
         return
     if not config.smtp.verify:
         click.secho(
@@ -194,6 +196,7 @@ def send(
     assert subscribers is not None
 
     def confirm(plan: sending.Plan) -> bool:
+        backdated.warn(config, win, state.warn)  # with --yes too: a cron job's log shows it
         if yes:
             return True
         state.say(f"journal: {plan.counts}")
