@@ -10,12 +10,14 @@ for it (digest/index.py: its due times, after the build's own scan brought it up
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import NamedTuple
 
 from digest.config import Config
+from digest.errors import EmptyWindow
 from digest.fsutil import rel_path, shown
 from digest.window import Window
 from digest.words import plural
@@ -143,3 +145,14 @@ def warn(config: Config, window: Window, say: Callable[[str], None]) -> None:
     found = from_index(config, window)
     if found is not None:
         say(found.warning())
+
+
+@contextmanager
+def said_when_empty(config: Config, window: Window, say: Callable[[str], None]) -> Iterator[None]:
+    """Say the warning (warn) when what runs inside finds the window empty: a back-dated item may be all
+    that was written since the last send, and "nothing to do" must not hide it."""
+    try:
+        yield
+    except EmptyWindow:
+        warn(config, window, say)
+        raise

@@ -53,7 +53,8 @@ def build(
     win = get_window(state, config, **window)
     if import_first:
         _import_feeds(state, config)
-    result = run_build(config, win, now=state.now)
+    with backdated.said_when_empty(config, win, state.warn):
+        result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
     backdated.warn(config, win, state.warn)  # after the build's scan: the index knows every item

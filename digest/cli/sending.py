@@ -162,7 +162,8 @@ def send(
     )
     if dry_run:
         assert subscribers is not None
-        plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say, lang=lang)
+        with backdated.said_when_empty(config, win, state.warn):
+            plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say, lang=lang)
         if plan.message is not None:
             click.echo(plan.message.data.decode("ascii"), nl=False)
             # The message is printed as it goes, its Subject encoded (RFC 2047) when it is not ASCII.
@@ -210,16 +211,17 @@ def send(
 
     progress = _Progress(enabled=state.verbosity >= 0)
     try:
-        report = sending.run(
-            config,
-            win,
-            subscribers,
-            options,
-            now=state.now,
-            confirm=confirm,
-            progress=progress.step,
-            say=state.say,
-        )
+        with backdated.said_when_empty(config, win, state.warn):  # built first, and empty
+            report = sending.run(
+                config,
+                win,
+                subscribers,
+                options,
+                now=state.now,
+                confirm=confirm,
+                progress=progress.step,
+                say=state.say,
+            )
     finally:
         progress.close()
     _report_list(state, report.listed)
