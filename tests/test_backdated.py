@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -221,6 +223,23 @@ def test_the_last_sent_windows_start_comes_from_its_manifest(
     (workspace / "out/2021-03/manifest.json").write_text("{", encoding="utf-8")  # damaged: not known
     found = last_sent_in_full(workspace / "out", ZURICH)
     assert found is not None and found[1].window_start is None
+
+
+def test_no_look_back_when_the_last_sends_items_are_unknown(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """A journal of an earlier digest, without its items, whose folder holds another version now: every
+    item of its window would look never sent, so none is named."""
+    _send_march(workspace, run, smtp_env)
+    with closing(sqlite3.connect(workspace / "out/2021-03/journal.sqlite")) as db, db:
+        db.execute("DELETE FROM meta WHERE key = 'sent_items'")
+        db.execute("UPDATE meta SET value = 'another version' WHERE key = 'sent_content_hash'")
+    found = last_sent_in_full(workspace / "out", ZURICH)
+    assert found is not None and found[1].window_start is None
+    _item(workspace, "forgotten", "2021-03-10")
+    result = run("--now", NOW, "build", "--since-last-send")
+    assert result.exit_code == 3, result.stderr  # the window starts just after March's newest item
+    assert _warnings(result.stderr) == []
 
 
 # ---- find(), on its own ----
