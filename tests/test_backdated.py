@@ -213,6 +213,22 @@ def test_a_backdated_item_on_the_last_windows_first_day_is_named_not_one_just_be
     assert _warnings(real.stderr) == [warning]
 
 
+def test_with_no_sent_item_from_its_day_on_the_suggested_build_takes_nothing_again(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    _send_march(workspace, run, smtp_env)
+    for sample in (workspace / "items").glob("2021-03-*.md"):  # sent, then taken out of the folder
+        sample.unlink()
+    _item(workspace, "april", "2021-04-10", title="April news")
+    _item(workspace, "forgotten", "2021-03-10", title="Forgotten event")
+    result = run("--now", NOW, "build", "--since-last-send")
+    assert result.exit_code == 0, result.stderr
+    (warning,) = _warnings(result.stderr)
+    assert warning.endswith("or build `digest build --since 2021-03-10`\n")
+    again = run("--now", NOW, "build", "--since", "2021-03-10")
+    assert _titles(workspace, again.stderr) == ["April news", "Forgotten event"]
+
+
 def test_the_last_sent_windows_start_comes_from_its_manifest(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
@@ -290,6 +306,11 @@ def test_find_counts_again_only_the_sent_items_from_the_first_late_day() -> None
     ]
     found = find(entries, WINDOW)
     assert found is not None and found.resent == 1
+    # Its day is the window's zone's: 23:30 UTC on the 11th is the 12th in Zurich.
+    utc = Entry("items/utc.md", datetime.fromisoformat("2021-03-11T23:30:00+00:00"), "utc")
+    in_zurich = find([utc], WINDOW)
+    assert in_zurich is not None and "items/utc.md (2021-03-12)" in in_zurich.warning()
+    assert in_zurich.command() == "digest build --since 2021-03-12"
     assert found.command() == "digest build --since 2021-03-12"
     none_again = find(entries[:1], WINDOW)
     assert none_again is not None and none_again.resent == 0
