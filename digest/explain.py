@@ -2,7 +2,9 @@
 
 The verdicts follow the build's own rules in the build's order: a draft never appears; an item dated
 outside the window is left out (with --since-last-send, one dated before the window is "before the last
-send", and one a digest sent in full already held is "sent"); an item under embargo (`publish_after` still
+send", one a digest sent in full already held is "sent", and one due before the window but after the
+start of the last sent digest's window that no digest sent in full held is "never_sent": back-dated, see
+digest/backdated.py); an item under embargo (`publish_after` still
 to come) is left out; an item of the window is in the email, or only in the web version because the
 per-category limit or [email] fit moved it there. With [email] fit on, the explanation renders the email
 as a build does (that is what decides what moves).
@@ -16,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from digest.backdated import Backdated, Entry, find, out_option
 from digest.config import Config
 from digest.fsutil import rel_path
 from digest.items import Item
@@ -40,6 +43,7 @@ REASONS = {
     "before_window": "out",
     "after_window": "out",
     "before_last_send": "out",
+    "never_sent": "out",
     "sent": "out",
     "embargo": "out",
 }
@@ -108,10 +112,25 @@ def explain(config: Config, window: Window, *, now: datetime, after_last_send: b
         digest = select(mine, window, now=now, order=sections, limit=config.categories.limit)
         moved_by_fit |= _fit_moves(config, digest, now=now, lang=lang, main=not shown)
         shown |= {i.slug for i in digest.items}
+    late = find(
+        (
+            Entry(rel_path(config.paths.items / i.source, config.paths.root), i.due, i.slug)
+            for i in everything
+            if not i.draft
+        ),
+        window,
+        out=out_option(config),
+    )
     verdicts = []
     for item in everything:
         reason, detail = _why(
-            item, window, now=now, shown=shown, by_fit=moved_by_fit, after_last_send=after_last_send
+            item,
+            window,
+            now=now,
+            shown=shown,
+            by_fit=moved_by_fit,
+            after_last_send=after_last_send,
+            late=late,
         )
         verdicts.append(
             Verdict(
@@ -136,7 +155,8 @@ def explain(config: Config, window: Window, *, now: datetime, after_last_send: b
             v.source,
         )
     )
-    return Explanation(window, tuple(verdicts), found.warnings)
+    warnings = (*found.warnings, late.warning()) if late else found.warnings
+    return Explanation(window, tuple(verdicts), warnings)
 
 
 def _reading_order(config: Config, items: list[Item], window: Window, *, now: datetime) -> tuple[Item, ...]:
@@ -156,7 +176,14 @@ def _fit_moves(config: Config, digest: Digest, *, now: datetime, lang: str, main
 
 
 def _why(
-    item: Item, window: Window, *, now: datetime, shown: set[str], by_fit: set[str], after_last_send: bool
+    item: Item,
+    window: Window,
+    *,
+    now: datetime,
+    shown: set[str],
+    by_fit: set[str],
+    after_last_send: bool,
+    late: Backdated | None = None,
 ) -> tuple[str, str]:
     """(reason, detail) of one item, in the build's order of rules."""
     if item.draft:
@@ -169,6 +196,8 @@ def _why(
         )
     if item.due < window.start:
         gap = _span(window.start - item.due)
+        if late and item.slug in late.slugs:
+            return "never_sent", f"{gap} before the window, never sent (back-dated?): {late.advice()}"
         if after_last_send:
             return "before_last_send", f"{gap} before the window: before the day of the newest item sent"
         return "before_window", f"{gap} before the window"

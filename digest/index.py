@@ -107,6 +107,11 @@ class Index:
             for (k,) in self._query("SELECT key FROM files WHERE ts >= ? AND ts < ? AND NOT draft", (lo, hi))
         ]
 
+    def due_in(self, start: float, end: float) -> list[tuple[str, float, str]]:
+        """(key, due timestamp, slug) of the indexed, non-draft files due in [start, end)."""
+        sql = "SELECT key, ts, slug FROM files WHERE ts >= ? AND ts < ? AND NOT draft"
+        return [(str(k), float(ts), str(s)) for k, ts, s in self._query(sql, (start, end))]
+
     def records(self, keys: list[str]) -> dict[str, str]:
         """The parsed fields (JSON) kept for these keys, where there are any."""
         found: dict[str, str] = {}

@@ -31,13 +31,15 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
     found = [(d.newest_end, d.folder, d.items) for d in sent_in_full(out_dir)]
     if not found:
         return None
-    end, folder, _ = max(found, key=lambda f: f[0])
+    end, folder, newest_held = max(found, key=lambda f: f[0])
     unknown = [e for e, _, held in found if held is None]
     return folder, Sent(
         newest_end=end.astimezone(tz),
         items=frozenset(s for *_, held in found for s in held or ()),
         unknown_end=max(unknown).astimezone(tz) if unknown else None,
         folders=frozenset(f.name for _, f, _ in found),
+        # Not when its items are unknown: every one of them would look never sent.
+        window_start=_window_start(folder, tz) if newest_held is not None else None,
     )
 
 
@@ -68,6 +70,14 @@ def sent_in_full(out_dir: Path) -> list[SentDigest]:
             items = frozenset(held) if held is not None else None
             found.append(SentDigest(path.parent, completed, end, items))
     return found
+
+
+def _window_start(folder: Path, tz: tzinfo) -> datetime | None:
+    """Where the window of the digest in `folder` started, as its manifest says; None when unreadable."""
+    try:
+        return outdir.load(folder).manifest.start.astimezone(tz)
+    except DigestError:
+        return None
 
 
 def _recorded(value: str | None) -> set[str] | None:

@@ -26,6 +26,10 @@ class Window:
     slug: str
     # The slugs of items a digest sent to a whole list already held (--since-last-send): left out.
     sent: frozenset[str] = frozenset()
+    # --since-last-send: where the window of the last digest sent in full started, when known. An item due
+    # from there to this window's start that no such digest held was written after that send, back-dated:
+    # no window takes it, and digest/backdated.py says so.
+    last_sent_start: datetime | None = None
 
     def __contains__(self, when: datetime) -> bool:
         return self.start <= when < self.end
@@ -188,6 +192,9 @@ class Sent:
     # Just after the newest item of one whose folder was rebuilt since its send (its items are not known).
     unknown_end: datetime | None = None
     folders: frozenset[str] = frozenset()  # their folder names (out/<name>/)
+    # Where the newest one's window started (its manifest's), when its items are known: the look-back
+    # for back-dated items (Window.last_sent_start).
+    window_start: datetime | None = None
 
 
 def after(sent: Sent, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
@@ -216,4 +223,4 @@ def after(sent: Sent, tz: ZoneInfo, locale: str, *, now: datetime) -> Window:
     while slug in sent.folders:
         n += 1
         slug = f"{window.slug}-{n}"
-    return replace(window, slug=slug, sent=sent.items)
+    return replace(window, slug=slug, sent=sent.items, last_sent_start=sent.window_start)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from digest import backdated
 from digest.cli.base import State, fail_cleanly, get_window, main, window_options
 from digest.config import Config, load_config
 from digest.errors import DigestError, NotBuilt
@@ -53,9 +54,11 @@ def build(
     win = get_window(state, config, **window)
     if import_first:
         _import_feeds(state, config)
-    result = run_build(config, win, now=state.now)
+    with backdated.said_when_empty(config, win, state.warn):
+        result = run_build(config, win, now=state.now)
     for warning in result.warnings:
         state.warn(warning)
+    backdated.warn(config, win, state.warn)  # after the build's scan: the index knows every item
     for lang, fitted in result.fits:
         said = f"{lang}: {fitted.summary()}" if result.languages else fitted.summary()
         state.say(said, level=0 if fitted.moved else 1)
@@ -97,6 +100,7 @@ def list_(state: State, /, explain: bool = False, as_json: bool = False, **windo
     digest, found = collect(config, win, now=state.now)
     for warning in (*found.warnings, *digest.warnings):
         state.warn(warning)
+    backdated.warn(config, win, state.warn)
     placed = [(s.name, i, language_of(config, i)) for s in digest.sections for i in s.items]
     # Which digest each item goes into, when the window has more than one (a one-language list is as it was).
     several = len({lang for _, _, lang in placed}) > 1

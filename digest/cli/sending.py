@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from digest import backdated
 from digest.cli.base import State, fail_cleanly, get_window, main, window_options
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, SendError
@@ -171,7 +172,8 @@ def send(
     )
     if dry_run:
         assert subscribers is not None
-        plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say, lang=lang)
+        with backdated.said_when_empty(config, win, state.warn):
+            plan = sending.dry_run(config, win, subscribers, options, now=state.now, say=state.say, lang=lang)
         if plan.message is not None:
             click.echo(plan.message.data.decode("ascii"), nl=False)
             # The message is printed as it goes, its Subject encoded (RFC 2047) when it is not ASCII.
@@ -186,6 +188,7 @@ def send(
             f"({plan.suppressed} suppressed); sent nothing"
         )
         _warn_placeholders(state, plan.placeholders)
+        backdated.warn(config, win, state.warn)
         return
     if not config.smtp.verify:
         click.secho(
@@ -204,6 +207,7 @@ def send(
     assert subscribers is not None
 
     def confirm(plan: sending.Plan) -> bool:
+        backdated.warn(config, win, state.warn)  # with --yes too: a cron job's log shows it
         if yes:
             return True
         state.say(f"journal: {plan.counts}")
@@ -217,16 +221,17 @@ def send(
 
     progress = _Progress(enabled=state.verbosity >= 0)
     try:
-        report = sending.run(
-            config,
-            win,
-            subscribers,
-            options,
-            now=state.now,
-            confirm=confirm,
-            progress=progress.step,
-            say=state.say,
-        )
+        with backdated.said_when_empty(config, win, state.warn):  # built first, and empty
+            report = sending.run(
+                config,
+                win,
+                subscribers,
+                options,
+                now=state.now,
+                confirm=confirm,
+                progress=progress.step,
+                say=state.say,
+            )
     finally:
         progress.close()
     _report_list(state, report.listed)
