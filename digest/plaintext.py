@@ -67,12 +67,12 @@ def markdown_text(source: str, width: int = WIDTH, indent: str = "") -> str:
 
 @functools.cache
 def _parser() -> Any:
-    from markdown_it import MarkdownIt  # only items with a body need it
+    from digest.nesting import parser  # the HTML's set-up and nesting limit too (items.py checks it)
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md = parser()
     # Every link is parsed as one, so that an unsafe one can be shown as its text without its address
     # (the HTML's parser leaves it as literal Markdown, "[text](javascript:...)"); safe_link() judges it.
-    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    md.validateLink = lambda url: True
     return md
 
 

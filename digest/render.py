@@ -90,14 +90,13 @@ def _host(url: str) -> str:
 
 @functools.cache
 def _markdown() -> Any:
-    from markdown_it import MarkdownIt  # only items with a body need it
-
+    from digest.nesting import parser  # the text part's set-up and nesting limit too (items.py checks it)
     from digest.plaintext import safe_link
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md = parser()
     # In an email only absolute links work, and only these schemes are safe: anything else
     # (javascript:, data:, relative paths, "java&#x09;script:") stays plain text.
-    md.validateLink = safe_link  # type: ignore[method-assign]  # the text part's rule too
+    md.validateLink = safe_link  # the text part's rule too
     return md
 
 
