@@ -29,6 +29,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from digest.nesting import LIMIT, too_deep
+
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")
 OPTIONAL = (
@@ -46,6 +48,11 @@ OPTIONAL = (
 )
 
 _SPACES = re.compile(r"\s+")
+_LINE_END = re.compile(r"\r\n?|\n")  # as markdown-it counts lines
+TOO_DEEP = (
+    f"quotes and lists are nested more than {LIMIT - 1} levels deep here (a quote counts one level, a list "
+    "two): markdown would drop the text from here on (in a list, to the end of the body); flatten it"
+)
 
 
 @functools.cache
@@ -265,7 +272,7 @@ def parse_item(rel: Path, raw: bytes, tz: ZoneInfo) -> Item:
     try:
         if fields.data.get("draft") is True:
             return _draft(rel, fields, tz)
-        return _item(rel, fields, body, tz)
+        return _item(rel, fields, body, tz, text=text)
     except BadItem as bad:
         bad.when = bad.due = _readable_date(fields.data, tz)
         with contextlib.suppress(KeyError, ValueError):  # an embargo, when it can be read, may come later
@@ -305,7 +312,7 @@ def _draft(rel: Path, fields: _Fields, tz: ZoneInfo) -> Item:
     )
 
 
-def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
+def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo, *, text: str) -> Item:
     """Every field of a published item, checked: every problem is noted, then all are raised together."""
     allowed = f"; fields are: {', '.join(REQUIRED + OPTIONAL)}"  # said with the first unknown field only
     for key, line in fields.lines.items():
@@ -332,6 +339,10 @@ def _item(rel: Path, fields: _Fields, body: str, tz: ZoneInfo) -> Item:
     draft, pinned = get("draft", _bool) or False, get("pinned", _bool) or False
     publish_after = get("publish_after", lambda v: parse_date(v, tz)[0])
     lang = get("lang", _lang)
+    deep = too_deep(body.strip())
+    if deep is not None:  # body is the end of text: its stripped start is at len(text) - len(body.lstrip())
+        start = len(_LINE_END.findall(text, 0, len(text) - len(body.lstrip()))) + 1
+        fields.note(start + deep, f"body: {TOO_DEEP}")
     fields.fail()
     return Item(
         slug=slug_of(rel),

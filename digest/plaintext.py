@@ -72,13 +72,11 @@ def parse_markdown(source: str) -> list[Any]:
 
 @functools.cache
 def _parser() -> Any:
-    from markdown_it import MarkdownIt  # only items with a body need it
+    from digest.nesting import parser  # the HTML's set-up and nesting limit too (items.py checks it)
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
     # Every link is parsed as one, so that an unsafe one can be shown as its words without its address, as
     # the HTML shows it (render._markdown); safe_link() judges it.
-    md.validateLink = lambda url: True  # type: ignore[method-assign]
-    return md
+    return parser()
 
 
 # Blocks: each returns its lines; `first` starts the first line (a list's bullet), `rest` the others.

@@ -91,13 +91,12 @@ def _host(url: str) -> str:
 
 @functools.cache
 def _markdown() -> Any:
-    from markdown_it import MarkdownIt  # only items with a body need it
+    from digest.nesting import parser  # the text part's set-up and nesting limit too (items.py checks it)
 
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md = parser()
     # In an email only absolute links work, and only these schemes are safe: anything else (javascript:,
-    # data:, a relative path, "java&#x09;script:") is parsed as a link, then shown as its words only, as the
-    # text part shows it (markdown-it's own check would leave the Markdown as typed: "[us](/about)").
-    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    # data:, a relative path, "java&#x09;script:") is parsed as a link (see nesting.parser), then shown as its
+    # words only, as the text part shows it (markdown-it's own check would leave "[us](/about)" as typed).
     md.core.ruler.push("unsafe_links", _words_of_unsafe_links)
     return md
 

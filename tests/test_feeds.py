@@ -471,3 +471,17 @@ def test_a_feed_language_that_is_no_language_is_said_and_a_configured_file_keeps
     got = by_id(ws)
     assert "lang" not in got["coop-fr-001"]
     assert got["coop-fr-001"]["feed"] == "odd.xml"  # as digest.toml gives it, not this machine's path
+
+
+def test_an_entry_nested_deeper_than_markdown_keeps_is_imported_whole(ws: Path, tmp_path: Path) -> None:
+    # An entry becomes a summary of plain text, never a Markdown body: however deep its HTML or Markdown
+    # nests, nothing of it can be cut by markdown-it's nesting limit (digest/nesting.py), so none is skipped.
+    html = "&lt;blockquote&gt;" * 25 + "inside" + "&lt;/blockquote&gt;" * 25
+    markdown = "&gt; " * 25 + "quoted"
+    feed = tmp_path / "deep.xml"
+    feed.write_text(RSS.format(entry("a", "Deep", html) + entry("b", "Quoted", markdown)), encoding="utf-8")
+    (report,) = import_feeds(load_config(ws / "digest.toml"), [Source(location=str(feed))], now=NOW)
+    assert [w.title for w in report.written] == ["Deep", "Quoted"]
+    assert report.notes == ()
+    assert "summary: inside\n" in report.written[0].text
+    assert "quoted" in report.written[1].text

@@ -123,11 +123,13 @@ def test_the_parser_version_follows_digest_its_parsing_source_and_the_parsers_it
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import digest
-    from digest import items
+    from digest import items, nesting
 
     first = index_module.parser_version()
     assert first == index_module.parser_version()
-    assert {"yaml:", "frontmatter:", "babel:"} <= {part[: part.index(":") + 1] for part in first.split()[2:]}
+    assert {"yaml:", "frontmatter:", "babel:", "markdown_it:"} <= {
+        part[: part.index(":") + 1] for part in first.split()[2:]
+    }
     assert "_yaml" in first  # the C loader is there, and counts
     monkeypatch.setattr(digest, "__version__", "99.0")
     assert index_module.parser_version() != first
@@ -135,6 +137,11 @@ def test_the_parser_version_follows_digest_its_parsing_source_and_the_parsers_it
     copy = tmp_path / "items.py"  # the same module with one character more: another parser
     copy.write_bytes(Path(items.__file__).read_bytes() + b"#")
     monkeypatch.setattr(items, "__file__", str(copy))
+    assert index_module.parser_version() != first
+    monkeypatch.undo()
+    deeper = tmp_path / "nesting.py"  # the body's nesting check is the parse's too
+    deeper.write_bytes(Path(nesting.__file__).read_bytes() + b"#")
+    monkeypatch.setattr(nesting, "__file__", str(deeper))
     assert index_module.parser_version() != first
 
 

@@ -1,0 +1,76 @@
+"""How deep an item's Markdown body may nest, and the one parser set-up the HTML and the text part share.
+
+markdown-it stops at a nesting limit (its `maxNesting`) and silently drops what lies deeper: the rest of a
+quote, and inside a list everything after that point to the end of the body, in both parts alike. Levels are
+markdown-it's: a block quote is one, a list two (the list and its item), and text at level LIMIT or deeper
+is dropped: 19 quotes inside each other keep their text, 20 do not; 9 lists do, 10 do not. Inline nesting
+(emphasis, links in brackets) drops nothing: past the limit markdown-it leaves the markup as it is written.
+So an item whose body would lose text is refused when it is read (digest/items.py), naming the line.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+LIMIT = 20  # markdown-it's maxNesting for item bodies: the value of its commonmark preset, said once here
+
+# The characters that can stand before a line's text because of the quotes and lists it is in: their markers
+# ('>', '-', '+', '*', '1.', '1)') and indentation. Each level of nesting takes at least a column of them (a
+# quote its '>'; a list, two levels, its marker and a space or as much indentation), so a line nested LIMIT
+# levels deep starts with at least LIMIT columns of them, a tab counting as up to 4 (so LIMIT / 4 characters).
+_PREFIX = r"^[ \t>*+\-.)0-9]{%d,}"
+_FOUND = "digest_too_deep"  # the key in markdown-it's env where the probe notes the line
+
+
+def parser(*, max_nesting: int = LIMIT) -> Any:
+    """A markdown-it parser for item bodies: CommonMark, raw HTML kept as text, the nesting limit, and every
+    link parsed as a link whatever its address: each part shows one an email may not carry as its words
+    (plaintext.safe_link judges), so both parts see the same blocks."""
+    from markdown_it import MarkdownIt  # only items with a body need it
+
+    options = {"html": False, "linkify": False, "typographer": False, "maxNesting": max_nesting}
+    md = MarkdownIt("commonmark", options)
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    return md
+
+
+def could_be_deep(text: str, limit: int = LIMIT) -> bool:
+    """Whether some line of text starts with enough quote and list markers to be nested `limit` deep: when
+    not, no parse is needed (most bodies), as no line can be."""
+    if "\r" in text:  # markdown-it ends a line at a CR too; "^" only matches after a LF
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return any(len(run) + 3 * run.count("\t") >= limit for run in _prefix(limit).findall(text))
+
+
+@functools.cache
+def _prefix(limit: int) -> re.Pattern[str]:
+    return re.compile(_PREFIX % -(-limit // 4), re.MULTILINE)
+
+
+def too_deep(text: str, limit: int = LIMIT) -> int | None:
+    """The line (0-based, in text) where Markdown nested `limit` levels deep starts, which a parser made by
+    parser() drops (in both parts); None when there is none."""
+    if not could_be_deep(text, limit):
+        return None
+    env: dict[str, Any] = {}
+    _probe(limit).parse(text, env)
+    found: int | None = env.get(_FOUND)
+    return found
+
+
+@functools.cache
+def _probe(limit: int) -> Any:
+    """A parser that goes deeper than `limit` and notes the first block that starts at level `limit` or
+    more: up to there it parses exactly as the limited one, which drops that very block. A rule raises the
+    level by two at most (a list and its item), so limit + 2 lets the probe see that block."""
+    md = parser(max_nesting=limit + 2)
+
+    def note(state: Any, start: int, end: int, silent: bool) -> bool:
+        if state.level >= limit:
+            state.env.setdefault(_FOUND, start)
+        return False  # never a block of its own: the other rules parse the line as ever
+
+    md.block.ruler.before(md.block.ruler.get_all_rules()[0], _FOUND, note)
+    return md
