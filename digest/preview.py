@@ -172,7 +172,6 @@ class Preview:
                 lang.prefix + name: (result.folder / lang.prefix / name).read_bytes()
                 for lang in languages
                 for name in PAGES
-                if (result.folder / lang.prefix / name).is_file()
             }
             outcome = (True, "", win.label, len(result.digest.items), files)
             self._say(f"built {win.label}: {len(result.digest.items)} items ({self.url})")

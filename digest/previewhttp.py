@@ -113,13 +113,13 @@ def handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"not found\n", "text/plain; charset=utf-8")
 
         def _digest(self, state: BuildState, name: str, scheme: str) -> None:
-            if not state.ok or name not in state.files:
+            data = state.files.get(name)  # none while the build is broken
+            if data is None:
                 self._send(500, error_page(state.error).encode(), "text/html; charset=utf-8")
             elif name.endswith(".txt"):
-                self._send(200, state.files[name], "text/plain; charset=utf-8")
+                self._send(200, data, "text/plain; charset=utf-8")
             else:
-                body = force_scheme(state.files[name].decode(), scheme).encode()
-                self._send(200, body, "text/html; charset=utf-8")
+                self._send(200, force_scheme(data.decode(), scheme).encode(), "text/html; charset=utf-8")
 
         def _events(self, state: BuildState) -> None:
             self.send_response(200)
