@@ -592,6 +592,18 @@ def test_a_broken_build_shows_the_error_for_every_language(bilingual: Preview, w
     assert "Deuxième nouvelle" in get(bilingual.url + "fr/digest.html")[2]
 
 
+def test_a_first_build_that_fails_shows_the_error_for_the_main_language(workspace: Path) -> None:
+    """No build has said which languages there are: the main language's files show the error, no other."""
+    template = workspace / "templates" / "digest.mjml.j2"
+    template.write_text(template.read_text().replace("{% for section in sections %}", "{% for section in %}"))
+    for server in started(workspace):
+        assert status(server)["ok"] is False and status(server)["languages"] == []
+        for name in ("digest.html", "index.html", "digest.txt"):
+            code, _kind, body = get(server.url + name)
+            assert code == 500 and "The digest did not build" in body, name
+        assert get(server.url + "fr/digest.html")[0] == 404
+
+
 def drop_french(workspace: Path) -> None:
     for name in ("fr-1.md", "fr-2.md"):
         path = workspace / "items" / name
