@@ -638,6 +638,15 @@ def test_a_language_with_a_region_is_served_under_its_folder(workspace: Path) ->
         assert get(server.url + "pt_BR/digest.html")[0] == 404
 
 
+def frame_in(page: Any, lang: str) -> None:
+    """Wait until the frame shows a page in this language (while it loads, it has no document element)."""
+    page.wait_for_function(
+        "lang => document.getElementById('frame').contentDocument?.documentElement?.lang === lang",
+        arg=lang,
+        timeout=DEADLINE * 1000,
+    )
+
+
 @pytest.mark.browser
 def test_the_language_buttons_in_a_real_browser(bilingual: Preview, workspace: Path) -> None:
     """Language buttons from the status: French loads the French digest, the choice is remembered, and a
@@ -655,13 +664,9 @@ def test_the_language_buttons_in_a_real_browser(bilingual: Preview, workspace: P
         group.get_by_role("button", name="fr", exact=True).wait_for()
         assert group.get_by_role("button", name="en", exact=True).get_attribute("aria-pressed") == "true"
         frame = page.frame_locator("#frame")
-        page.wait_for_function(
-            "document.getElementById('frame').contentDocument?.documentElement.lang === 'en'"
-        )
+        frame_in(page, "en")
         group.get_by_role("button", name="fr", exact=True).click()
-        page.wait_for_function(
-            "document.getElementById('frame').contentDocument?.documentElement.lang === 'fr'", timeout=wait
-        )
+        frame_in(page, "fr")
         assert "Deuxième nouvelle" in (frame.locator("body").text_content() or "")
         assert group.get_by_role("button", name="fr", exact=True).get_attribute("aria-pressed") == "true"
         page.get_by_role("button", name="Text").click()
@@ -669,13 +674,9 @@ def test_the_language_buttons_in_a_real_browser(bilingual: Preview, workspace: P
         assert (frame.locator("pre").text_content() or "").startswith("Actualités coopératives")
         page.get_by_role("button", name="Email").click()
         page.reload()  # remembered: French again
-        page.wait_for_function(
-            "document.getElementById('frame').contentDocument?.documentElement.lang === 'fr'", timeout=wait
-        )
+        frame_in(page, "fr")
         drop_french(workspace)
         page.wait_for_function("document.getElementById('languages').hidden", timeout=wait)
-        page.wait_for_function(
-            "document.getElementById('frame').contentDocument?.documentElement.lang === 'en'", timeout=wait
-        )
+        frame_in(page, "en")
         assert TITLE in (frame.locator("body").text_content() or "")
         assert page.evaluate("JSON.parse(localStorage.getItem('digest-preview')).lang") == "en"
