@@ -11,19 +11,14 @@ any other gets 421, so a web page elsewhere cannot reach the preview through a D
 127.0.0.1. The private build folder is removed on close(), Ctrl-C, SIGTERM and SIGHUP, and is not created
 when the port cannot be had.
 
-Routes: /  the preview page (desktop/mobile width, light/dark, email/web/text);  /digest.html  the email
-(?scheme=dark|light forces the colour scheme);  /index.html  the web version;  /digest.txt  the text part;
-/status  JSON;  /events  server-sent events, one per build.
+Every language the build makes is served: the main one's digest.html, index.html and digest.txt at the top,
+each further language's under its folder (/fr/digest.html); digest/previewhttp.py has the routes.
 """
 
 from __future__ import annotations
 
-import functools
-import html as htmllib
-import json
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import traceback
@@ -31,38 +26,38 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow
+from digest.outdir import lang_folder
+from digest.previewhttp import Server, allowed_hosts, force_scheme, handler
 from digest.window import Window
 
+__all__ = ["BuildState", "Language", "Preview", "Terminated", "allowed_hosts", "force_scheme"]
+
 POLL_SECONDS = 0.3
-HEARTBEAT_SECONDS = 10.0
+PAGES = ("digest.html", "index.html", "digest.txt")  # what the preview serves of each language's digest
 
 
 class Terminated(BaseException):
     """SIGTERM or SIGHUP arrived while serving in front: a BaseException, so no build's `except` keeps it."""
 
 
-def allowed_hosts(host: str, port: int) -> frozenset[str]:
-    """The Host header values the preview answers: its own address and port, as a browser on this machine
-    writes them (lower case; a browser leaves out the port when it is 80)."""
-    names = {host.lower(), "127.0.0.1", "localhost"}
-    hosts = {f"{name}:{port}" for name in names}
-    if port == 80:
-        hosts |= names
-    return frozenset(hosts)
+@dataclass(frozen=True)
+class Language:
+    """A language the build made a digest in, and the folder its files are served under ("" for the main)."""
+
+    code: str
+    prefix: str  # "", "fr/", "pt-br/"
 
 
 @dataclass(frozen=True)
 class BuildState:
-    """The outcome of the latest build: the served files, or the error."""
+    """The outcome of the latest build: the served files (by path: "digest.html", "fr/digest.html"), or the
+    error; and the languages, the main one first (a failed build keeps the last good build's)."""
 
     generation: int
     ok: bool
@@ -70,6 +65,13 @@ class BuildState:
     label: str
     item_count: int
     files: dict[str, bytes]
+    languages: tuple[Language, ...] = ()
+
+    def names(self) -> frozenset[str]:
+        """The paths answered with a digest's file, or with the error while the build is broken: the main
+        language's at the top, each known further language's under its folder."""
+        prefixes = {"", *(lang.prefix for lang in self.languages)}
+        return frozenset(prefix + name for prefix in prefixes for name in PAGES)
 
     def status(self) -> dict[str, Any]:
         """What /status and /events report."""
@@ -79,6 +81,7 @@ class BuildState:
             "error": self.error,
             "window": self.label,
             "items": self.item_count,
+            "languages": [{"code": lang.code, "path": "/" + lang.prefix} for lang in self.languages],
         }
 
 
@@ -109,7 +112,7 @@ class Preview:
         self._threads: list[threading.Thread] = []
         self._serving = False
         # The port first: when it cannot be had (OSError, e.g. in use), no folder has been made to leak.
-        self.server = _Server((host, port), _handler(self))
+        self.server = Server((host, port), handler(self))
         try:
             self._out = Path(tempfile.mkdtemp(prefix="digest-preview-"))
         except BaseException:
@@ -142,6 +145,7 @@ class Preview:
 
         # Taken before loading anything: a file saved while the build runs makes the next poll build again.
         self._seen = self._signature()
+        languages: tuple[Language, ...] | None = None  # None: the build failed, the last good one's stay
         try:
             config = self._load()  # once per build; if it fails, what was watched stays watched
             watched = [
@@ -160,10 +164,14 @@ class Preview:
                 self._seen = self._signature()
             win = self._window(config)
             result = build(replace(config, paths=replace(config.paths, out=self._out)), win, now=self._now())
+            languages = (
+                Language(result.manifest.lang or config.language, ""),
+                *(Language(m.lang, lang_folder(m.lang) + "/") for m in result.languages),
+            )
             files = {
-                name: (result.folder / name).read_bytes()
-                for name in ("digest.html", "index.html", "digest.txt")
-                if (result.folder / name).is_file()
+                lang.prefix + name: (result.folder / lang.prefix / name).read_bytes()
+                for lang in languages
+                for name in PAGES
             }
             outcome = (True, "", win.label, len(result.digest.items), files)
             self._say(f"built {win.label}: {len(result.digest.items)} items ({self.url})")
@@ -178,7 +186,9 @@ class Preview:
             self._say(traceback.format_exc())
         with self._changed:
             ok, error, label, count, files = outcome
-            self._state = BuildState(self._state.generation + 1, ok, error, label, count, files)
+            if languages is None:  # the page keeps its Language buttons, each showing the error
+                languages = self._state.languages
+            self._state = BuildState(self._state.generation + 1, ok, error, label, count, files, languages)
             self._changed.notify_all()
             return self._state
 
@@ -286,119 +296,3 @@ def _terminate_on_signals() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def force_scheme(html: str, scheme: str) -> str:
-    """Make the page's dark-mode CSS apply (dark) or never apply (light), whatever the viewer's setting."""
-    query = "(prefers-color-scheme: dark)"
-    if scheme == "dark":
-        return html.replace(query, "all").replace("(prefers-color-scheme:dark)", "all")
-    if scheme == "light":
-        return html.replace(query, "not all").replace("(prefers-color-scheme:dark)", "not all")
-    return html
-
-
-def error_page(message: str) -> str:
-    """The page shown in place of the digest while the build is broken; it retries by itself."""
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta http-equiv='refresh' content='2'><title>Build failed</title>"
-        "<style>body{font:15px/1.5 system-ui,sans-serif;margin:24px;color:#1f2933;background:#fff}"
-        "h1{color:#b42318;font-size:20px}"
-        "pre{white-space:pre-wrap;background:#fdf2f1;border:1px solid #f4c7c3;"
-        "padding:12px;border-radius:6px;font-size:14px}</style></head><body>"
-        "<h1>The digest did not build</h1>"
-        f"<pre id='error'>{htmllib.escape(message)}</pre>"
-        "<p>Fix the file and save it: the preview rebuilds by itself.</p></body></html>"
-    )
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # an open event stream must not keep the process alive after Ctrl-C
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A page that went away mid-answer (the frame reloaded) is normal; anything else is printed."""
-        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
-            return
-        super().handle_error(request, client_address)
-
-
-def _handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "digest-preview"
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: status goes through `say`
-            pass
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def do_HEAD(self) -> None:
-            self.do_GET()
-
-        def do_GET(self) -> None:
-            if (self.headers.get("Host") or "").strip().lower() not in preview.hosts:
-                # A page of another site whose name now resolves to 127.0.0.1 (DNS rebinding) sends its
-                # own name here: answering it would hand that site the digest.
-                self._send(421, b"misdirected request: not this preview's address\n", "text/plain")
-                return
-            parts = urlsplit(self.path)
-            query = parse_qs(parts.query)
-            state = preview.state
-            if parts.path in ("/", "/preview"):
-                self._send(200, _shell(), "text/html; charset=utf-8")
-            elif parts.path in ("/digest.html", "/index.html", "/digest.txt"):
-                name = parts.path.lstrip("/")
-                if not state.ok or name not in state.files:
-                    self._send(500, error_page(state.error).encode(), "text/html; charset=utf-8")
-                elif name.endswith(".txt"):
-                    self._send(200, state.files[name], "text/plain; charset=utf-8")
-                else:
-                    scheme = query.get("scheme", [""])[0]
-                    body = force_scheme(state.files[name].decode(), scheme).encode()
-                    self._send(200, body, "text/html; charset=utf-8")
-            elif parts.path == "/status":
-                self._send(200, json.dumps(state.status()).encode(), "application/json")
-            elif parts.path == "/events":
-                self._events(state)
-            else:
-                self._send(404, b"not found\n", "text/plain; charset=utf-8")
-
-        def _events(self, state: BuildState) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
-            try:
-                self.wfile.write(f"retry: 1000\ndata: {json.dumps(state.status())}\n\n".encode())
-                self.wfile.flush()
-                seen = state.generation
-                while not preview.stopping:
-                    state = preview.wait_for_change(seen, HEARTBEAT_SECONDS)
-                    if preview.stopping:
-                        break
-                    if state.generation != seen:
-                        seen = state.generation
-                        self.wfile.write(f"data: {json.dumps(state.status())}\n\n".encode())
-                    else:
-                        self.wfile.write(b": ping\n\n")
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the page went away
-
-    return Handler
-
-
-@functools.cache
-def _shell() -> bytes:
-    """The preview page (desktop/mobile, light/dark, email/web/text): package data, read once."""
-    return (resources.files("digest") / "preview.html").read_bytes()

@@ -22,6 +22,7 @@ from urllib.request import urlopen
 
 import pytest
 from conftest import NOW, REPO
+from test_languages import FRENCH, french_item
 
 from digest.config import Config, load_config
 from digest.preview import Preview, Terminated, _terminate_on_signals, allowed_hosts, force_scheme
@@ -32,8 +33,10 @@ ITEM = "2021-03-23-ilo-coop-participates-in-two-parallel-events-at-csw65.md"
 TITLE = "ILO COOP participates in two parallel events at CSW65"
 
 
-@pytest.fixture
-def preview(workspace: Path) -> Iterator[Preview]:
+ENGLISH = {"code": "en", "path": "/"}
+
+
+def started(workspace: Path) -> Iterator[Preview]:
     now = datetime.fromisoformat(NOW)
     server = Preview(
         load=lambda: load_config(workspace / "digest.toml", environ={}),
@@ -46,6 +49,21 @@ def preview(workspace: Path) -> Iterator[Preview]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def preview(workspace: Path) -> Iterator[Preview]:
+    yield from started(workspace)
+
+
+@pytest.fixture
+def bilingual(workspace: Path) -> Iterator[Preview]:
+    """A preview of the sample workspace with a [languages.fr] table and two French items in March 2021."""
+    with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
+        f.write(FRENCH)
+    french_item(workspace)
+    french_item(workspace, "fr-2.md", title="Deuxième nouvelle")
+    yield from started(workspace)
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -87,8 +105,16 @@ def test_pages_are_served(preview: Preview) -> None:
     assert code == 200 and kind == "text/plain; charset=utf-8" and TITLE in body
     code, kind, body = get(preview.url + "index.html")
     assert code == 200 and TITLE in body and "Unsubscribe" not in body
-    assert status(preview) == {"generation": 1, "ok": True, "error": "", "window": "March 2021", "items": 10}
+    assert status(preview) == {
+        "generation": 1,
+        "ok": True,
+        "error": "",
+        "window": "March 2021",
+        "items": 10,
+        "languages": [ENGLISH],
+    }
     assert get(preview.url + "nothing-here")[0] == 404
+    assert get(preview.url + "fr/digest.html")[0] == 404  # no French digest in this workspace
 
 
 def test_light_and_dark_are_forced(preview: Preview) -> None:
@@ -471,6 +497,9 @@ def test_the_page_in_a_real_browser(preview: Preview, workspace: Path) -> None:
         frame = page.frame_locator("#frame")
         frame.locator("h1").wait_for()
         assert page.eval_on_selector("#frame", "f => f.getBoundingClientRect().width") == 375
+        # One language: no Language buttons.
+        assert page.eval_on_selector("#languages", "g => g.hidden && g.offsetHeight === 0")
+        assert page.get_by_role("group", name="Language").count() == 0
         background = page.eval_on_selector(
             "#frame",
             "f => getComputedStyle(f.contentDocument.querySelector('.dm-card')).backgroundColor",
@@ -490,3 +519,164 @@ def test_the_page_in_a_real_browser(preview: Preview, workspace: Path) -> None:
         page.get_by_role("button", name="Text").click()
         frame.locator("pre").wait_for()  # Chromium shows text/plain in a <pre>
         assert TITLE in (frame.locator("pre").text_content() or "")
+
+
+# ---- every language the build makes ----
+
+FRENCH_STATUS = [ENGLISH, {"code": "fr", "path": "/fr/"}]
+
+
+def test_every_language_is_served(bilingual: Preview) -> None:
+    assert status(bilingual)["languages"] == FRENCH_STATUS
+    code, kind, body = get(bilingual.url + "fr/digest.html")
+    assert code == 200 and kind == "text/html; charset=utf-8"
+    assert '<html lang="fr"' in body and "Deuxième nouvelle" in body and "Dans ce numéro" in body
+    assert TITLE not in body
+    code, kind, body = get(bilingual.url + "fr/digest.txt")
+    assert code == 200 and kind == "text/plain; charset=utf-8"
+    assert body.startswith("Actualités coopératives : mars 2021\n") and "Deuxième nouvelle" in body
+    code, kind, body = get(bilingual.url + "fr/index.html")
+    assert code == 200 and "Deuxième nouvelle" in body and "Publié le" in body
+    assert "prefers-color-scheme" not in get(bilingual.url + "fr/digest.html?scheme=dark")[2]
+    # The main language stays where it was, in English.
+    code, _kind, body = get(bilingual.url + "digest.html")
+    assert code == 200 and '<html lang="en"' in body and TITLE in body and "Deuxième nouvelle" not in body
+    assert TITLE in get(bilingual.url + "digest.txt")[2] and TITLE in get(bilingual.url + "index.html")[2]
+
+
+def test_only_the_known_names_are_served(bilingual: Preview) -> None:
+    """Only a known language's three files: no other file of the build folder, no path walked out of it."""
+    port = int(bilingual.url.rstrip("/").rsplit(":", 1)[1])
+    host = f"127.0.0.1:{port}"
+    assert raw_get(bilingual, "/fr/digest.html", host)[0] == 200
+    for path in (
+        "/de/digest.html",
+        "/fr/../digest.html",
+        "/fr/../fr/digest.html",
+        "/fr/./digest.html",
+        "/fr//digest.html",
+        "/fr/fr/digest.html",
+        "/FR/digest.html",
+        "/fr%2Fdigest.html",
+        "/fr/digest.eml",
+        "/fr/digest.mjml",
+        "/fr/manifest.json",
+        "/fr/journal.sqlite",
+        "/manifest.json",
+        "/digest.eml",
+        "/fr/",
+        "/fr",
+        "/fr/status",
+        "/en/digest.html",  # the main language is at the top, not under a folder
+    ):
+        code, body = raw_get(bilingual, path, host)
+        assert code == 404, path
+        assert b"Deuxi" not in body and TITLE.encode() not in body, path
+    for path in ("/fr/digest.html", "/fr/digest.txt", "/fr/index.html"):  # the Host check comes first
+        assert raw_get(bilingual, path, "evil.example")[0] == 421
+
+
+def test_a_broken_build_shows_the_error_for_every_language(bilingual: Preview, workspace: Path) -> None:
+    template = workspace / "templates" / "digest.mjml.j2"
+    good = template.read_text()
+    template.write_text(good.replace("{% for section in sections %}", "{% for section in %}", 1))
+    after = rebuilt_after(bilingual, 1)
+    assert after["ok"] is False and after["languages"] == FRENCH_STATUS  # the page keeps its buttons
+    for name in ("digest.html", "fr/digest.html", "fr/index.html", "fr/digest.txt"):
+        code, kind, body = get(bilingual.url + name)
+        assert code == 500 and kind == "text/html; charset=utf-8", name
+        assert "The digest did not build" in body and "templates/digest.mjml.j2:" in body, name
+    assert get(bilingual.url + "de/digest.html")[0] == 404
+    template.write_text(good)
+    assert rebuilt_after(bilingual, 2)["ok"] is True
+    assert "Deuxième nouvelle" in get(bilingual.url + "fr/digest.html")[2]
+
+
+def test_a_first_build_that_fails_shows_the_error_for_the_main_language(workspace: Path) -> None:
+    """No build has said which languages there are: the main language's files show the error, no other."""
+    template = workspace / "templates" / "digest.mjml.j2"
+    template.write_text(template.read_text().replace("{% for section in sections %}", "{% for section in %}"))
+    for server in started(workspace):
+        assert status(server)["ok"] is False and status(server)["languages"] == []
+        for name in ("digest.html", "index.html", "digest.txt"):
+            code, _kind, body = get(server.url + name)
+            assert code == 500 and "The digest did not build" in body, name
+        assert get(server.url + "fr/digest.html")[0] == 404
+
+
+def drop_french(workspace: Path) -> None:
+    for name in ("fr-1.md", "fr-2.md"):
+        path = workspace / "items" / name
+        path.write_text(path.read_text(encoding="utf-8").replace("lang: fr\n", "lang: fr\ndraft: true\n"))
+
+
+def test_a_language_dropped_by_an_edit_goes_and_one_added_comes(bilingual: Preview, workspace: Path) -> None:
+    drop_french(workspace)
+    wait_for(lambda: status(bilingual)["languages"] == [ENGLISH], "French gone from the status")
+    assert status(bilingual)["ok"] is True
+    assert get(bilingual.url + "fr/digest.html")[0] == 404
+    assert get(bilingual.url + "digest.html")[0] == 200
+    generation = status(bilingual)["generation"]
+    french_item(workspace, "fr-3.md", title="Troisième nouvelle")
+    after = rebuilt_after(bilingual, generation)
+    assert after["languages"] == FRENCH_STATUS
+    assert "Troisième nouvelle" in get(bilingual.url + "fr/digest.html")[2]
+
+
+def test_a_language_with_a_region_is_served_under_its_folder(workspace: Path) -> None:
+    write = workspace / "items" / "pt.md"
+    write.write_text(
+        "---\ntitle: Notícia do mês\ndate: 2021-03-12\ncategory: News\nlang: pt-BR\n"
+        "summary: Uma cooperativa.\n---\n",
+        encoding="utf-8",
+    )
+    for server in started(workspace):
+        assert status(server)["languages"] == [ENGLISH, {"code": "pt_BR", "path": "/pt-br/"}]
+        code, kind, body = get(server.url + "pt-br/digest.txt")
+        assert code == 200 and kind == "text/plain; charset=utf-8" and "Notícia do mês" in body
+        assert '<html lang="pt-BR"' in get(server.url + "pt-br/digest.html")[2]
+        assert get(server.url + "pt_BR/digest.html")[0] == 404
+
+
+def frame_in(page: Any, lang: str) -> None:
+    """Wait until the frame shows a page in this language (while it loads, it has no document element)."""
+    page.wait_for_function(
+        "lang => document.getElementById('frame').contentDocument?.documentElement?.lang === lang",
+        arg=lang,
+        timeout=DEADLINE * 1000,
+    )
+
+
+@pytest.mark.browser
+def test_the_language_buttons_in_a_real_browser(bilingual: Preview, workspace: Path) -> None:
+    """Language buttons from the status: French loads the French digest, the choice is remembered, and a
+    language that goes falls back to the main one, its buttons with it."""
+    from test_shots import require_browser
+
+    from digest.shots import open_browser
+
+    require_browser()
+    wait = DEADLINE * 1000
+    with open_browser() as browser:
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.goto(bilingual.url)
+        group = page.get_by_role("group", name="Language")
+        group.get_by_role("button", name="fr", exact=True).wait_for()
+        assert group.get_by_role("button", name="en", exact=True).get_attribute("aria-pressed") == "true"
+        frame = page.frame_locator("#frame")
+        frame_in(page, "en")
+        group.get_by_role("button", name="fr", exact=True).click()
+        frame_in(page, "fr")
+        assert "Deuxième nouvelle" in (frame.locator("body").text_content() or "")
+        assert group.get_by_role("button", name="fr", exact=True).get_attribute("aria-pressed") == "true"
+        page.get_by_role("button", name="Text").click()
+        frame.locator("pre").wait_for()
+        assert (frame.locator("pre").text_content() or "").startswith("Actualités coopératives")
+        page.get_by_role("button", name="Email").click()
+        page.reload()  # remembered: French again
+        frame_in(page, "fr")
+        drop_french(workspace)
+        page.wait_for_function("document.getElementById('languages').hidden", timeout=wait)
+        frame_in(page, "en")
+        assert TITLE in (frame.locator("body").text_content() or "")
+        assert page.evaluate("JSON.parse(localStorage.getItem('digest-preview')).lang") == "en"
