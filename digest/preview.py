@@ -24,65 +24,24 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError, EmptyWindow
 from digest.outdir import lang_folder
-from digest.previewhttp import Server, allowed_hosts, force_scheme, handler
+from digest.previewhttp import PAGES, BuildState, Language, Server, allowed_hosts, force_scheme, handler
 from digest.window import Window
 
 __all__ = ["BuildState", "Language", "Preview", "Terminated", "allowed_hosts", "force_scheme"]
 
 POLL_SECONDS = 0.3
-PAGES = ("digest.html", "index.html", "digest.txt")  # what the preview serves of each language's digest
 
 
 class Terminated(BaseException):
     """SIGTERM or SIGHUP arrived while serving in front: a BaseException, so no build's `except` keeps it."""
-
-
-@dataclass(frozen=True)
-class Language:
-    """A language the build made a digest in, and the folder its files are served under ("" for the main)."""
-
-    code: str
-    prefix: str  # "", "fr/", "pt-br/"
-
-
-@dataclass(frozen=True)
-class BuildState:
-    """The outcome of the latest build: the served files (by path: "digest.html", "fr/digest.html"), or the
-    error; and the languages, the main one first (a failed build keeps the last good build's)."""
-
-    generation: int
-    ok: bool
-    error: str
-    label: str
-    item_count: int
-    files: dict[str, bytes]
-    languages: tuple[Language, ...] = ()
-
-    def names(self) -> frozenset[str]:
-        """The paths answered with a digest's file, or with the error while the build is broken: the main
-        language's at the top, each known further language's under its folder."""
-        prefixes = {"", *(lang.prefix for lang in self.languages)}
-        return frozenset(prefix + name for prefix in prefixes for name in PAGES)
-
-    def status(self) -> dict[str, Any]:
-        """What /status and /events report."""
-        return {
-            "generation": self.generation,
-            "ok": self.ok,
-            "error": self.error,
-            "window": self.label,
-            "items": self.item_count,
-            "languages": [{"code": lang.code, "path": "/" + lang.prefix} for lang in self.languages],
-        }
 
 
 class Preview:

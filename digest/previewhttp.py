@@ -13,15 +13,68 @@ import functools
 import html as htmllib
 import json
 import sys
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-if TYPE_CHECKING:
-    from digest.preview import BuildState, Preview
-
 HEARTBEAT_SECONDS = 10.0
+PAGES = ("digest.html", "index.html", "digest.txt")  # what the preview serves of each language's digest
+
+
+@dataclass(frozen=True)
+class Language:
+    """A language the build made a digest in, and the folder its files are served under ("" for the main)."""
+
+    code: str
+    prefix: str  # "", "fr/", "pt-br/"
+
+
+@dataclass(frozen=True)
+class BuildState:
+    """The outcome of the latest build: the served files (by path: "digest.html", "fr/digest.html"), or the
+    error; and the languages, the main one first (a failed build keeps the last good build's)."""
+
+    generation: int
+    ok: bool
+    error: str
+    label: str
+    item_count: int
+    files: dict[str, bytes]
+    languages: tuple[Language, ...] = ()
+
+    def names(self) -> frozenset[str]:
+        """The paths answered with a digest's file, or with the error while the build is broken: the main
+        language's at the top, each known further language's under its folder."""
+        prefixes = {"", *(lang.prefix for lang in self.languages)}
+        return frozenset(prefix + name for prefix in prefixes for name in PAGES)
+
+    def status(self) -> dict[str, Any]:
+        """What /status and /events report."""
+        return {
+            "generation": self.generation,
+            "ok": self.ok,
+            "error": self.error,
+            "window": self.label,
+            "items": self.item_count,
+            "languages": [{"code": lang.code, "path": "/" + lang.prefix} for lang in self.languages],
+        }
+
+
+class Served(Protocol):
+    """What the routes read of the preview (digest/preview.py's Preview): its latest build, the Host names
+    it answers, and the wait for the next build."""
+
+    hosts: frozenset[str]
+
+    @property
+    def state(self) -> BuildState: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def wait_for_change(self, generation: int, timeout: float) -> BuildState: ...
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:
@@ -71,7 +124,7 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def handler(preview: Preview) -> type[BaseHTTPRequestHandler]:
+def handler(preview: Served) -> type[BaseHTTPRequestHandler]:
     """The request handler class that answers for this preview."""
 
     class Handler(BaseHTTPRequestHandler):
