@@ -197,15 +197,15 @@ def parser_version() -> str:
     """What a parse depends on besides the file and the zone, so that records made by another parser are
     not believed: digest's version, the source of its parsing modules (hashed: an installer may give every
     file the same time), and which PyYAML, python-frontmatter, Babel and markdown-it (it judges a body's
-    nesting) are installed (their files, found without importing them)."""
+    markdown) are installed (their files, found without importing them)."""
     import hashlib
     import importlib.util
 
-    from digest import __version__, items, nesting, plaintext, words
+    from digest import __version__, items, markdown, plaintext, words
     from digest.config import values
 
     digest = hashlib.sha256()
-    for module in (items, words, values, nesting, plaintext):  # plaintext: the HTML's link rule
+    for module in (items, words, values, markdown, plaintext):  # plaintext: the HTML's link rule
         digest.update(Path(module.__file__ or "").read_bytes())
     theirs = []
     for name in ("yaml", "frontmatter", "babel", "markdown_it"):

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from digest.nesting import LIMIT, too_deep
+from digest.markdown import LIMIT, too_deep
 
 SUFFIXES = (".md", ".markdown")
 REQUIRED = ("title", "date", "category", "summary")

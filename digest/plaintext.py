@@ -10,7 +10,6 @@ accent none), and a run of CJK text may break between its characters, as it has 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 import unicodedata
@@ -18,15 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from digest.markdown import parse, safe_link
+
 WIDTH = 78
 BULLET = "- "
 CODE_INDENT = "    "
 RULE = "* * *"
 CODE_SPAN_WHOLE = 30  # columns: a longer code span may break at its spaces
 
-# The schemes an email may link to: the same rule as the HTML's (render.markdown_html), so a link that is
-# plain text there (javascript:, data:, a relative path) never shows its address here either.
-SAFE_SCHEMES = ("https://", "http://", "mailto:")
 # Link words that a reader (and a mail client) takes for an address: a scheme, "www.", or user@host.
 ADDRESS_LIKE = re.compile(r"(?i)[a-z][a-z0-9+.-]*:\S|www\.\S|[^\s@]+@[^\s@]+\.[^\s@]+$")
 
@@ -39,11 +37,6 @@ _NO_START = set(
     ",.;:!?)]}%"
 )
 _NO_END = set("（「『【〔〈《〘〖‘“([{")
-
-
-def safe_link(url: str) -> bool:
-    """Whether an email may link to `url`: only absolute http(s) and mailto addresses."""
-    return url.strip().lower().startswith(SAFE_SCHEMES)
 
 
 def display_width(text: str) -> int:
@@ -60,23 +53,9 @@ def markdown_text(source: str, width: int = WIDTH, indent: str = "") -> str:
     """A Markdown body as plain text wrapped at `width` columns, each line starting with `indent`."""
     from markdown_it.tree import SyntaxTreeNode
 
-    tree = SyntaxTreeNode(parse_markdown(source))
+    tree = SyntaxTreeNode(parse(source))
     lines = _blocks(tree.children, width, indent, indent, tight=False)
     return "\n".join(line.rstrip() for line in lines)
-
-
-def parse_markdown(source: str) -> list[Any]:
-    """markdown-it's tokens of a body, every link parsed as a link whatever its address (safe_link judges)."""
-    return list(_parser().parse(str(source)))
-
-
-@functools.cache
-def _parser() -> Any:
-    from digest.nesting import parser  # the HTML's set-up and nesting limit too (items.py checks it)
-
-    # Every link is parsed as one, so that an unsafe one can be shown as its words without its address, as
-    # the HTML shows it (render._markdown); safe_link() judges it.
-    return parser()
 
 
 # Blocks: each returns its lines; `first` starts the first line (a list's bullet), `rest` the others.

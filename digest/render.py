@@ -89,46 +89,6 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc.removeprefix("www.") if url else ""
 
 
-@functools.cache
-def _markdown() -> Any:
-    from digest.nesting import parser  # the text part's set-up and nesting limit too (items.py checks it)
-
-    md = parser()
-    # In an email only absolute links work, and only these schemes are safe: anything else (javascript:,
-    # data:, a relative path, "java&#x09;script:") is parsed as a link (see nesting.parser), then shown as its
-    # words only, as the text part shows it (markdown-it's own check would leave "[us](/about)" as typed).
-    md.core.ruler.push("unsafe_links", _words_of_unsafe_links)
-    return md
-
-
-def _words_of_unsafe_links(state: Any) -> None:
-    """A link whose address an email may not link to (plaintext.safe_link) keeps its words and loses its
-    tag; an autolink (`<ftp://...>`) is its address, which goes with it; an image keeps its alt text."""
-    from markdown_it.token import Token
-
-    from digest.plaintext import safe_link
-
-    for block in state.tokens:
-        if block.type != "inline" or not block.children:
-            continue
-        kept: list[Token] = []
-        links: list[str] = []  # per open link: "keep", "unwrap" (its words stay) or "hide" (all of it goes)
-        for token in block.children:
-            if token.type == "link_open":
-                safe = safe_link(str(token.attrGet("href") or ""))
-                links.append("keep" if safe else "hide" if token.markup == "autolink" else "unwrap")
-                if safe:
-                    kept.append(token)
-            elif token.type == "link_close":
-                if (links.pop() if links else "keep") == "keep":
-                    kept.append(token)
-            elif "hide" not in links:
-                if token.type == "image" and not safe_link(str(token.attrGet("src") or "")):
-                    token = Token("text", "", 0, content=token.content)
-                kept.append(token)
-        block.children = kept
-
-
 def _markdown_text(text: str, *args: Any, **kwargs: Any) -> str:
     """plaintext.markdown_text, imported at its first use: only items with a body need it."""
     from digest.plaintext import markdown_text
@@ -137,8 +97,11 @@ def _markdown_text(text: str, *args: Any, **kwargs: Any) -> str:
 
 
 def markdown_html(text: str) -> Markup:
-    """Markdown body -> HTML. Raw HTML is escaped and javascript: links are dropped by markdown-it."""
-    return Markup(_markdown().render(text))  # noqa: S704 - markdown-it escapes raw HTML (html=False)
+    """Markdown body -> HTML (digest/markdown.py's parser, imported at its first use: only bodies need it).
+    Raw HTML is escaped (html=False); a link an email may not carry shows as its words."""
+    from digest.markdown import html_parser
+
+    return Markup(html_parser().render(text))  # noqa: S704 - markdown-it escapes raw HTML (html=False)
 
 
 @dataclass(frozen=True)

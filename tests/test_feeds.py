@@ -475,7 +475,7 @@ def test_a_feed_language_that_is_no_language_is_said_and_a_configured_file_keeps
 
 def test_an_entry_nested_deeper_than_markdown_keeps_is_imported_whole(ws: Path, tmp_path: Path) -> None:
     # An entry becomes a summary of plain text, never a Markdown body: however deep its HTML or Markdown
-    # nests, nothing of it can be cut by markdown-it's nesting limit (digest/nesting.py), so none is skipped.
+    # nests, nothing of it can be cut by markdown-it's nesting limit (digest/markdown.py), so none is skipped.
     html = "&lt;blockquote&gt;" * 25 + "inside" + "&lt;/blockquote&gt;" * 25
     markdown = "&gt; " * 25 + "quoted"
     feed = tmp_path / "deep.xml"

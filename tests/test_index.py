@@ -123,7 +123,7 @@ def test_the_parser_version_follows_digest_its_parsing_source_and_the_parsers_it
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import digest
-    from digest import items, nesting
+    from digest import items, markdown
 
     first = index_module.parser_version()
     assert first == index_module.parser_version()
@@ -139,9 +139,9 @@ def test_the_parser_version_follows_digest_its_parsing_source_and_the_parsers_it
     monkeypatch.setattr(items, "__file__", str(copy))
     assert index_module.parser_version() != first
     monkeypatch.undo()
-    deeper = tmp_path / "nesting.py"  # the body's nesting check is the parse's too
-    deeper.write_bytes(Path(nesting.__file__).read_bytes() + b"#")
-    monkeypatch.setattr(nesting, "__file__", str(deeper))
+    deeper = tmp_path / "markdown.py"  # the body's nesting check is the parse's too
+    deeper.write_bytes(Path(markdown.__file__).read_bytes() + b"#")
+    monkeypatch.setattr(markdown, "__file__", str(deeper))
     assert index_module.parser_version() != first
 
 

@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.check.rules import text_urls
-from digest.plaintext import display_width, markdown_text, safe_link
+from digest.markdown import safe_link
+from digest.plaintext import display_width, markdown_text
 from digest.render import markdown_html
 
 Run = Callable[..., Result]

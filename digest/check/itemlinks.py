@@ -11,8 +11,8 @@ from typing import Any
 from digest.check.built import BuiltDigest, short
 from digest.check.html import Doc
 from digest.check.report import Finding
+from digest.markdown import parse, safe_link
 from digest.outdir import ItemRecord
-from digest.plaintext import parse_markdown, safe_link
 
 # [words](address) or <scheme:address>, as Markdown writes a link.
 _MARKDOWN_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?[^)]*\)|<((?:https?|mailto):[^>\s]+)>", re.I)
@@ -31,7 +31,7 @@ def unfollowable(body: str) -> list[str]:
             if token.children:
                 walk(token.children)
 
-    walk(parse_markdown(body))
+    walk(parse(body))
     return found
 
 

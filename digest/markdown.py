@@ -1,4 +1,5 @@
-"""How deep an item's Markdown body may nest, and the one parser set-up the HTML and the text part share.
+"""An item's Markdown body: the one parser set-up the HTML and the text part share, the HTML's rule for a
+link an email may not carry, and how deep a body may nest.
 
 markdown-it stops at a nesting limit (its `maxNesting`) and silently drops what lies deeper: the rest of a
 quote, and inside a list everything after that point to the end of the body, in both parts alike. Levels are
@@ -24,16 +25,73 @@ _PREFIX = r"^[ \t>*+\-.)0-9]{%d,}"
 _FOUND = "digest_too_deep"  # the key in markdown-it's env where the probe notes the line
 
 
+# The schemes an email may link to, in both parts: a link to anything else (javascript:, data:, a relative
+# path) shows as its words only, its address nowhere.
+SAFE_SCHEMES = ("https://", "http://", "mailto:")
+
+
+def safe_link(url: str) -> bool:
+    """Whether an email may link to `url`: only absolute http(s) and mailto addresses."""
+    return url.strip().lower().startswith(SAFE_SCHEMES)
+
+
 def parser(*, max_nesting: int = LIMIT) -> Any:
     """A markdown-it parser for item bodies: CommonMark, raw HTML kept as text, the nesting limit, and every
     link parsed as a link whatever its address: each part shows one an email may not carry as its words
-    (plaintext.safe_link judges), so both parts see the same blocks."""
+    (safe_link judges), so both parts see the same blocks."""
     from markdown_it import MarkdownIt  # only items with a body need it
 
     options = {"html": False, "linkify": False, "typographer": False, "maxNesting": max_nesting}
     md = MarkdownIt("commonmark", options)
     md.validateLink = lambda url: True  # type: ignore[method-assign]
     return md
+
+
+def parse(source: str) -> list[Any]:
+    """markdown-it's tokens of a body, as both parts parse it (the text part lays them out itself)."""
+    return list(_text_parser().parse(str(source)))
+
+
+@functools.cache
+def _text_parser() -> Any:
+    return parser()
+
+
+@functools.cache
+def html_parser() -> Any:
+    """parser() for the HTML part. In an email only absolute links work, and only these schemes are safe:
+    anything else (javascript:, data:, a relative path, "java&#x09;script:") is parsed as a link, then shown
+    as its words only, as the text part shows it (markdown-it's own check would leave "[us](/about)" as
+    typed)."""
+    md = parser()
+    md.core.ruler.push("unsafe_links", _words_of_unsafe_links)
+    return md
+
+
+def _words_of_unsafe_links(state: Any) -> None:
+    """A link whose address an email may not link to (safe_link) keeps its words and loses its
+    tag; an autolink (`<ftp://...>`) is its address, which goes with it; an image keeps its alt text."""
+    from markdown_it.token import Token
+
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        kept: list[Token] = []
+        links: list[str] = []  # per open link: "keep", "unwrap" (its words stay) or "hide" (all of it goes)
+        for token in block.children:
+            if token.type == "link_open":
+                safe = safe_link(str(token.attrGet("href") or ""))
+                links.append("keep" if safe else "hide" if token.markup == "autolink" else "unwrap")
+                if safe:
+                    kept.append(token)
+            elif token.type == "link_close":
+                if (links.pop() if links else "keep") == "keep":
+                    kept.append(token)
+            elif "hide" not in links:
+                if token.type == "image" and not safe_link(str(token.attrGet("src") or "")):
+                    token = Token("text", "", 0, content=token.content)
+                kept.append(token)
+        block.children = kept
 
 
 def could_be_deep(text: str, limit: int = LIMIT) -> bool:

@@ -1,4 +1,4 @@
-"""nesting.py: a body nested deeper than markdown-it's limit is a bad item naming its line, not text dropped
+"""markdown.py: a body nested deeper than markdown-it's limit is a bad item naming its line, not text dropped
 silently from the HTML and the text part; the limit is the parts' own, and the cheap pre-check misses none."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from conftest import write_item
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest import nesting
+from digest import markdown as nesting
 from digest.items import TOO_DEEP, BadItem, parse_item
 from digest.plaintext import markdown_text
 from digest.render import markdown_html
