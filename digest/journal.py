@@ -390,19 +390,6 @@ class Status:
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     completed_at: str = ""  # when a run first found its whole list done (ISO, UTC)
 
-    def __str__(self) -> str:
-        """`path: counts`, and whether it went out in full: "(complete)" only when nobody is left, as a
-        later run to another list may leave some of its people pending or deferred."""
-        left = self.counts.pending + self.counts.deferred
-        if not self.complete:
-            note = ""
-        elif left:
-            day = self.completed_at[:10]
-            note = f" (a list was sent in full{' on ' + day if day else ''}; {left} still to send)"
-        else:
-            note = " (complete)"
-        return f"{shown(self.journal)}: {self.counts}{note}"
-
 
 def status(folder: Path, *, listed: int = 20) -> Status:
     """The journal of a built folder, read-only: no lock, no recovery, nothing written (a read-only mount)."""

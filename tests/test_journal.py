@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from digest.cli.sending import status_line
 from digest.errors import JournalError, SendError
 from digest.journal import Counts, Journal, Status, journal_path, read_counts, status
 from digest.sent import last_sent_in_full
@@ -231,7 +232,7 @@ def test_status_lists_the_suppressed_with_why(tmp_path: Path) -> None:
 )
 def test_a_status_says_complete_only_when_nobody_is_left(counts: Counts, complete: bool, said: str) -> None:
     found = status_of(counts, complete)
-    assert str(found) == f"out/2021-03/journal.sqlite: {said}"
+    assert status_line(found) == f"out/2021-03/journal.sqlite: {said}"
 
 
 def status_of(counts: Counts, complete: bool) -> Status:

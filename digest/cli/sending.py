@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from digest.config import Config
 from digest.errors import DigestError, EmptyWindow, SendError
 from digest.fsutil import shown
 from digest.words import plural
+
+if TYPE_CHECKING:
+    from digest.journal import Status
 
 
 def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
@@ -139,7 +142,7 @@ def send(
     config = state.config(**flags)
     if status:
         found = journal_status(_status_folder(state, config, window))
-        click.echo(str(found))
+        click.echo(status_line(found))
         for email, why in found.suppressed:  # why they got nothing: the suppression as the send found it
             click.echo(f"  {email}: suppressed: {why}")
         if found.counts.suppressed > len(found.suppressed):
@@ -344,3 +347,17 @@ def _warn_placeholders(state: State, found: tuple[str, ...]) -> None:
             "left from an example?) or an address that is not public (127.0.0.1, 10.x, 192.168.x: only "
             "readers inside that network reach it): " + "; ".join(found)
         )
+
+
+def status_line(found: Status) -> str:
+    """`path: counts`, and whether it went out in full: "(complete)" only when nobody is left, as a later run
+    to another list may leave some of its people pending or deferred."""
+    left = found.counts.pending + found.counts.deferred
+    if not found.complete:
+        note = ""
+    elif left:
+        day = found.completed_at[:10]
+        note = f" (a list was sent in full{' on ' + day if day else ''}; {left} still to send)"
+    else:
+        note = " (complete)"
+    return f"{shown(found.journal)}: {found.counts}{note}"
