@@ -168,7 +168,8 @@ class Journal:
         self, *, newest_end: datetime | None, content_hash: str, items: Iterable[str], sent_now: bool
     ) -> None:
         """Record that a run found everyone on its list done (for `build --since-last-send`)."""
-        done = {"completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        # When a run first found it so: a later run that finds nothing left to send does not move it.
+        done = {"completed_at": self.get("completed_at") or datetime.now(UTC).isoformat(timespec="seconds")}
         # What went out: this version's items and the newest of them. A run that sent nothing keeps the
         # record of an earlier version that the list did get.
         if newest_end is not None and (sent_now or self.get("sent_content_hash") in (None, content_hash)):

@@ -89,9 +89,17 @@ def _words_of_unsafe_links(state: Any) -> None:
                     kept.append(token)
             elif "hide" not in links:
                 if token.type == "image" and not safe_link(str(token.attrGet("src") or "")):
-                    token = Token("text", "", 0, content=token.content)
+                    # Its alt text as the text part shows it: the words of its label, code as written.
+                    words = "".join(_as_written(c) for c in token.children or ())
+                    token = Token("text", "", 0, content=words)
                 kept.append(token)
         block.children = kept
+
+
+def _as_written(token: Any) -> str:
+    if token.type == "code_inline":
+        return f"{token.markup}{token.content}{token.markup}"
+    return str(token.content) if token.type == "text" else ""
 
 
 def could_be_deep(text: str, limit: int = LIMIT) -> bool:

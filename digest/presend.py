@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -313,17 +314,25 @@ def placeholder_host(host: str) -> bool:
     # As a browser reads a name (UTS 46): full-width letters and the ideographic full stops are the
     # ASCII ones, "ｅｘａｍｐｌｅ。org" is example.org.
     host = unicodedata.normalize("NFKC", host).replace("\u3002", ".").casefold().rstrip(".")
-    try:  # an address, and an e-mail's address literal ([192.0.2.1], [IPv6:2001:db8::1])
-        return not ipaddress.ip_address(host.strip("[]").removeprefix("ipv6:")).is_global
+    literal = host.strip("[]").removeprefix("ipv6:")  # an e-mail's address literal: [192.0.2.1], [IPv6:...]
+    try:
+        return not ipaddress.ip_address(literal).is_global
     except ValueError:
-        pass  # a name
+        pass
+    if re.fullmatch(
+        r"[0-9a-fx.]+", literal
+    ):  # the short forms a browser reads too: 127.1, 0x7f.1, 2130706433
+        try:
+            return not ipaddress.IPv4Address(socket.inet_aton(literal)).is_global
+        except OSError:
+            pass  # a name
     return any(host == name or host.endswith(f".{name}") for name in RESERVED_DOMAINS)
 
 
 def placeholders(config: Config, built: outdir.Built) -> tuple[str, ...]:
-    """What a digest about to go to a list still points at a reserved domain or a private address with: its
-    web version, its
-    unsubscribe link and address, its From and Reply-To addresses, an item's link (in every language)."""
+    """What a digest about to go to a list still points at a reserved domain or a private address with:
+    its web version, its unsubscribe link and address, its From and Reply-To addresses, an item's link (in
+    every language)."""
     found = []
     if placeholder_host(urlsplit(built.manifest.web_url).hostname or ""):
         found.append(f"its web version, {built.manifest.web_url} (base_url)")

@@ -272,7 +272,7 @@ def _known_language(tag: str) -> bool:
 def _columns(path: Path) -> tuple[str, ...]:
     # The header was checked by the pass that just read the whole file.
     with _open(path) as f:
-        header = next(csv.reader(f, strict=True), [])
+        header = next(csv.reader(f, strict=True, delimiter=_delimiter(f)), [])
     return tuple(c for c in (c.strip().lower() for c in header) if c)
 
 

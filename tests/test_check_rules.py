@@ -1041,7 +1041,8 @@ def test_a_body_link_no_reader_can_follow(body: str, first: str, more: int) -> N
     [
         ("See [the report](https://example.org/r) now.", "https://example.org/r"),
         ("See [the report]( <https://example.org/r> ) now.", "https://example.org/r"),
-        ("Write to <mailto:team@example.org>.", "mailto:team@example.org"),
+        ("Write to [us](mailto:team@example.org).", "mailto:team@example.org"),
+        ("See [the page](/about).", "/about"),
     ],
 )
 def test_a_markdown_link_typed_in_a_summary(summary: str, address: str) -> None:
@@ -1054,6 +1055,7 @@ def test_a_markdown_link_typed_in_a_summary(summary: str, address: str) -> None:
     [
         ("[a](https://example.org/a), [m](mailto:a@example.org), ![i](https://example.org/i.png)", None),
         ("", "Prices [rose] (again) by 3% <in March>."),  # brackets and angles that are no link
+        ("", "Prices [in EUR](see below) and <https://example.org/a>, as plain text writes them."),
     ],
 )
 def test_links_readers_can_follow_and_plain_brackets_are_fine(body: str, summary: str | None) -> None:

@@ -238,3 +238,16 @@ def test_a_status_says_complete_only_when_nobody_is_left(counts: Counts, complet
 def status_of(counts: Counts, complete: bool) -> Status:
     done = "2026-12-01T09:30:00+00:00" if complete else ""
     return Status(Path("out/2021-03/journal.sqlite"), counts, complete, [], done)
+
+
+def test_sent_in_full_keeps_when_it_first_was_and_status_reads_it(tmp_path: Path) -> None:
+    """A later run that finds nobody left calls sent_in_full again: the day said is still the first one's."""
+    folder = tmp_path / "2021-03"
+    _sent_in_full(folder, "2021-04-01", items=("a",))
+    with Journal(journal_path(folder)) as journal:
+        journal.set_meta(completed_at="2021-04-02T09:00:00+00:00")  # as the first run wrote it
+        journal.add_pending([("late@example.org", "late@example.org")])
+    _sent_in_full(folder, "2021-04-01", items=("a",), sent_now=False)
+    found = status(folder)
+    assert found.completed_at == "2021-04-02T09:00:00+00:00"
+    assert status_line(found).endswith("(a list was sent in full on 2021-04-02; 1 still to send)")

@@ -136,6 +136,7 @@ def test_markdown_links_are_absolute_and_safe(source: str, kept: str, dropped: s
         ("See <javascript:alert(1)> now.", "<p>See  now.</p>"),
         # An image with an unsafe source: its alt text; one inside an unsafe link keeps its safe source.
         ("See ![the map](data:image/png;base64,xx) now.", "<p>See the map now.</p>"),
+        ("See ![a *b* `c`](rel.png) now.", "<p>See a b `c` now.</p>"),  # the words, as the text part has them
         (
             "See [![map](https://example.org/m.png)](/maps) now.",
             '<p>See <img src="https://example.org/m.png" alt="map" /> now.</p>',

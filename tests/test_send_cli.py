@@ -216,6 +216,12 @@ def test_the_prompt_warns_of_what_still_points_at_a_reserved_domain(
         ("93.184.215.14", False),
         ("2606:4700::6810:84e5", False),
         ("[203.0.114.9]", False),
+        ("127.1", True),  # the short forms browsers read as 127.0.0.1
+        ("0x7f.1", True),
+        ("2130706433", True),
+        ("1.1", False),  # 1.0.0.1, public
+        ("cafe.example.net", True),
+        ("cafe.coop", False),
     ],
 )
 def test_reserved_hosts(host: str, reserved: bool) -> None:

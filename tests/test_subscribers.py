@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest.errors import SubscriberError
-from digest.subscribers import check_subscribers, iter_subscribers, require_clean, valid_address
+from digest.subscribers import check_list, check_subscribers, iter_subscribers, require_clean, valid_address
 
 
 def write(tmp_path: Path, text: str, *, name: str = "list.csv", encoding: str = "utf-8") -> Path:
@@ -233,6 +233,7 @@ def test_a_list_saved_with_semicolons_or_tabs_is_read(tmp_path: Path, sep: str, 
     path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
     found = check_subscribers(path)
     assert found.count == 2 and not found.problems
+    assert found.columns == ("email", "name", "city")  # what a greeting may use
     people = list(iter_subscribers(path, found))
     assert [(p.email, p.name, p.fields["city"]) for p in people] == [
         ("ann@example.org", "Ann, Jr.", "Lyon"),
@@ -243,3 +244,10 @@ def test_a_list_saved_with_semicolons_or_tabs_is_read(tmp_path: Path, sep: str, 
 def test_a_row_with_one_field_too_few_says_field_once(tmp_path: Path) -> None:
     path = write(tmp_path, "email,name\nann@example.org,Ann\njust-one-field\n")
     assert check_subscribers(path).problems == (f"{path}:3: 1 field, the header has 2",)
+
+
+def test_a_quoted_header_separated_by_semicolons_is_read_and_its_columns_greet(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text('"email";"first"\n"ann@example.org";"Ann"\n', encoding="utf-8")
+    found = check_list(path, uses={"first"}, skip_invalid=False)
+    assert found.columns == ("email", "first") and found.count == 1

@@ -14,8 +14,9 @@ from digest.check.report import Finding
 from digest.markdown import parse, safe_link
 from digest.outdir import ItemRecord
 
-# [words](address) or <scheme:address>, as Markdown writes a link.
-_MARKDOWN_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?[^)]*\)|<((?:https?|mailto):[^>\s]+)>", re.I)
+# [words](address), as Markdown writes a link, to something that reads as an address ("[in EUR](see below)"
+# is no link; "<https://...>" is how plain text writes an address, and reads well as it is).
+_MARKDOWN_LINK = re.compile(r"\[[^\]\n]*\]\(\s*<?((?:https?://|mailto:|www\.|/)[^)\s>]*)>?[^)]*\)", re.I)
 
 
 def unfollowable(body: str) -> list[str]:
@@ -37,7 +38,7 @@ def unfollowable(body: str) -> list[str]:
 
 def summary_links(item: ItemRecord) -> list[str]:
     """The addresses of the Markdown links written in a summary (plain text: they show as typed)."""
-    return [m[1] or m[2] for m in _MARKDOWN_LINK.finditer(item.summary)]
+    return [m[1] for m in _MARKDOWN_LINK.finditer(item.summary)]
 
 
 def rule_item_links(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:

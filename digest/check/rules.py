@@ -248,9 +248,7 @@ def rule_links_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
     html_also = {_base(i.src) for i in doc.images}
     text_lines = {_base(u): n for u, n in text_urls(parts.text).items()}
     # A Markdown link typed in a summary (plain text) is rule_item_links' finding, with the item's fix.
-    for item in parts.items:
-        for url in summary_links(item):
-            text_lines.pop(_base(url), None)
+    typed = {_base(url) for item in parts.items for url in summary_links(item)}
     for url, line in html_urls.items():
         if url not in text_lines:
             yield Finding(
@@ -261,7 +259,7 @@ def rule_links_in_both(parts: BuiltDigest, doc: Doc) -> Iterable[Finding]:
                 "print the address in digest.txt.j2 too, so text-only readers can follow it",
             )
     for url, line in text_lines.items():
-        if url not in html_urls and url not in html_also:
+        if url not in html_urls and url not in html_also and url not in typed:
             yield Finding(
                 "warning",
                 "link-missing-html",
