@@ -220,6 +220,7 @@ def repeats(
     target: Window | Path,
     ready: Prepared,
     options: SendOptions,
+    subscribers: Path,
     *,
     dry_run: bool,
     say: Say | None,
@@ -236,6 +237,7 @@ def repeats(
         ready.folder,
         items,
         config.tz,
+        subscribers=subscribers,
         resend=options.resend_items,
         dry_run=dry_run,
         say=say,
@@ -270,7 +272,7 @@ def dry_run(
     digest, when given); connects to nothing and writes no journal."""
     options = options or SendOptions()
     ready = prepare(config, target, now=now, what="dry-run", as_built=options.as_built, say=say)
-    repeats(config, target, ready, options, dry_run=True, say=say)
+    repeats(config, target, ready, options, subscribers, dry_run=True, say=say)
     listed = check_list(subscribers, uses=ready.maker.greeting_uses, skip_invalid=options.skip_invalid)
     path = journal_path(ready.folder)
     found = read_journal(path, done=True) if path.exists() else None

@@ -206,7 +206,7 @@ def run(
     """
     options = options or SendOptions()
     ready = prepare(config, target, now=now, what="send", as_built=options.as_built, say=say)
-    presend.repeats(config, target, ready, options, dry_run=False, say=say)
+    presend.repeats(config, target, ready, options, subscribers, dry_run=False, say=say)
     listed = check_list(subscribers, uses=ready.maker.greeting_uses, skip_invalid=options.skip_invalid)
     parts, path = ready.parts, journal_path(ready.folder)
     began = time.monotonic()

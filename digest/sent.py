@@ -51,6 +51,7 @@ class SentDigest:
     completed_at: datetime  # when a send first found everyone on its list done (aware)
     newest_end: datetime  # just after its newest item
     items: frozenset[str] | None
+    subscribers: str = ""  # the file name of the list its last run went to ("" in an older journal)
 
 
 def sent_in_full(out_dir: Path) -> list[SentDigest]:
@@ -68,7 +69,8 @@ def sent_in_full(out_dir: Path) -> list[SentDigest]:
             if held is None:
                 held = _items_sent(path.parent, meta.get("sent_content_hash"))
             items = frozenset(held) if held is not None else None
-            found.append(SentDigest(path.parent, completed, end, items))
+            listed = Path(meta.get("subscribers") or "").name
+            found.append(SentDigest(path.parent, completed, end, items, listed))
     return found
 
 

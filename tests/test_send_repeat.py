@@ -27,7 +27,7 @@ Run = Callable[..., Result]
 PEOPLE = [("ann@example.org", "Ann"), ("bob@example.org", "Bob")]
 DAY1, DAY2 = "2021-04-10T10:00:00+00:00", "2021-04-11T10:00:00+00:00"
 FIRST = "out/2021-03-11_2021-04-10/"  # the --last 30d folder of DAY1
-SENT_AT = r"\(sent in full \d{4}-\d{2}-\d{2} \d{2}:\d{2} CES?T\)"
+SENT_AT = r"\(sent in full \d{4}-\d{2}-\d{2} \d{2}:\d{2} CES?T to subscribers\.csv\)"
 INSTEAD = "`digest send --since-last-send` sends only what is new"
 
 
@@ -91,7 +91,7 @@ def test_resend_items_lets_the_repeat_go(workspace: Path, run: Run, smtp_env: Ca
         assert again.exit_code == 0, again.stderr
         assert len(server.handler.received) == 4
     assert "Warning: all 10 items of out/2021-03-12_2021-04-11/ already went out in" in again.stderr
-    assert "your list would get them again" in again.stderr
+    assert "sent again, as --resend-items asks" in again.stderr
 
 
 def test_the_same_folder_sent_again_is_left_to_its_journal(
@@ -133,7 +133,13 @@ def test_a_partial_overlap_warns_in_the_prompt_the_dry_run_and_with_yes(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
     partial = re.escape("Warning: 10 of the 11 items of out/2021-03-12_2021-04-11/ already went out in ")
-    partial += re.escape(FIRST) + " " + SENT_AT + ": your list would get them again; " + re.escape(INSTEAD)
+    partial += (
+        re.escape(FIRST)
+        + " "
+        + SENT_AT
+        + ": whoever got them there would get them again; "
+        + re.escape(INSTEAD)
+    )
     with Server(Handler()) as server:
         smtp_env(server.port)
         _first_send(workspace, run, server)
@@ -206,9 +212,9 @@ def test_messages_name_the_newest_digests_first_and_count_the_rest(
     assert dry.exit_code == 0, dry.stderr
     assert (
         "Warning: all 10 items of out/2021-03-16_2021-04-15/ already went out in "
-        "out/2021-03-15_2021-04-14/ (sent in full 2021-04-14 10:00 CEST), "
-        "out/2021-03-14_2021-04-13/ (sent in full 2021-04-13 10:00 CEST), "
-        "out/2021-03-13_2021-04-12/ (sent in full 2021-04-12 10:00 CEST) and 2 more digests: "
+        "out/2021-03-15_2021-04-14/ (sent in full 2021-04-14 10:00 CEST to subscribers.csv), "
+        "out/2021-03-14_2021-04-13/ (sent in full 2021-04-13 10:00 CEST to subscribers.csv), "
+        "out/2021-03-13_2021-04-12/ (sent in full 2021-04-12 10:00 CEST to subscribers.csv) and 2 more digests: "
     ) in dry.stderr
 
 
@@ -284,13 +290,13 @@ def test_the_message_says_one_item_and_many_digests_plainly(tmp_path: Path) -> N
 
     at = datetime(2021, 4, 10, 8, 0, tzinfo=UTC)
     one = SentDigest(tmp_path / "a", at, at, frozenset({"x"}))
-    found = Repeat(tmp_path / "b", 1, 1, (one,))
+    found = Repeat(tmp_path / "b", 1, 1, (one,), to_this_list=True)
     assert found.everything
     assert found.what(ZoneInfo("UTC")).startswith(f"the only item of {tmp_path}/b/ already went out in ")
     assert found.where(ZoneInfo("UTC")) == f"{tmp_path}/a/ (sent in full 2021-04-10 08:00 UTC)"
-    three = Repeat(tmp_path / "b", 1, 1, (one,) * 3).where(ZoneInfo("UTC"))
+    three = Repeat(tmp_path / "b", 1, 1, (one,) * 3, to_this_list=True).where(ZoneInfo("UTC"))
     assert three.count("(sent in full") == 3 and "more" not in three
-    some = Repeat(tmp_path / "b", 2, 5, (one,) * 4)
+    some = Repeat(tmp_path / "b", 2, 5, (one,) * 4, to_this_list=False)
     assert not some.everything
     assert some.what(ZoneInfo("UTC")).startswith(f"2 of the 5 items of {tmp_path}/b/ already went out")
     assert some.where(ZoneInfo("UTC")).endswith(" (sent in full 2021-04-10 08:00 UTC) and 1 more digest")
@@ -322,3 +328,24 @@ def test_a_since_last_send_window_does_not_read_the_journals_again(
         plan = dry_run(config, window, Path(_csv(workspace)), now=now)
     assert plan.would_send == 2
     assert len(calls) == 1
+
+
+def test_every_item_sent_to_another_list_is_a_warning_naming_it(
+    workspace: Path, run: Run, smtp_env: Callable[..., None]
+) -> None:
+    """The staff got yesterday's --last 30d; the members' list did not: their send goes, with a warning."""
+    members = subscribers(workspace, [("zoe@example.net", "Zoe")], name="members.csv")
+    with Server(Handler()) as server:
+        smtp_env(server.port)
+        _first_send(workspace, run, server)
+        other = run("--now", DAY2, "send", "--last", "30d", "--subscribers", str(members), "--yes")
+        assert other.exit_code == 0, other.stderr
+        assert [rcpt for (rcpt, *_), _ in server.handler.received][-1] == "zoe@example.net"
+    assert re.search(
+        r"Warning: all 10 items of out/2021-03-12_2021-04-11/ already went out in "
+        + re.escape(FIRST)
+        + " "
+        + SENT_AT
+        + ": whoever got them there would get them again",
+        other.stderr,
+    ), other.stderr
