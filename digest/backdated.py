@@ -120,7 +120,9 @@ def from_index(config: Config, window: Window) -> Backdated | None:
     from digest.scan import INDEX_NAME
 
     path = config.paths.cache / INDEX_NAME
-    if not path.is_file():  # no scan with an index yet: nothing to read, and nothing to create
+    # No scan with an index yet: nothing to read, and none is made for this. (An index of an older parser
+    # version is emptied by opening it, as a scan would: it is a cache, and then it names nothing.)
+    if not path.is_file():
         return None
     index = Index(path, items_dir=config.paths.items, tz=config.tz.key)
     try:
