@@ -403,8 +403,8 @@ def test_dry_run_reports_bad_rows_before_any_would_send(
     assert result.stderr.startswith("Error: 1 bad row in the subscriber list:\n")
     skipped = run("send", *MONTH, "--subscribers", str(csv), "--dry-run", "--skip-invalid")
     assert skipped.exit_code == 0, skipped.stderr
-    assert "1 unique addresses, 1 bad row skipped\n" in skipped.stderr
-    assert "dry run: would send 1 messages via" in skipped.stderr
+    assert "1 unique address, 1 bad row skipped\n" in skipped.stderr
+    assert "dry run: would send 1 message via" in skipped.stderr
 
 
 @pytest.mark.parametrize("mode", ["--yes", "--dry-run"])

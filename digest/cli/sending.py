@@ -187,7 +187,7 @@ def send(
         if plan.counts is not None:
             state.say(f"journal: {plan.counts}")
         state.say(
-            f"dry run: would send {plan.would_send} messages via {plan.address} "
+            f"dry run: would send {plural(plan.would_send, 'message')} via {plan.address} "
             f"({plan.suppressed} suppressed); sent nothing"
         )
         _warn_placeholders(state, plan.placeholders)
@@ -300,7 +300,7 @@ def _report_list(state: State, listed: Any) -> None:
     for note in listed.notes:
         state.warn(note)
     state.say(
-        f"{listed.path}: {listed.count} unique addresses"
+        f"{listed.path}: {plural(listed.count, 'unique address', 'unique addresses')}"
         + (
             f", {listed.duplicates} duplicate{'s' if listed.duplicates != 1 else ''} merged"
             if listed.duplicates
