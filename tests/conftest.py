@@ -77,6 +77,24 @@ def write_item(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def news_item(ws: Path, name: str, when: str, *, title: str | None = None, extra: str = "") -> Path:
+    """items/<name>.md of category News dated `when` (its title: the name capitalised; `extra`: one more
+    front matter line)."""
+    return write_item(
+        ws / "items",
+        f"{name}.md",
+        f"""
+        ---
+        title: {title or name.capitalize()}
+        date: {when}
+        category: News
+        summary: Something.
+        {extra}
+        ---
+        """,
+    )
+
+
 # Read at import: the isolated_env fixture clears DIGEST_* variables, but this one is CI's word.
 REQUIRE_TOOLS = os.environ.get("DIGEST_REQUIRE_TOOLS") == "1"
 

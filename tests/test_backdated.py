@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import Result
-from conftest import write_item
+from conftest import news_item
 from smtpserver import MONTH, Handler, Server, subscribers
 
 from digest.backdated import Entry, find
@@ -41,22 +41,6 @@ WARNING = (
 )
 
 
-def _item(ws: Path, name: str, when: str, *, title: str | None = None, extra: str = "") -> None:
-    write_item(
-        ws / "items",
-        f"{name}.md",
-        f"""
-        ---
-        title: {title or name.capitalize()}
-        date: {when}
-        category: News
-        summary: Something.
-        {extra}
-        ---
-        """,
-    )
-
-
 def _send_march(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
     with Server(Handler()) as server:
         smtp_env(server.port)
@@ -68,10 +52,10 @@ def _send_march(ws: Path, run: Run, smtp_env: Callable[..., None]) -> None:
 def _late_items(ws: Path) -> None:
     """What the team wrote after March went out: one item of the new window, one back-dated item, and
     three that must not be named: a draft, one older than March's window, a sent item edited."""
-    _item(ws, "april", "2021-04-10", title="April news")
-    _item(ws, "forgotten", "2021-03-10", title="Forgotten event")
-    _item(ws, "unfinished", "2021-03-12", extra="draft: true")
-    _item(ws, "february", "2021-02-20")
+    news_item(ws, "april", "2021-04-10", title="April news")
+    news_item(ws, "forgotten", "2021-03-10", title="Forgotten event")
+    news_item(ws, "unfinished", "2021-03-12", extra="draft: true")
+    news_item(ws, "february", "2021-02-20")
     sample = next((ws / "items").glob("2021-03-29-*.md"))
     sample.write_text(sample.read_text(encoding="utf-8").replace("title: ", "title: (fixed) ", 1))
 
@@ -117,7 +101,7 @@ def test_the_suggested_publish_after_puts_it_in_the_window_and_ends_the_warning(
     said = run("--now", NOW, "build", "--since-last-send").stderr
     embargo = re.search(r"`(publish_after: \S+)`", said)
     assert embargo, said
-    _item(sent, "forgotten", "2021-03-10", title="Forgotten event", extra=embargo[1])
+    news_item(sent, "forgotten", "2021-03-10", title="Forgotten event", extra=embargo[1])
     result = run("--now", NOW, "build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     assert _warnings(result.stderr) == []
@@ -182,13 +166,13 @@ def test_nothing_is_named_without_a_backdated_item_or_without_since_last_send(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
     _send_march(workspace, run, smtp_env)
-    _item(workspace, "april", "2021-04-10")
-    _item(workspace, "unfinished", "2021-03-12", extra="draft: true")
-    _item(workspace, "february", "2021-02-20")
+    news_item(workspace, "april", "2021-04-10")
+    news_item(workspace, "unfinished", "2021-03-12", extra="draft: true")
+    news_item(workspace, "february", "2021-02-20")
     quiet = run("--now", NOW, "build", "--since-last-send")
     assert quiet.exit_code == 0, quiet.stderr
     assert "Warning" not in quiet.stderr
-    _item(workspace, "forgotten", "2021-03-10")
+    news_item(workspace, "forgotten", "2021-03-10")
     by_month = run("--now", NOW, "build", "--month", "2021-04")
     assert by_month.exit_code == 0, by_month.stderr
     assert "Warning" not in by_month.stderr
@@ -198,8 +182,8 @@ def test_a_backdated_item_on_the_last_windows_first_day_is_named_not_one_just_be
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
     _send_march(workspace, run, smtp_env)
-    _item(workspace, "first", "2021-03-01T00:00:00+01:00")
-    _item(workspace, "before", "2021-02-28T23:59:00+01:00")
+    news_item(workspace, "first", "2021-03-01T00:00:00+01:00")
+    news_item(workspace, "before", "2021-02-28T23:59:00+01:00")
     result = run("--now", NOW, "build", "--since-last-send")
     assert result.exit_code == 3, result.stderr  # nothing new in the window: still named
     (warning,) = _warnings(result.stderr)
@@ -219,8 +203,8 @@ def test_with_no_sent_item_from_its_day_on_the_suggested_build_takes_nothing_aga
     _send_march(workspace, run, smtp_env)
     for sample in (workspace / "items").glob("2021-03-*.md"):  # sent, then taken out of the folder
         sample.unlink()
-    _item(workspace, "april", "2021-04-10", title="April news")
-    _item(workspace, "forgotten", "2021-03-10", title="Forgotten event")
+    news_item(workspace, "april", "2021-04-10", title="April news")
+    news_item(workspace, "forgotten", "2021-03-10", title="Forgotten event")
     result = run("--now", NOW, "build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     (warning,) = _warnings(result.stderr)
@@ -252,7 +236,7 @@ def test_no_look_back_when_the_last_sends_items_are_unknown(
         db.execute("UPDATE meta SET value = 'another version' WHERE key = 'sent_content_hash'")
     found = last_sent_in_full(workspace / "out", ZURICH)
     assert found is not None and found[1].window_start is None
-    _item(workspace, "forgotten", "2021-03-10")
+    news_item(workspace, "forgotten", "2021-03-10")
     result = run("--now", NOW, "build", "--since-last-send")
     assert result.exit_code == 3, result.stderr  # the window starts just after March's newest item
     assert _warnings(result.stderr) == []

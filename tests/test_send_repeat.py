@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import write_item
+from conftest import news_item
 from smtpserver import Handler, Server, subscribers
 
 from digest.config import load_config
@@ -37,21 +37,6 @@ def _csv(ws: Path) -> str:
 
 def _send(ws: Path, run: Run, now: str, *args: str, input: str | None = None) -> Result:
     return run("--now", now, "send", *args, "--subscribers", _csv(ws), input=input)
-
-
-def _item(ws: Path, name: str, when: str) -> None:
-    write_item(
-        ws / "items",
-        f"{name}.md",
-        f"""
-        ---
-        title: {name.capitalize()}
-        date: {when}
-        category: News
-        summary: Something.
-        ---
-        """,
-    )
 
 
 def _first_send(ws: Path, run: Run, server: Server) -> None:
@@ -143,7 +128,7 @@ def test_a_partial_overlap_warns_in_the_prompt_the_dry_run_and_with_yes(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _first_send(workspace, run, server)
-        _item(workspace, "news", "2021-04-11")
+        news_item(workspace, "news", "2021-04-11")
         dry = _send(workspace, run, DAY2, "--last", "30d", "--dry-run")
         declined = _send(workspace, run, DAY2, "--last", "30d", input="n\n")
         assert len(server.handler.received) == 2
@@ -180,7 +165,7 @@ def test_since_last_send_is_not_warned(workspace: Path, run: Run, smtp_env: Call
     with Server(Handler()) as server:
         smtp_env(server.port)
         _first_send(workspace, run, server)
-        _item(workspace, "news", "2021-04-11")
+        news_item(workspace, "news", "2021-04-11")
         dry = _send(workspace, run, DAY2, "--since-last-send", "--dry-run")
         sent = _send(workspace, run, DAY2, "--since-last-send", "--yes")
         assert len(server.handler.received) == 4
@@ -266,7 +251,7 @@ def test_only_the_digests_that_held_some_of_its_items_are_named(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _first_send(workspace, run, server)
-        _item(workspace, "later", "2021-04-12")
+        news_item(workspace, "later", "2021-04-12")
         other = _send(workspace, run, "2021-04-12T10:00:00+00:00", "--since", "2021-04-12", "--yes")
         assert other.exit_code == 0, other.stderr
         dry = _send(workspace, run, DAY2, "--since", "2021-03-20", "--until", "2021-04-05", "--dry-run")
@@ -319,7 +304,7 @@ def test_a_since_last_send_window_does_not_read_the_journals_again(
         smtp_env(server.port)
         _first_send(workspace, run, server)
         assert len(calls) == 1  # the --last send was checked
-        _item(workspace, "news", "2021-04-11")
+        news_item(workspace, "news", "2021-04-11")
         config = load_config(cwd=workspace)
         now = datetime.fromisoformat(DAY2)
         found = last_sent_in_full(config.paths.out, config.tz)

@@ -14,27 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import Result
-from conftest import write_item
+from conftest import news_item
 from smtpserver import MONTH, Handler, Server, subscribers
 
 Run = Callable[..., Result]
 ANN = [("ann@example.org", "Ann")]
-
-
-def _item(ws: Path, name: str, when: str, *, title: str | None = None, extra: str = "") -> None:
-    write_item(
-        ws / "items",
-        f"{name}.md",
-        f"""
-        ---
-        title: {title or name.capitalize()}
-        date: {when}
-        category: News
-        summary: Something.
-        {extra}
-        ---
-        """,
-    )
 
 
 def _send(ws: Path, run: Run, now: str, *window: str) -> Result:
@@ -58,13 +42,13 @@ def test_an_item_dated_today_added_after_a_send_today_goes_in_the_next(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T12:00:00+00:00", *MONTH)
-        _item(workspace, "morning", "2021-04-15")
+        news_item(workspace, "morning", "2021-04-15")
         # 14:00 in Zurich: the morning item goes out.
         first = _send(workspace, run, "2021-04-15T12:00:00+00:00", "--since-last-send")
         assert "1 sent" in first.stderr
         assert _titles(workspace, first.stderr) == ["Morning"]
         # Written at 16:00 the same day, dated that day: it was in no digest.
-        _item(workspace, "afternoon", "2021-04-15")
+        news_item(workspace, "afternoon", "2021-04-15")
         # The next morning: the afternoon item, and not the morning one again.
         result = run("--now", "2021-04-16T06:00:00+00:00", "build", "--since-last-send")
         assert result.exit_code == 0, result.stderr
@@ -86,14 +70,14 @@ def test_three_sends_on_one_day_then_the_next_day_nothing_twice(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
-        _item(workspace, "morning", "2021-04-15")
+        news_item(workspace, "morning", "2021-04-15")
         first = _send(workspace, run, "2021-04-15T08:00:00+00:00", "--since-last-send")
         assert _titles(workspace, first.stderr) == ["Morning"]
-        _item(workspace, "noon", "2021-04-15")
+        news_item(workspace, "noon", "2021-04-15")
         second = _send(workspace, run, "2021-04-15T12:00:00+00:00", "--since-last-send")
         assert "out/2021-04-15_2021-04-15/" in second.stderr
         assert _titles(workspace, second.stderr) == ["Noon"]
-        _item(workspace, "evening", "2021-04-15T18:00:00+02:00")
+        news_item(workspace, "evening", "2021-04-15T18:00:00+02:00")
         # A third window of that day: not the second's folder (sent in full), its own.
         third = _send(workspace, run, "2021-04-15T17:00:00+00:00", "--since-last-send")
         assert "out/2021-04-15_2021-04-15-2/" in third.stderr
@@ -116,11 +100,11 @@ def test_an_item_edited_after_its_send_is_not_new_a_renamed_one_is(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
-        _item(workspace, "story", "2021-04-15")
+        news_item(workspace, "story", "2021-04-15")
         sent = _send(workspace, run, "2021-04-15T12:00:00+00:00", "--since-last-send")
         assert _titles(workspace, sent.stderr) == ["Story"]
     # Corrected the next day, and dated that day: the same slug, so the same item, already sent.
-    _item(workspace, "story", "2021-04-16", title="Story (corrected)")
+    news_item(workspace, "story", "2021-04-16", title="Story (corrected)")
     same = run("--now", "2021-04-16T12:00:00+00:00", "build", "--since-last-send")
     assert same.exit_code == 3, same.stderr
     explained = run("--now", "2021-04-16T12:00:00+00:00", "list", "--since-last-send", "--explain", "--json")
@@ -141,7 +125,7 @@ def test_a_sent_folder_rebuilt_with_the_same_items_still_says_what_went(
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
     # Rebuilt later with the same items: the same version, so its items are known.
     assert run("--now", "2021-04-20T06:00:00+00:00", "build", *MONTH).exit_code == 0
-    _item(workspace, "late", "2021-03-31", title="Late")  # written after March went out
+    news_item(workspace, "late", "2021-03-31", title="Late")  # written after March went out
     result = run("--now", "2021-04-20T06:00:00+00:00", "build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     assert "1 item in 1 category -> out/2021-03-31_2021-04-20/" in result.stderr
@@ -154,8 +138,8 @@ def test_an_embargo_lifted_on_the_windows_days_is_taken_once(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
-        _item(workspace, "news", "2021-04-15")
-        _item(workspace, "held", "2021-04-15", extra="publish_after: 2021-04-15T18:00:00+02:00")
+        news_item(workspace, "news", "2021-04-15")
+        news_item(workspace, "held", "2021-04-15", extra="publish_after: 2021-04-15T18:00:00+02:00")
         first = _send(workspace, run, "2021-04-15T12:00:00+00:00", "--since-last-send")
         assert _titles(workspace, first.stderr) == ["News"]
         second = _send(workspace, run, "2021-04-16T06:00:00+00:00", "--since-last-send")
@@ -166,7 +150,7 @@ def test_an_embargo_lifted_on_the_windows_days_is_taken_once(
 def test_an_embargo_lifted_after_its_month_went_out_goes_in_the_next_digest(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
-    _item(workspace, "held", "2021-03-20", extra="publish_after: 2021-04-18")
+    news_item(workspace, "held", "2021-03-20", extra="publish_after: 2021-04-18")
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
@@ -180,11 +164,11 @@ def test_the_items_sent_in_every_language_are_left_out(
 ) -> None:
     with open(workspace / "digest.toml", "a", encoding="utf-8") as f:
         f.write('\n[languages.fr]\ntitle = "Actualités coopératives"\n')
-    _item(workspace, "fr-sent", "2021-03-31", title="Envoyée", extra="lang: fr")
+    news_item(workspace, "fr-sent", "2021-03-31", title="Envoyée", extra="lang: fr")
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
-    _item(workspace, "fr-late", "2021-03-31", title="Tardive", extra="lang: fr")
+    news_item(workspace, "fr-late", "2021-03-31", title="Tardive", extra="lang: fr")
     result = run("list", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     assert [line.split("  ")[2] for line in result.stdout.splitlines()] == ["Tardive"]
@@ -195,8 +179,10 @@ def test_the_items_the_web_version_held_were_sent_too(
 ) -> None:
     toml = workspace / "digest.toml"
     toml.write_text(toml.read_text(encoding="utf-8").replace("limit = 0", "limit = 1"), encoding="utf-8")
-    _item(workspace, "eve-a", "2021-03-31T20:00:00+02:00", title="Eve A")
-    _item(workspace, "eve-b", "2021-03-31T19:00:00+02:00", title="Eve B")  # over the limit: web version only
+    news_item(workspace, "eve-a", "2021-03-31T20:00:00+02:00", title="Eve A")
+    news_item(
+        workspace, "eve-b", "2021-03-31T19:00:00+02:00", title="Eve B"
+    )  # over the limit: web version only
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-15T06:00:00+00:00", *MONTH)
@@ -213,8 +199,8 @@ def test_build_check_then_send_since_the_last_send_is_not_refused_as_stale(
     with Server(Handler()) as server:
         smtp_env(server.port)
         _send(workspace, run, "2021-04-01T08:00:00+00:00", *MONTH)
-        _item(workspace, "late31", "2021-03-31", title="Late March")
-        _item(workspace, "april1", "2021-04-01", title="April one")
+        news_item(workspace, "late31", "2021-03-31", title="Late March")
+        news_item(workspace, "april1", "2021-04-01", title="April one")
         built = run("--now", "2021-04-02T08:00:00+00:00", "build", "--since-last-send")
         assert built.exit_code == 0, built.stderr
         assert _titles(workspace, built.stderr) == ["April one", "Late March"]
@@ -228,7 +214,9 @@ def test_an_embargoed_item_is_not_sent_again_after_its_digest_is_rebuilt(
     workspace: Path, run: Run, smtp_env: Callable[..., None]
 ) -> None:
     """What a send took is in its journal: a rebuild of the sent folder (a typo fixed) changes nothing."""
-    _item(workspace, "emb", "2021-03-20", title="Embargoed", extra="publish_after: 2021-03-31T20:00:00+00:00")
+    news_item(
+        workspace, "emb", "2021-03-20", title="Embargoed", extra="publish_after: 2021-03-31T20:00:00+00:00"
+    )
     with Server(Handler()) as server:
         smtp_env(server.port)
         first = _send(workspace, run, "2021-04-01T08:00:00+00:00", *MONTH)
@@ -236,7 +224,7 @@ def test_an_embargoed_item_is_not_sent_again_after_its_digest_is_rebuilt(
     sample = next((workspace / "items").glob("2021-03-31-*.md"))
     sample.write_text(sample.read_text(encoding="utf-8").replace("title: ", "title: (fixed) ", 1))
     assert run("--now", "2021-04-10T08:00:00+00:00", "build", *MONTH).exit_code == 0  # a new version
-    _item(workspace, "april5", "2021-04-05", title="April 5")
+    news_item(workspace, "april5", "2021-04-05", title="April 5")
     result = run("--now", "2021-04-15T08:00:00+00:00", "build", "--since-last-send")
     assert result.exit_code == 0, result.stderr
     assert _titles(workspace, result.stderr) == ["April 5"]
