@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 from digest.config import Config
 from digest.errors import EmptyWindow
-from digest.fsutil import rel_path, shown
+from digest.fsutil import rel_path
+from digest.outdir import out_option
 from digest.window import Window
 from digest.words import plural
 
@@ -105,11 +106,6 @@ def find(entries: Iterable[Entry], window: Window, *, out: str = "") -> Backdate
     return Backdated(window, tuple(late), sum(1 for e in resent if e.due >= first), out)
 
 
-def out_option(config: Config) -> str:
-    """The --out a suggested build needs: none for the workspace's own out/."""
-    return "" if config.paths.out == config.paths.root / "out" else f" --out {shown(config.paths.out)}"
-
-
 def from_index(config: Config, window: Window) -> Backdated | None:
     """The back-dated items of a --since-last-send window, as the items index knows them: run it after a
     scan (a build, a list, a send's check of its folder), which brings the index up to date."""
@@ -139,7 +135,7 @@ def from_index(config: Config, window: Window) -> Backdated | None:
         )
         for key, ts, slug in rows
     )
-    return find(entries, window, out=out_option(config))
+    return find(entries, window, out=out_option(config.paths.out, config.paths.root))
 
 
 def warn(config: Config, window: Window, say: Callable[[str], None]) -> None:

@@ -18,10 +18,11 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from digest.backdated import Backdated, Entry, find, out_option
+from digest.backdated import Backdated, Entry, find
 from digest.config import Config
 from digest.fsutil import rel_path
 from digest.items import Item
+from digest.outdir import out_option
 from digest.scan import Scanner
 from digest.select import Digest, embargoed, select
 from digest.window import Window
@@ -119,7 +120,7 @@ def explain(config: Config, window: Window, *, now: datetime, after_last_send: b
             if not i.draft
         ),
         window,
-        out=out_option(config),
+        out=out_option(config.paths.out, config.paths.root),
     )
     verdicts = []
     for item in everything:

@@ -146,7 +146,7 @@ def prepare(
 def rebuild_command(config: Config, window: Window, *, now: datetime) -> str:
     """The `digest build` that makes a window's folder again, with the window options that chose it: a
     --since-last-send window is rebuilt by --since-last-send (so what was sent stays out), not by dates."""
-    out = "" if config.paths.out == config.paths.root / "out" else f" --out {shown(config.paths.out)}"
+    out = outdir.out_option(config.paths.out, config.paths.root)
     slug, tz = window.slug, config.tz
     if re.fullmatch(r"\d{4}-\d{2}", slug):
         return f"digest build --month {slug}{out}"

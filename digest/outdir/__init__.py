@@ -336,6 +336,11 @@ class Built:
         return parts
 
 
+def out_option(out_dir: Path, root: Path) -> str:
+    """The --out a command suggested to the user needs: none for the workspace's own out/."""
+    return "" if out_dir == root / "out" else f" --out {shown(out_dir)}"
+
+
 def folder_of(out_dir: Path, slug: str) -> Path:
     """The built folder of one window."""
     return out_dir / slug
