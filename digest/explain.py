@@ -2,12 +2,12 @@
 
 The verdicts follow the build's own rules in the build's order: a draft never appears; an item dated
 outside the window is left out (with --since-last-send, one dated before the window is "before the last
-send", one a digest sent in full already held is "sent", and one due before the window but after the
-start of the last sent digest's window that no digest sent in full held is "never_sent": back-dated, see
-digest/backdated.py); an item under embargo (`publish_after` still
-to come) is left out; an item of the window is in the email, or only in the web version because the
-per-category limit or [email] fit moved it there. With [email] fit on, the explanation renders the email
-as a build does (that is what decides what moves).
+send", one a digest sent in full already held is "sent", and one due before the window but after the start
+of the last sent digest's window that no digest sent in full held is "never_sent": back-dated, see
+digest/backdated.py); an item under embargo (`publish_after` still to come) is left out; an item of the
+window is in the email, or only in the web version because the per-category limit or [email] fit moved it
+there. With [email] fit on, the explanation renders the email as a build does (that is what decides what
+moves).
 
 Every item file is parsed (no index): an explanation is about all of them, not only the window's.
 """

@@ -321,9 +321,8 @@ def placeholder_host(host: str) -> bool:
         return not ipaddress.ip_address(literal).is_global
     except ValueError:
         pass
-    if re.fullmatch(
-        r"[0-9a-fx.]+", literal
-    ):  # the short forms a browser reads too: 127.1, 0x7f.1, 2130706433
+    # The short forms a browser reads too: 127.1, 0x7f.1, 2130706433.
+    if re.fullmatch(r"[0-9a-fx.]+", literal):
         try:
             return not ipaddress.IPv4Address(socket.inet_aton(literal)).is_global
         except OSError:

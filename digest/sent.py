@@ -28,18 +28,18 @@ def last_sent_in_full(out_dir: Path, tz: tzinfo) -> tuple[Path, Sent] | None:
     still holds the version sent; a folder rebuilt with other items since does not say what went out, and
     only its newest item's end counts (`Sent.unknown_end`).
     """
-    found = [(d.newest_end, d.folder, d.items) for d in sent_in_full(out_dir)]
-    if not found:
+    sent = sent_in_full(out_dir)
+    if not sent:
         return None
-    end, folder, newest_held = max(found, key=lambda f: f[0])
-    unknown = [e for e, _, held in found if held is None]
-    return folder, Sent(
-        newest_end=end.astimezone(tz),
-        items=frozenset(s for *_, held in found for s in held or ()),
+    newest = max(sent, key=lambda d: d.newest_end)
+    unknown = [d.newest_end for d in sent if d.items is None]
+    return newest.folder, Sent(
+        newest_end=newest.newest_end.astimezone(tz),
+        items=frozenset().union(*(d.items or () for d in sent)),
         unknown_end=max(unknown).astimezone(tz) if unknown else None,
-        folders=frozenset(f.name for _, f, _ in found),
+        folders=frozenset(d.folder.name for d in sent),
         # Not when its items are unknown: every one of them would look never sent.
-        window_start=_window_start(folder, tz) if newest_held is not None else None,
+        window_start=_window_start(newest.folder, tz) if newest.items is not None else None,
     )
 
 
