@@ -17,14 +17,6 @@ from typing import Any
 
 LIMIT = 20  # markdown-it's maxNesting for item bodies: the value of its commonmark preset, said once here
 
-# The characters that can stand before a line's text because of the quotes and lists it is in: their markers
-# ('>', '-', '+', '*', '1.', '1)') and indentation. Each level of nesting takes at least a column of them (a
-# quote its '>'; a list, two levels, its marker and a space or as much indentation), so a line nested LIMIT
-# levels deep starts with at least LIMIT columns of them, a tab counting as up to 4 (so LIMIT / 4 characters).
-_PREFIX = r"^[ \t>*+\-.)0-9]{%d,}"
-_FOUND = "digest_too_deep"  # the key in markdown-it's env where the probe notes the line
-
-
 # The schemes an email may link to, in both parts: a link to anything else (javascript:, data:, a relative
 # path) shows as its words only, its address nowhere.
 SAFE_SCHEMES = ("https://", "http://", "mailto:")
@@ -100,6 +92,14 @@ def _as_written(token: Any) -> str:
     if token.type == "code_inline":
         return f"{token.markup}{token.content}{token.markup}"
     return str(token.content) if token.type == "text" else ""
+
+
+# The characters that can stand before a line's text because of the quotes and lists it is in: their markers
+# ('>', '-', '+', '*', '1.', '1)') and indentation. Each level of nesting takes at least a column of them (a
+# quote its '>'; a list, two levels, its marker and a space or as much indentation), so a line nested LIMIT
+# levels deep starts with at least LIMIT columns of them, a tab counting as up to 4 (so LIMIT / 4 characters).
+_PREFIX = r"^[ \t>*+\-.)0-9]{%d,}"
+_FOUND = "digest_too_deep"  # the key in markdown-it's env where the probe notes the line
 
 
 def could_be_deep(text: str, limit: int = LIMIT) -> bool:
